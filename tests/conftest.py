@@ -1,0 +1,57 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect-test"))
+import flows._env  # noqa: E402,F401  (telemetry off before prefect/mlflow import)
+
+from tenfold.config import deep_merge  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One ephemeral Prefect API for every flow test of the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def tiny_params(tmp_path: Path, sections: list[str] | None = None, extra: dict | None = None) -> Path:
+    """params.yaml + profiles/tiny.yaml (+ extra), restricted to `sections`, written under tmp_path."""
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    merged = deep_merge(base, yaml.safe_load((ROOT / "profiles" / "tiny.yaml").read_text()))
+    merged = deep_merge(merged, extra or {})
+    if sections is not None:
+        merged = {k: v for k, v in merged.items() if k == "common" or k in sections}
+    merged["common"]["mlflow_uri"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    merged["common"]["shared_data"] = str(ROOT.parent / "shared" / "data")
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump(merged, sort_keys=False))
+    return p
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    return lambda sections=None, extra=None: tiny_params(tmp_path, sections, extra)
+
+
+def copy_project(dst: Path) -> Path:
+    """A clean copy of the tracked project files (what a fresh clone has), as its own git repo."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for f in files:
+        src = ROOT / f
+        if not src.is_file():
+            continue
+        out = dst / f
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, out)
+    return dst
