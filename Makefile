@@ -8,7 +8,7 @@ setup:
 	bash scripts/setup.sh
 
 pipeline: setup
-	$(ENV) dvc repro
+	bash scripts/pipeline.sh
 
 test: setup
 	$(ENV) python -m pytest -m "slow or not slow" -q

@@ -104,7 +104,7 @@ def cmd_profile(args) -> int:
 def cmd_deploy(args) -> int:
     from flows.deploy import serve_all
 
-    serve_all(params_path=args.params, cron=args.cron)
+    serve_all(params_path=args.params, root=args.root, cron=args.cron)
     return 0
 
 

@@ -44,8 +44,8 @@ def tiny(tmp_path):
 
 
 def copy_project(dst: Path) -> Path:
-    """A clean copy of the tracked project files (what a fresh clone has), as its own git repo."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+    """A copy of the tracked project files (working-tree content; what a fresh clone has once committed)."""
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True,
                            text=True, check=True).stdout.split()
     for f in files:
         src = ROOT / f
