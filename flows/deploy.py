@@ -3,8 +3,8 @@
     prefect server start --host 127.0.0.1 &                # or any server; then
     PREFECT_API_URL=http://127.0.0.1:4200/api tenfold deploy
 
-Each study (and its data build) becomes a deployment `<flow>/<target>-scheduled` with its cron schedule from
-`SCHEDULES` (nightly by default; the OpenReview re-scrape runs yearly after ICLR decisions). The serving process
+Each study (and its data build) becomes a deployment `<flow>/<target>-scheduled`, nightly by default; a study
+module may provide its own `deployment()` (the OpenReview re-scrape + analysis runs yearly, see flows/openreview.py). The serving process
 runs the flows it is handed; stop it with Ctrl-C.
 """
 from __future__ import annotations
@@ -15,21 +15,24 @@ from pathlib import Path
 from flows.cli import TARGETS, available_targets
 
 DEFAULT_CRON = "0 2 * * *"  # nightly at 02:00
-SCHEDULES = {
-    "scrape_openreview": "0 3 1 6 *",  # yearly, 1 June: after ICLR decisions are public
-    "openreview": "0 4 1 6 *",
-}
 
 
 def build_deployments(params_path: str = "params.yaml", root: str = ".", cron: str | None = None) -> list:
+    """One deployment per target; a flow module with its own `deployment(cron, params_path, root)` (e.g. the
+    OpenReview re-scrape that chains scrape and analysis) provides a single deployment for all its targets."""
     params_path = str(Path(params_path).resolve())
     root = str(Path(root).resolve())
-    deployments = []
+    deployments, seen = [], set()
     for target in available_targets(params_path):
-        mod, attr, _ = TARGETS[target]
-        fl = getattr(importlib.import_module(mod), attr)
-        deployments.append(fl.to_deployment(
-            name=f"{target}-scheduled", cron=cron or SCHEDULES.get(target, DEFAULT_CRON),
+        mod_name, attr, _ = TARGETS[target]
+        mod = importlib.import_module(mod_name)
+        if hasattr(mod, "deployment"):
+            if mod_name not in seen:
+                seen.add(mod_name)
+                deployments.append(mod.deployment(cron=cron, params_path=params_path, root=root))
+            continue
+        deployments.append(getattr(mod, attr).to_deployment(
+            name=f"{target}-scheduled", cron=cron or DEFAULT_CRON,
             parameters={"params_path": params_path, "root": root}, tags=["tenfold", target]))
     return deployments
 

@@ -46,7 +46,8 @@ def configure_threads(n: int | None) -> None:
 
 
 # ---------------------------------------------------------------- atomic writes
-def _atomic(path: str | os.PathLike, writer: Callable[[str], None]) -> Path:
+def atomic_write_with(path: str | os.PathLike, writer: Callable[[str], None]) -> Path:
+    """Call `writer(tmp_path)` on a temporary file beside `path`, then rename it over `path` (atomic)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -67,7 +68,7 @@ def atomic_write_bytes(path, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-    return _atomic(path, w)
+    return atomic_write_with(path, w)
 
 
 def atomic_write_text(path, text: str) -> Path:
@@ -93,7 +94,7 @@ def atomic_write_json(path, obj: Any) -> Path:
 
 
 def atomic_torch_save(path, obj: Any) -> Path:
-    return _atomic(path, lambda tmp: torch.save(obj, tmp))
+    return atomic_write_with(path, lambda tmp: torch.save(obj, tmp))
 
 
 def atomic_savez(path, **arrays) -> Path:
@@ -107,12 +108,12 @@ def atomic_savez(path, **arrays) -> Path:
                 info.compress_type = zipfile.ZIP_DEFLATED
                 with zf.open(info, "w", force_zip64=True) as f:
                     np.lib.format.write_array(f, np.asanyarray(arr), allow_pickle=False)
-    return _atomic(path, w)
+    return atomic_write_with(path, w)
 
 
 def atomic_savefig(fig, path, **kw) -> Path:
     path = Path(path)
-    return _atomic(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", **kw))
+    return atomic_write_with(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", **kw))
 
 
 def md5_file(path, chunk: int = 1 << 20) -> str:

@@ -43,7 +43,7 @@ def _stop(proc):
 
 @pytest.mark.slow
 def test_deployments_are_scheduled_and_a_run_executes(tmp_path, tiny):
-    params = tiny(["maze"])
+    params = tiny(["maze", "openreview"])
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_API_URL=api,
@@ -67,11 +67,11 @@ def test_deployments_are_scheduled_and_a_run_executes(tmp_path, tiny):
         with temporary_settings({PREFECT_API_URL: api}):
             deadline = time.time() + 120
             names = {}
-            while time.time() < deadline and len(names) < 2:
+            while time.time() < deadline and len(names) < 3:
                 with get_client(sync_client=True) as c:
                     names = {d.name: d for d in c.read_deployments()}
                 time.sleep(2)
-            assert {"build_mazes-scheduled", "maze-scheduled"} <= set(names)
+            assert {"build_mazes-scheduled", "maze-scheduled", "openreview-yearly-rescrape"} <= set(names)
             dep = names["maze-scheduled"]
             with get_client(sync_client=True) as c:
                 schedules = c.read_deployment_schedules(dep.id)

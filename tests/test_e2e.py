@@ -35,7 +35,8 @@ def project(tmp_path_factory):
     proj = copy_project(tmp_path_factory.mktemp("e2e") / "proj")
     params = yaml.safe_load((proj / "params.yaml").read_text())
     params = deep_merge(params, yaml.safe_load((proj / "profiles" / "tiny.yaml").read_text()))
-    params["common"]["shared_data"] = str(ROOT.parent / "shared" / "data")
+    # dvc.yaml may name ../shared/data deps (read-only data beside the project), as in a real checkout
+    (proj.parent / "shared").symlink_to(ROOT.parent / "shared")
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for d in ("metrics", "plots", "reports"):  # outputs must come from this run, not from the copy
         subprocess.run(["rm", "-rf", str(proj / d)], check=True)

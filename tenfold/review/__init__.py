@@ -1,0 +1,1 @@
+"""The OpenReview study: normalized tables (schema), offline dumps and the live scraper, the analyses."""
