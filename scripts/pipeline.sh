@@ -3,21 +3,23 @@
 # Every stage would otherwise start its own ephemeral Prefect API (~5-10 s each); with one server they connect
 # in about a second and the runs stay browsable at the printed URL while the pipeline runs.
 # TENFOLD_EPHEMERAL=1 skips the server (each stage then uses Prefect's ephemeral API, as a bare `dvc repro` does).
-set -euo pipefail
+set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 server_pid=""
-cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null; return 0; }
-trap cleanup EXIT
+stop_server() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; server_pid=""; fi
+}
+trap stop_server EXIT
 
 if [ -z "${PREFECT_API_URL:-}" ] && [ -z "${TENFOLD_EPHEMERAL:-}" ]; then
   port=$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   mkdir -p .prefect
   prefect server start --host 127.0.0.1 --port "$port" > .prefect/server.log 2>&1 &
   server_pid=$!
-  for _ in $(seq 1 90); do
-    if python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/api/health', timeout=2)" 2>/dev/null; then
+  for _ in $(seq 1 120); do
+    if python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/api/health', timeout=2)" 2>/dev/null; then
       export PREFECT_API_URL="http://127.0.0.1:$port/api"
       echo "pipeline: Prefect server at http://127.0.0.1:$port (UI) for this run"
       break
@@ -26,7 +28,10 @@ if [ -z "${PREFECT_API_URL:-}" ] && [ -z "${TENFOLD_EPHEMERAL:-}" ]; then
   done
   if [ -z "${PREFECT_API_URL:-}" ]; then
     echo "pipeline: Prefect server did not start (see .prefect/server.log); stages use the ephemeral API" >&2
-    cleanup; server_pid=""
+    stop_server
   fi
 fi
 dvc repro "$@"
+rc=$?
+stop_server
+exit "$rc"

@@ -1,0 +1,71 @@
+"""Prefect tasks of the `smoothing` study: train a base model with Gaussian noise, certify inputs with `Smooth`."""
+from __future__ import annotations
+
+import copy
+import time
+
+import numpy as np
+import torch
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from tenfold.certify.experiment import certify_inputs, per_input, summarize
+from tenfold.certify.models import ConvAutoencoder, CSReconstructor, gaussian_matrix
+from tenfold.certify.params import SmoothConfig, TrainConfig
+from tenfold.certify.smooth import Smooth
+from tenfold.certify.train import reconstruction_mse, train_denoising
+from tenfold.runtime import seeded
+
+
+def build_base(kind: str, shape: tuple, cfg, seed: int) -> torch.nn.Module:
+    """The untrained autoencoder or reconstructor of a task section (`cfg`), with seeded weights."""
+    if kind == "autoencoder":
+        return seeded(seed, lambda: ConvAutoencoder(shape, cfg.latent_dim, tuple(cfg.widths)))
+    if kind == "reconstructor":
+        matrix = gaussian_matrix(int(np.prod(shape)), cfg.measurements, seed)
+        return seeded(seed, lambda: CSReconstructor(matrix, shape, tuple(cfg.widths)))
+    raise ValueError(f"unknown base model {kind!r}")
+
+
+def _to_input(model):
+    return model.measure if isinstance(model, CSReconstructor) else None
+
+
+@task(name="smoothing-train-base", cache_policy=NO_CACHE)
+def train_base(kind: str, images: np.ndarray, test_images: np.ndarray, cfg, sigma: float, device, seed: int):
+    """Train the task's base model with noise `sigma`; returns (model in eval mode, history, test MSE)."""
+    log = get_run_logger()
+    model = build_base(kind, tuple(images.shape[1:]), cfg, seed)
+    tc: TrainConfig = cfg.train
+    x = images[:tc.n_train] if tc.n_train else images
+    t0 = time.time()
+    history = train_denoising(model, x, sigma, tc, device, seed, to_input=_to_input(model))
+    mse = reconstruction_mse(model, test_images, sigma, device, seed, to_input=_to_input(model))
+    log.info("%s sigma=%g: %d epochs on %d images in %.1fs, loss %.4f, test mse clean %.4f noisy %.4f", kind,
+             sigma, tc.epochs, len(x), time.time() - t0, history[-1]["loss"], mse["mse_clean"], mse["mse_noisy"])
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)  # faster CPU convolutions, same function
+    return model.eval(), history, mse
+
+
+@task(name="smoothing-certify", cache_policy=NO_CACHE)
+def certify(task_name: str, base, inputs: torch.Tensor, sigma: float, distance: str, eps_in: list[float],
+            smooth_cfg: SmoothConfig, seed: int, scale: float = 1.0, eval_mode: bool = True) -> dict:
+    """Certify `inputs` (in the base function's units; sigma and eps_in are multiplied by `scale`) and summarise.
+
+    `eval_mode=False` certifies a copy of the model left in train mode, as the official code did."""
+    log = get_run_logger()
+    if not eval_mode:
+        base = copy.deepcopy(base).train()
+    smooth = Smooth(base, distance, sigma * scale, eval_mode=eval_mode, **smooth_cfg.model_dump())
+    t0 = time.time()
+    certs = certify_inputs(smooth, inputs, eps_in, seed, scale)
+    wall = time.time() - t0
+    summary = summarize(certs, eps_in)
+    log.info("%s sigma=%g %s%s: %d inputs in %.1fs, abstain %.2f, median eps_out %s", task_name, sigma, distance,
+             "" if eval_mode else " (BN train mode)", len(inputs), wall, summary[0]["abstain_rate"],
+             [r["median_eps_out"] for r in summary])
+    return {"task": task_name, "sigma": sigma, "distance": distance, "eval_mode": eval_mode, "summary": summary,
+            "inputs": per_input(certs, eps_in), "certificates": certs, "seconds": wall,
+            "certificates_per_second": len(inputs) / wall if wall else None}
