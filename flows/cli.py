@@ -28,6 +28,7 @@ TARGETS: dict[str, tuple[str, str, str]] = {
     "minimax": ("flows.minimax", "minimax_flow", "minimax"),
     "fairness": ("flows.fairness", "fairness_flow", "fairness"),
     "lowkey": ("flows.lowkey", "lowkey_flow", "lowkey"),
+    "craft_poisons": ("flows.security", "craft_poisons_flow", "security"),
     "security": ("flows.security", "security_flow", "security"),
     "augmentation": ("flows.augmentation", "augmentation_flow", "augmentation"),
     "scrape_openreview": ("flows.openreview", "scrape_openreview_flow", "openreview"),

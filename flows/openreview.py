@@ -50,6 +50,8 @@ def scrape_openreview_flow(params_path: str = "params.yaml", root: str = ".") ->
     p, out_dir = ctx.params, tables_dir(ctx)
     with study_run(SLUG, {"common": ctx.common, SLUG: p}, stage="scrape_openreview", uri=ctx.common.mlflow_uri,
                    run_name="scrape_openreview", lock=ctx.root / "dvc.lock") as run:
+        # the cursor folder is a persistent DVC output: it exists (empty) for offline builds too
+        (out_dir / "_scrape").mkdir(parents=True, exist_ok=True)
         if p.source == "live":
             tables, sources = build_live(p, str(out_dir / "_scrape"))
         else:

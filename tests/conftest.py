@@ -1,5 +1,4 @@
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -44,14 +43,7 @@ def tiny(tmp_path):
 
 
 def copy_project(dst: Path) -> Path:
-    """A copy of the tracked project files (working-tree content; what a fresh clone has once committed)."""
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split()
-    for f in files:
-        src = ROOT / f
-        if not src.is_file():
-            continue
-        out = dst / f
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, out)
+    """The project as git's index has it (what a fresh clone has once committed), as plain files."""
+    dst.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "checkout-index", "--all", "--force", f"--prefix={dst}/"], cwd=ROOT, check=True)
     return dst

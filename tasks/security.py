@@ -1,0 +1,63 @@
+"""Prefect tasks of the `security` and `augmentation` studies: train the clean network, craft one poison, run one
+benchmark cell (each cell also becomes a nested MLflow run under the study's parent run)."""
+from __future__ import annotations
+
+import torch
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from tenfold.attacks.base import Poison
+from tenfold.runtime import atomic_torch_save
+from tenfold.security import benchmark
+
+
+@task(name="train-clean-net", cache_policy=NO_CACHE)
+def train_clean(data, victim, device, seed: int, path: str):
+    torch.set_num_threads(1)
+    model = benchmark.train_clean(data, victim, device, seed)
+    atomic_torch_save(path, model.state_dict())
+    acc = benchmark.accuracy(model, data.x_test, data.y_test, device)
+    get_run_logger().info("clean network: accuracy %.4f (saved %s)", acc, path)
+    return model, acc
+
+
+@task(name="craft-poison", cache_policy=NO_CACHE)
+def craft_poison(attack: str, data, surrogate, budget, craft_cfg, trial: int, seed: int, device, path: str,
+                 mix=None, label: str | None = None) -> dict:
+    torch.set_num_threads(1)
+    poison = benchmark.craft(attack, data, surrogate, budget, craft_cfg, trial, seed, device, mix)
+    poison.attack = label or attack
+    poison.save(path)
+    get_run_logger().info("crafted %s trial %d: %d poisons %s", poison.attack, trial, len(poison.indices),
+                          poison.info)
+    return {"attack": poison.attack, "trial": trial, "path": path, "n_poison": int(len(poison.indices)),
+            **{k: float(v) for k, v in poison.info.items() if isinstance(v, (int, float))}}
+
+
+@task(name="benchmark-cell", cache_policy=NO_CACHE)
+def run_cell(poison_path: str, defense: str, data, victim, defenses, pretrained, device, seed: int,
+             clean_acc: float, defense_cfg=None, label: str | None = None) -> dict:
+    torch.set_num_threads(1)
+    poison = Poison.load(poison_path)
+    cell = benchmark.run_cell(poison, defense, data, victim, defenses, pretrained, device, seed, clean_acc,
+                              defense_cfg)
+    if label:
+        cell["defense"] = label
+    get_run_logger().info("%s x %s: clean %.3f success %s", cell["attack"], cell["defense"], cell["clean_acc"],
+                          cell["success"])
+    return cell
+
+
+def log_cells(run, cells: list[dict]) -> None:
+    """One nested MLflow run per benchmark cell under the study's parent run."""
+    client = run.client
+    exp_id = client.get_run(run.run_id).info.experiment_id
+    for c in cells:
+        child = client.create_run(exp_id, run_name=f"{c['attack']} x {c['defense']} #{c['trial_seed']}",
+                                  tags={"mlflow.parentRunId": run.run_id, "study": run.study,
+                                        "attack": c["attack"], "defense": c["defense"], "victim": c["victim"]})
+        for k, v in c.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                client.log_metric(child.info.run_id, k.replace("(", "_").replace(")", "").replace("=", "_"), float(v))
+        client.set_terminated(child.info.run_id)
