@@ -52,6 +52,9 @@ def scrape_openreview_flow(params_path: str = "params.yaml", root: str = ".") ->
                    run_name="scrape_openreview", lock=ctx.root / "dvc.lock") as run:
         # the cursor folder is a persistent DVC output: it exists (empty) for offline builds too
         (out_dir / "_scrape").mkdir(parents=True, exist_ok=True)
+        marker = out_dir / "_scrape" / "README"
+        if not marker.exists():
+            marker.write_text("Cursors and pages of the live openreview-py scrape (resume state); empty offline.\n")
         if p.source == "live":
             tables, sources = build_live(p, str(out_dir / "_scrape"))
         else:
