@@ -1,0 +1,33 @@
+"""Prefect tasks of study `minimax`: train one adversarial trainer, evaluate it under (non-)uniform attacks."""
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from tenfold.minimax.weighted import nonuniform_eval, trainer_loss
+from tenfold.perturb.models import build
+from tenfold.perturb.pgd import accuracy
+from tenfold.perturb.train import fit
+from tenfold.runtime import seeded
+
+
+@task(name="train-adversarial", cache_policy=NO_CACHE)
+def train_trainer(kind: str, x, y, cfg, num_classes: int, seed: int, checkpoint: str, fingerprint: str):
+    """Train `cfg.arch` with one trainer (at, weighted_at, trades, weighted_trades); returns (model, history)."""
+    log = get_run_logger()
+    model = seeded(seed, lambda: build(cfg.arch, x.shape[1], num_classes, x.shape[-1])).to(x.device)
+    loss = trainer_loss(kind, cfg.eps, cfg.steps, cfg.step_size, cfg.alpha, cfg.beta)
+    hist = fit(model, x, y, cfg.epochs, cfg.lr, cfg.batch_size, seed, loss_fn=loss, weight_decay=cfg.weight_decay,
+               checkpoint=checkpoint, fingerprint=fingerprint,
+               on_epoch=lambda r: log.info("%s epoch %d loss %.4f", kind, r["epoch"], r["loss"]))
+    return model, hist
+
+
+@task(name="evaluate-nonuniform", cache_policy=NO_CACHE)
+def evaluate_trainer(kind: str, model, x, y, ev, seed: int) -> dict:
+    """Clean accuracy and weighted robust accuracy for every alpha_pgd (alpha 0 = uniform robust accuracy)."""
+    out = {"clean": accuracy(model, x, y),
+           "robust": nonuniform_eval(model, x, y, ev.eps, ev.steps, ev.step_size, ev.restarts, ev.alphas, seed)}
+    get_run_logger().info("%s: clean %.3f, robust %s", kind, out["clean"], out["robust"])
+    return out

@@ -1,0 +1,80 @@
+"""Prefect tasks of study `secure_release`: surrogate, poisons, online release, victims, faces."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from tenfold.perturb.models import build
+from tenfold.perturb.pgd import accuracy
+from tenfold.perturb.train import fit, mixup_loss, pgd_at_loss
+from tenfold.release.evaluate import train_victim
+from tenfold.release.poison import craft, target_gradient, unlearnable
+from tenfold.release.service import ReleaseService
+from tenfold.runtime import seeded
+
+
+@task(name="train-surrogate", cache_policy=NO_CACHE)
+def train_surrogate(x, y, x_test, y_test, cfg, num_classes: int, seed: int):
+    """Train the fixed surrogate and compute the target gradient g_t of the reverse cross-entropy."""
+    model = seeded(seed, lambda: build(cfg.arch, x.shape[1], num_classes, x.shape[-1])).to(x.device)
+    fit(model, x, y, cfg.epochs, cfg.lr, cfg.batch_size, seed)
+    acc = accuracy(model, x_test, y_test)
+    get_run_logger().info("surrogate %s: clean test accuracy %.3f", cfg.arch, acc)
+    return model, target_gradient(model, x, y), acc
+
+
+@task(name="craft-release", cache_policy=NO_CACHE)
+def craft_release(method: str, model, g_t, x, y, p, num_classes: int, seed: int):
+    """Batch release with one method; returns (released images, crafting seconds)."""
+    t0 = time.perf_counter()
+    c, eps = p.craft, p.craft.eps / 255
+    if method == "unlearnable":
+        u = p.unlearnable
+        fresh = seeded(seed, lambda: build(p.surrogate.arch, x.shape[1], num_classes, x.shape[-1])).to(x.device)
+        out, rounds = unlearnable(fresh, x, y, eps, u.steps, eps / 5, u.train_steps, u.stop_error, u.max_rounds,
+                                  seed=seed)
+        get_run_logger().info("unlearnable noise: %d rounds", rounds)
+    else:
+        out = craft(method, model, x, y, eps, c.steps, c.tau * eps, c.restarts, c.augment, c.batch_size,
+                    num_classes, g_t, seed, c.schedule)
+    secs = time.perf_counter() - t0
+    get_run_logger().info("%s release of %d images: %.1f s", method, len(x), secs)
+    return out, secs
+
+
+@task(name="online-release", cache_policy=NO_CACHE)
+def online_release(svc: ReleaseService, x, y, batch_size: int):
+    """Release the training set item by item (`batch_size` per call); returns (images, images per second)."""
+    out = svc.protect_stream(x, y, batch_size)
+    get_run_logger().info("online release: %d images at %.1f images/s", len(x), svc.images_per_second)
+    return out, svc.images_per_second
+
+
+@task(name="train-victim", cache_policy=NO_CACHE)
+def victim(arch: str, x, y, x_test, y_test, cfg, seed: int, num_classes: int, counter: str = "none",
+           counter_cfg=None, label: str = ""):
+    """Train a victim from scratch on (possibly released) data; `counter`: none | adversarial_training | mixup."""
+    loss = None
+    if counter == "adversarial_training":
+        loss = pgd_at_loss(counter_cfg.at_eps / 255, counter_cfg.at_steps, 2.5 * counter_cfg.at_eps / 255 / counter_cfg.at_steps)
+    elif counter == "mixup":
+        loss = mixup_loss(counter_cfg.mixup_alpha)
+    kw = {} if loss is None else {"loss_fn": loss}
+    acc, _ = train_victim(arch, x, y, x_test, y_test, cfg.epochs, cfg.lr, cfg.batch_size, seed, num_classes, **kw)
+    get_run_logger().info("victim %s on %s (%s): clean test accuracy %.3f", arch, label, counter, acc)
+    return acc
+
+
+def face_tensors(faces, side: int, train_per_subject: int, device):
+    """AT&T faces resized to side x side grey; the first `train_per_subject` images of each subject train."""
+    imgs = torch.from_numpy(faces.images.astype(np.float32) / 255.0)[:, None]
+    imgs = torch.nn.functional.interpolate(imgs, size=(side, side), mode="bilinear", antialias=True,
+                                           align_corners=False).clamp(0, 1)
+    tr = torch.from_numpy(faces.numbers <= train_per_subject)
+    y = torch.from_numpy(faces.subjects)
+    return imgs[tr].to(device), y[tr].to(device), imgs[~tr].to(device), y[~tr].to(device)

@@ -1,0 +1,1 @@
+"""Weighted minimax risk adversarial training (arXiv:2010.12989)."""
