@@ -7,6 +7,7 @@ models/gradinit/ and an MLflow run whose registered model is the GradInit-initia
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -19,6 +20,7 @@ from tasks.track import study_run
 from tenfold import ARXIV
 from tenfold.claims import claim
 from tenfold.data.images import load
+from tenfold.gradinit.train import standardize
 from tenfold.plotting import line_plot, save, write_csv
 from tenfold.runtime import atomic_torch_save, atomic_write_json
 
@@ -46,6 +48,8 @@ def gradinit_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
     p = ctx.params
     im, tr = p.images, p.transformer
     data = load(im.data.dataset, data_root(ctx), seed=ctx.seed).subset(im.data.n_train, im.data.n_test, ctx.seed)
+    x_train, x_test = standardize(data.x_train, data.x_test)  # as the paper's Normalize transform
+    data = replace(data, x_train=x_train, x_test=x_test)
 
     with study_run("gradinit", {"common": ctx.common, "gradinit": p}, stage="gradinit", uri=ctx.common.mlflow_uri,
                    lock=ctx.root / "dvc.lock") as run:

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -151,3 +152,30 @@ def test_params_reject_unknown_and_bad_values():
     with pytest.raises(ParamsError, match="divisible"):
         validate_section("gradinit", {"transformer": {"model": {"d_model": 10, "heads": 3}}})
     assert math.isclose(validate_section("gradinit", {}).transformer.init.eta, 1e-3)
+
+
+def test_resnet_init_follows_the_official_no_bn_code():
+    """Regression: the final layer once got Kaiming-normal weights (logit std ~11, initial loss ~18)."""
+    m = seeded(0, lambda: ResNet(3, 8, 1, 10))
+    bound = 1 / math.sqrt(m.fc.in_features)  # nn.Linear's default: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    assert m.fc.weight.abs().max().item() <= bound and m.fc.weight.std().item() < 0.8 * bound
+    assert torch.count_nonzero(m.fc.bias) == 0
+    conv = m.layers[3].conv1  # 8 -> 16 channels: fan_out = 16 * 9 differs from fan_in = 8 * 9
+    assert conv.weight.std().item() == pytest.approx(math.sqrt(2 / (16 * 9)), rel=0.15)
+    x = torch.randn(32, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert m(x).std().item() < 8.0
+
+
+def test_standardize_uses_training_statistics_per_channel():
+    from tenfold.gradinit.train import standardize
+    rng = np.random.default_rng(0)
+    xtr = (rng.random((50, 2, 4, 4)) * [[[[1.0]], [[5.0]]]] + 3).astype(np.float32)
+    xte = xtr[:10] + 1
+    a, b = standardize(xtr, xte)
+    assert a.dtype == np.float32 and a.shape == xtr.shape
+    np.testing.assert_allclose(a.mean(axis=(0, 2, 3)), 0, atol=1e-5)
+    np.testing.assert_allclose(a.std(axis=(0, 2, 3)), 1, atol=1e-4)
+    np.testing.assert_allclose(b, a[:10] + 1 / xtr.std(axis=(0, 2, 3), keepdims=True), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="constant"):
+        standardize(np.zeros((4, 1, 2, 2), np.float32), np.zeros((1, 1, 2, 2), np.float32))
