@@ -97,7 +97,9 @@ def minimax_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
         notes += [
             f"Data: {data.name} ({data.source}), {len(x)} training and {len(xt)} test images; model {p.train.arch}. "
             f"The paper's MNIST setting is SmallCNN, eps 0.3, 40 PGD steps of 0.01, alpha 0.05, 100 epochs; the CPU "
-            f"default trains {p.train.epochs} epochs with eps {p.train.eps:g} and {p.train.steps} steps.",
+            f"default trains {p.train.epochs} epochs (SGD lr {p.train.lr:g}, batch {p.train.batch_size}) with eps "
+            f"{p.train.eps:g} and {p.train.steps} steps, the budget ramped linearly from 0 over the first "
+            f"{p.train.warmup_epochs:g} epochs for both trainers (an eps warm-up the paper does not describe).",
             f"alpha = {p.train.alpha:g} (the code's MNIST default 0.05 makes weights exp(-0.05 m) within 5% of 1, "
             "i.e. almost uniform; the TRADES default alpha 2 is used on CPU).",
             f"Evaluation: {p.eval.steps}-step PGD with {p.eval.restarts} restarts (code: 10 restarts), "

@@ -1,11 +1,13 @@
 """Prefect tasks of study `minimax`: train one adversarial trainer, evaluate it under (non-)uniform attacks."""
 from __future__ import annotations
 
+import math
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from tenfold.minimax.weighted import nonuniform_eval, trainer_loss
+from tenfold.minimax.weighted import checkpoint_epoch, nonuniform_eval, trainer_loss
 from tenfold.perturb.models import build
 from tenfold.perturb.pgd import accuracy
 from tenfold.perturb.train import fit
@@ -17,7 +19,10 @@ def train_trainer(kind: str, x, y, cfg, num_classes: int, seed: int, checkpoint:
     """Train `cfg.arch` with one trainer (at, weighted_at, trades, weighted_trades); returns (model, history)."""
     log = get_run_logger()
     model = seeded(seed, lambda: build(cfg.arch, x.shape[1], num_classes, x.shape[-1])).to(x.device)
-    loss = trainer_loss(kind, cfg.eps, cfg.steps, cfg.step_size, cfg.alpha, cfg.beta)
+    steps_per_epoch = math.ceil(len(x) / cfg.batch_size)
+    loss = trainer_loss(kind, cfg.eps, cfg.steps, cfg.step_size, cfg.alpha, cfg.beta,
+                        warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
+                        start_step=checkpoint_epoch(checkpoint, fingerprint) * steps_per_epoch)
     hist = fit(model, x, y, cfg.epochs, cfg.lr, cfg.batch_size, seed, loss_fn=loss, weight_decay=cfg.weight_decay,
                checkpoint=checkpoint, fingerprint=fingerprint,
                on_epoch=lambda r: log.info("%s epoch %d loss %.4f", kind, r["epoch"], r["loss"]))

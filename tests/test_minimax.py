@@ -3,8 +3,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tenfold.minimax.weighted import importance_weights, margin, nonuniform_eval, trainer_loss, weighted_ce
-from tenfold.perturb.pgd import accuracy
+from tenfold.minimax.weighted import (checkpoint_epoch, importance_weights, margin, nonuniform_eval, trainer_loss,
+                                      warmup_fraction, weighted_ce)
+from tenfold.perturb.pgd import accuracy, robust_accuracy
+from tenfold.perturb.train import fit
 
 
 def _model(seed=0):
@@ -83,3 +85,44 @@ def test_weighted_ce_alpha_zero_is_ce():
     model = _model()
     with torch.no_grad():
         assert torch.allclose(weighted_ce(model, y, 0.0)(x), F.cross_entropy(model(x), y, reduction="none"))
+
+
+def test_eps_warmup_ramps_the_budget_and_resumes():
+    x, y = _data()
+    model = _model()
+    gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    full = trainer_loss("weighted_at", 0.3, 3, 0.1, alpha=2.0)(model, x, y, gen())[0]
+    # first step of a very long warm-up: budget ~0, so the loss is the clean weighted loss
+    tiny = trainer_loss("weighted_at", 0.3, 3, 0.1, alpha=2.0, warmup_steps=10**6)(model, x, y, gen())[0]
+    with torch.no_grad():
+        clean = weighted_ce(model, y, 2.0)(x).mean()
+    assert torch.allclose(tiny.detach(), clean, atol=1e-4) and float(full.detach()) > float(clean) + 1e-3
+    # the loss counts its calls: the 2nd call of a 2-step warm-up uses the full budget
+    ramp = trainer_loss("weighted_at", 0.3, 3, 0.1, alpha=2.0, warmup_steps=2)
+    first = ramp(model, x, y, gen())[0]
+    assert float(first.detach()) < float(full.detach())
+    assert torch.allclose(ramp(model, x, y, gen())[0], full)
+    # a resumed run past the warm-up starts at the full budget
+    resumed = trainer_loss("weighted_at", 0.3, 3, 0.1, alpha=2.0, warmup_steps=2, start_step=5)
+    assert torch.allclose(resumed(model, x, y, gen())[0], full)
+    assert warmup_fraction(0, 4) == 0.25 and warmup_fraction(3, 4) == 1.0 and warmup_fraction(0, 0) == 1.0
+
+
+def test_checkpoint_epoch_reads_fit_checkpoints(tmp_path):
+    x, y = _data(32)
+    ck = tmp_path / "ck.pt"
+    assert checkpoint_epoch(ck, "f") == 0
+    fit(_model(), x, y, 2, 0.05, 16, 0, loss_fn=trainer_loss("at", 0.1, 1, 0.05, 0.0), checkpoint=ck, fingerprint="f")
+    assert checkpoint_epoch(ck, "f") == 2 and checkpoint_epoch(ck, "other") == 0
+
+
+@pytest.mark.parametrize("kind", ["at", "weighted_at"])
+def test_at_trainers_learn_with_warmup(kind):
+    """Regression: the CPU default used to leave both AT trainers at chance. With an eps warm-up and enough SGD
+    steps, an easy separable problem must be learnt, and stay well above chance (1/3) under the attack."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 3, (96,), generator=g)
+    x = (0.3 * torch.rand(96, 1, 4, 4, generator=g) + 0.6 * F.one_hot(y, 16).float().view(96, 1, 4, 4)).clamp(0, 1)
+    model = _model()
+    fit(model, x, y, 15, 0.05, 16, 0, loss_fn=trainer_loss(kind, 0.1, 3, 0.04, alpha=2.0, warmup_steps=18))
+    assert accuracy(model, x, y) > 0.85 and robust_accuracy(model, x, y, 0.1, 5, 0.04) > 0.6

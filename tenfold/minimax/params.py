@@ -21,8 +21,10 @@ class MinimaxTrain(Strict):
     trainers: list[Trainer] = Field(default_factory=lambda: ["at", "weighted_at"], min_length=2)
     epochs: int = Field(6, ge=1)
     lr: float = Field(0.05, gt=0)
-    batch_size: int = Field(128, ge=1)
+    batch_size: int = Field(32, ge=1, description="32 on CPU: 2,000 digits at 128 give too few SGD steps to learn")
     weight_decay: float = Field(5e-4, ge=0)
+    warmup_epochs: float = Field(2.0, ge=0, description="eps and PGD step grow linearly from 0 over these epochs "
+                                 "(same schedule for every trainer); 0 = full eps from the first step")
     eps: float = Field(0.2, gt=0, description="train PGD budget (l_inf, pixels in [0,1]); MNIST code: 0.3")
     steps: int = Field(5, ge=1, description="train PGD steps; MNIST code: 40")
     step_size: float = Field(0.06, gt=0, description="MNIST code: 0.01")

@@ -10,6 +10,8 @@ weighted CE with alpha_pgd, and the weighted robust accuracy is sum(w_i * correc
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
@@ -40,16 +42,44 @@ def weighted_ce(model, y: torch.Tensor, alpha: float):
     return fn
 
 
-def trainer_loss(kind: str, eps: float, steps: int, step_size: float, alpha: float, beta: float = 5.0) -> StepLoss:
-    """The per-batch loss of one trainer (see TRAINERS); returns (loss, {"weights": w}) for the weight plots."""
+def warmup_fraction(step: int, warmup_steps: int) -> float:
+    """Share of the full budget used at optimiser step `step` (0-based): linear from 1/warmup_steps to 1."""
+    return 1.0 if warmup_steps <= 0 else min(1.0, (step + 1) / warmup_steps)
+
+
+def checkpoint_epoch(path: str | Path | None, fingerprint: str) -> int:
+    """Epochs already done in a `fit` checkpoint with this fingerprint (0 if none), so a resumed run picks up
+    the eps warm-up where it stopped."""
+    if path is None or not Path(path).exists():
+        return 0
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # fit restarts from scratch on a truncated checkpoint, and so does the warm-up
+        return 0
+    return int(state["epoch"]) if state.get("fingerprint") == fingerprint else 0
+
+
+def trainer_loss(kind: str, eps: float, steps: int, step_size: float, alpha: float, beta: float = 5.0,
+                 warmup_steps: int = 0, start_step: int = 0) -> StepLoss:
+    """The per-batch loss of one trainer (see TRAINERS); returns (loss, {"weights": w}) for the weight plots.
+
+    eps warm-up: over the first `warmup_steps` optimiser steps the attack budget and step size grow linearly to
+    `eps` and `step_size` (the returned loss counts its calls; `start_step` is the step a resumed run starts at).
+    Both trainers of a comparison get the same schedule."""
     if kind not in TRAINERS:
         raise ValueError(f"unknown trainer {kind!r}; choose from {', '.join(TRAINERS)}")
     a = alpha if kind.startswith("weighted") else 0.0
-    pgd = PGD(eps=eps, steps=steps, step_size=step_size)
+    counter = [start_step]
+
+    def budget() -> tuple[float, float]:
+        frac = warmup_fraction(counter[0], warmup_steps)
+        counter[0] += 1
+        return eps * frac, step_size * frac
 
     if kind.endswith("at"):
         def fn(model, xb, yb, gen):
-            xa = pgd.run(weighted_ce(model, yb, a), xb, generator=gen)
+            e, s = budget()
+            xa = PGD(eps=e, steps=steps, step_size=s).run(weighted_ce(model, yb, a), xb, generator=gen)
             z = model(xa)
             w = importance_weights(z, yb, a)
             return (w * F.cross_entropy(z, yb, reduction="none")).mean(), {"weights": w.detach().cpu()}
@@ -59,6 +89,7 @@ def trainer_loss(kind: str, eps: float, steps: int, step_size: float, alpha: flo
         return F.kl_div(F.log_softmax(z_adv, 1), p_nat, reduction="none").sum(1)
 
     def fn(model, xb, yb, gen):
+        e, s = budget()
         with torch.no_grad():
             p_nat = model(xb).softmax(1)
 
@@ -67,8 +98,8 @@ def trainer_loss(kind: str, eps: float, steps: int, step_size: float, alpha: flo
             return importance_weights(z, yb, a) * kl(z, p_nat)
         # TRADES starts from a small Gaussian perturbation: the KL gradient vanishes at x itself
         start = (xb + 0.001 * torch.randn(xb.shape, generator=gen).to(xb.device)).clamp(0, 1)
-        xa = PGD(eps=eps, steps=steps, step_size=step_size, random_start=False).run(inner, start, generator=gen)
-        xa = xb + (xa - xb).clamp(-eps, eps)
+        xa = PGD(eps=e, steps=steps, step_size=s, random_start=False).run(inner, start, generator=gen)
+        xa = xb + (xa - xb).clamp(-e, e)
         z_nat, z_adv = model(xb), model(xa)
         w = importance_weights(z_adv, yb, a)
         loss = F.cross_entropy(z_nat, yb) + beta * (w * kl(z_adv, z_nat.softmax(1))).mean()
