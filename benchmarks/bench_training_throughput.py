@@ -34,22 +34,24 @@ def plain_loop(model, codes, targets, cfg, epochs):
             opt.step()
 
 
-def run(n: int = 1024, epochs: int = 2, width: int = 32, iters: int = 10) -> dict:
+def run(n: int = 1024, epochs: int = 2, width: int = 32, iters: int = 10, rounds: int = 2) -> dict:
     d = generate(n, 9, scale=1, seed=0)
     cfg = MazeTrain(epochs=epochs, batch_size=32, alpha=0.0, warmup_epochs=0.2, clip=1.0,
                     recurrent_lr_by_iters=False)
     make = lambda: seeded(0, lambda: SegmentNet(width, iters, True, True, init="kaiming_zero_residual"))
     plain_loop(make(), d["codes"][:64], d["targets"][:64], cfg, 1)  # warm-up
-    t = time.perf_counter()
-    plain_loop(make(), d["codes"], d["targets"], cfg, epochs)
-    plain = time.perf_counter() - t
-    with tempfile.TemporaryDirectory() as tmp:
+    plain, ours = float("inf"), float("inf")
+    for _ in range(rounds):  # alternate, keep the best of each: background load hits both alike
         t = time.perf_counter()
-        train(make(), d["codes"], d["targets"], cfg, torch.device("cpu"), seed=0, checkpoint=Path(tmp) / "c.pt")
-        ours = time.perf_counter() - t
+        plain_loop(make(), d["codes"], d["targets"], cfg, epochs)
+        plain = min(plain, time.perf_counter() - t)
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            train(make(), d["codes"], d["targets"], cfg, torch.device("cpu"), seed=0, checkpoint=Path(tmp) / "c.pt")
+            ours = min(ours, time.perf_counter() - t)
     return {"mazes_per_second_plain": round(n * epochs / plain, 1),
             "mazes_per_second_tenfold": round(n * epochs / ours, 1),
-            "tenfold_over_plain_time": round(ours / plain, 3)}
+            "tenfold_over_plain_time": round(ours / plain, 3), "torch_threads": torch.get_num_threads()}
 
 
 if __name__ == "__main__":

@@ -52,12 +52,10 @@ def run_cell(poison_path: str, defense: str, data, victim, defenses, pretrained,
 def log_cells(run, cells: list[dict]) -> None:
     """One nested MLflow run per benchmark cell under the study's parent run."""
     client = run.client
-    exp_id = client.get_run(run.run_id).info.experiment_id
     for c in cells:
-        child = client.create_run(exp_id, run_name=f"{c['attack']} x {c['defense']} #{c['trial_seed']}",
-                                  tags={"mlflow.parentRunId": run.run_id, "study": run.study,
-                                        "attack": c["attack"], "defense": c["defense"], "victim": c["victim"]})
+        child = run.child(f"{c['attack']} x {c['defense']} #{c['trial_seed']}",
+                          {"attack": c["attack"], "defense": c["defense"], "victim": c["victim"]})
         for k, v in c.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
-                client.log_metric(child.info.run_id, k.replace("(", "_").replace(")", "").replace("=", "_"), float(v))
-        client.set_terminated(child.info.run_id)
+                client.log_metric(child, k.replace("(", "_").replace(")", "").replace("=", "_"), float(v))
+        client.set_terminated(child)

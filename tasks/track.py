@@ -121,6 +121,17 @@ class StudyRun:
         elif p.exists():
             self.client.log_artifact(self.run_id, str(p), artifact_path)
 
+    def child(self, name: str, tags: dict[str, Any] | None = None) -> str:
+        """Open a nested run (e.g. one benchmark cell) carrying this run's lineage tags; returns its id.
+        The caller logs to it and calls `client.set_terminated`."""
+        parent = self.client.get_run(self.run_id)
+        lineage = {k: v for k, v in parent.data.tags.items()
+                   if not k.startswith("mlflow.") or k == "mlflow.source.git.commit"}
+        run = self.client.create_run(parent.info.experiment_id, run_name=name,
+                                     tags={**lineage, "mlflow.parentRunId": self.run_id,
+                                           **{k: str(v) for k, v in (tags or {}).items()}})
+        return run.info.run_id
+
     def log_dataset(self, name: str, digest: str, source: str, context: str = "training") -> None:
         """Record a data dependency as an MLflow dataset input (lineage in the UI)."""
         from mlflow.data.dataset_source_registry import resolve_dataset_source

@@ -23,6 +23,7 @@ def test_run_has_lineage_tags_params_and_alias_only_when_passed(tmp_path, monkey
         first = run.log_model(model, "m", passed=False)
     with study_run("maze", secs, stage="maze", uri=uri, lock=lock) as run2:
         second = run2.log_model(model, "m", passed=True)
+        cell = run2.child("cell 1", {"attack": "badnets"})
     c = MlflowClient(uri)
     r = c.get_run(run.run_id)
     assert r.info.status == "FINISHED"
@@ -34,6 +35,9 @@ def test_run_has_lineage_tags_params_and_alias_only_when_passed(tmp_path, monkey
     assert r.data.metrics["acc"] == 0.5
     assert first["alias"] is None and second["alias"] == ALIAS
     assert str(c.get_model_version_by_alias("tenfold-maze", ALIAS).version) == second["version"]
+    ct = c.get_run(cell).data.tags
+    assert ct["mlflow.parentRunId"] == run2.run_id and ct["attack"] == "badnets"
+    assert ct["dvc_stage"] == "maze" and ct["data_md5.data/mazes"] == "abc123.dir" and ct["git_commit"]
     # no secret anywhere in params or tags
     blob = str(r.data.params) + str(r.data.tags) + str(c.get_run(run2.run_id).data)
     assert "hunter2" not in blob
