@@ -14,6 +14,12 @@ import flows._env  # noqa: E402,F401  (telemetry off before prefect/mlflow impor
 from tenfold.config import deep_merge  # noqa: E402
 
 
+def pytest_configure(config):
+    """The default suite is the fast one: without `-m`, slow tests are deselected (`make test` runs all)."""
+    if not config.option.markexpr:
+        config.option.markexpr = "not slow"
+
+
 @pytest.fixture(scope="session")
 def prefect_harness():
     """One ephemeral Prefect API for every flow test of the session."""
