@@ -61,8 +61,10 @@ def depth_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                 agreements.append(agree)
                 accs[True].append(a[True])
                 accs[False].append(a[False])
+                diffs = [r[True][s]["acc"] - r[False][s]["acc"] for s in range(p.seeds)]
                 rows.append([fam.name, depth, r[True][0]["iters"], round(a[True], 4), r[True][0]["params"],
-                             round(a[False], 4), r[False][0]["params"], round(a[True] - a[False], 4), round(agree, 4)])
+                             round(a[False], 4), r[False][0]["params"], round(a[True] - a[False], 4),
+                             " / ".join(f"{x:+.3f}" for x in diffs), round(agree, 4)])
                 run.log_metrics({f"{fam.name}_recurrent_acc": a[True], f"{fam.name}_feedforward_acc": a[False],
                                  f"{fam.name}_agreement": agree}, step=depth)
             family_gap[fam.name] = float(np.mean(gaps[n_before:]))
@@ -111,7 +113,7 @@ def depth_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                                           f"mean over {p.seeds} seed(s))",
                                  "columns": ["family", "effective depth", "iterations", "recurrent acc",
                                              "recurrent params", "feed-forward acc", "feed-forward params",
-                                             "rec - ff", "agreement"], "rows": rows}},
+                                             "rec - ff", "rec - ff per seed", "agreement"], "rows": rows}},
             "figures": figures, "notes": notes,
             "run": {"mlflow_run_id": run.run_id, "device": str(ctx.device), "data_source": data.source,
                     "registered_model": f"{reg['name']} v{reg['version']}", "alias_moved": passed,

@@ -55,12 +55,15 @@ def fairness_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
         specs = plan_runs(p)
         futures = []
         for spec in specs:
+            image = datasets[spec.dataset].is_image
+            arch = [p.model.image_arch, p.model.cnn_channel_ratio] if image and p.model.image_arch == "cnn" else []
             fp = fingerprint(spec.as_dict(), p.model.depth, tr.model_dump(), datasets[spec.dataset].summary(),
-                             ev.noise_permutations, ctx.seed)
+                             ev.noise_permutations, ctx.seed, *arch)
             keep = (spec.dataset, spec.method, spec.notion, spec.width, spec.seed) == main_spec_key
             futures.append((spec, train_fair_net.submit(
                 datasets[spec.dataset], spec, p.model.depth, tr, ctx.device, ctx.seed, ev.noise_permutations,
-                str(ctx.path("checkpoints", f"{spec.name}.pt")), fp, keep)))
+                str(ctx.path("checkpoints", f"{spec.name}.pt")), fp, keep, p.model.image_arch,
+                p.model.cnn_channel_ratio)))
         outputs = [(spec, f.result()) for spec, f in futures]
         baselines = {k: f.result() for k, f in baseline_futures.items()}
         df = results_frame([(spec, out["history"]) for spec, out in outputs])
@@ -172,15 +175,18 @@ def fairness_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                 and s["ratio"] >= ev.overfit_ratio]
         notes.append(f"The same test on every dataset (table overfit_by_dataset) holds on {len(held)} of "
                      f"{len(per_dataset)}: {', '.join(held) or 'none'}.")
-        notes.append("Models are MLPs on tabular features and flattened digit images (the paper uses ResNets on "
-                     "CelebA and medical images); the sensitive attribute is not an input feature. CelebA is only "
-                     "used by the paper profile when a data root holds it.")
-        model = make_model(datasets[d.main].x_train.shape[1:], widest, p.model.depth)
+        image_model = ("a small CNN (stride-2 conv blocks, channels = width x "
+                       f"{p.model.cnn_channel_ratio:g})" if p.model.image_arch == "cnn" else "an MLP on flattened pixels")
+        notes.append(f"Models are MLPs on tabular features and {image_model} on the digit images (the paper uses "
+                     "ResNets on CelebA and medical images); the sensitive attribute is not an input feature. CelebA "
+                     "is only used by the paper profile when a data root holds it.")
+        model = make_model(datasets[d.main].x_train.shape[1:], widest, p.model.depth, p.model.image_arch,
+                           p.model.cnn_channel_ratio)
         model.load_state_dict(main_state)
         atomic_torch_save(ctx.path("models", "constrained_net.pt"), main_state)
         example = datasets[d.main].x_test[:2].astype(np.float32)
         reg = run.log_model(model, "constrained_net", input_example=example, passed=passed,
-                            description=f"{main_spec_key[1]} {nt}-constrained MLP (width {widest}) on {d.main}")
+                            description=f"{main_spec_key[1]} {nt}-constrained {type(model).__name__} (width {widest}) on {d.main}")
         metrics = {
             "study": "fairness", "arxiv": ARXIV["fairness"], "title": TITLE,
             "description": (f"{len(specs)} deep-net runs ({', '.join(tr.methods)} x {', '.join(tr.notions)}; widths "

@@ -15,7 +15,7 @@ from prefect import flow
 from prefect.logging import get_run_logger
 
 from flows.common import data_root, prepare, run_flow
-from tasks.gradinit import image_run, transformer_run
+from tasks.gradinit import image_run, transformer_init, transformer_run
 from tasks.track import study_run
 from tenfold import ARXIV
 from tenfold.claims import claim
@@ -60,8 +60,13 @@ def gradinit_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                 for init in INITS:
                     for s in range(im.seeds):
                         futures[(arch, init, s)] = image_run.submit(arch, init, data, im, ctx.device, ctx.seed + s)
-        tfut = {(init, lr): transformer_run.submit(init, lr, tr, ctx.device, ctx.seed)
-                for init in ("default", "gradinit") for lr in tr.train.lrs} if tr.enabled else {}
+        tinit = transformer_init.submit(tr, ctx.device, ctx.seed) if tr.enabled else None
+        tfut = {("default", lr): transformer_run.submit("default", lr, tr, ctx.device, ctx.seed)
+                for lr in tr.train.lrs} if tr.enabled else {}
+        tgi = tinit.result() if tinit is not None else None
+        if tgi is not None:  # GradInit once; every learning rate starts from the same rescaled state
+            tfut.update({("gradinit", lr): transformer_run.submit("gradinit", lr, tr, ctx.device, ctx.seed, tgi["state"])
+                         for lr in tr.train.lrs})
         runs = {k: f.result() for k, f in futures.items()}
         truns = {k: f.result() for k, f in tfut.items()}
 
@@ -101,8 +106,19 @@ def gradinit_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                                             "final test acc", "GradInit seconds"], "rows": rows}
 
         # ---- Post-LN Transformer grid
-        grid = {f"{init}@{lr:g}": {k: v for k, v in r.items() if k not in ("scales",)} for (init, lr), r in truns.items()}
+        grid = {f"{init}@{lr:g}": dict(r) for (init, lr), r in truns.items()}
         if tr.enabled:
+            write_csv(ctx.path("plots", "postln_scales.csv"), ["parameter", "scale"],
+                      [[k, v] for k, v in tgi["scales"].items()])
+            fig, ax = plt.subplots(figsize=(10, 3.2))
+            ax.bar(range(len(tgi["scales"])), list(tgi["scales"].values()))
+            ax.axhline(1.0, color="grey", lw=1, ls="--")
+            ax.set_xticks(range(len(tgi["scales"])), list(tgi["scales"]), rotation=90, fontsize=5)
+            ax.set_ylabel("learned scale")
+            ax.set_title("Post-LN Transformer: GradInit scale of every tensor (1 = default init)")
+            save(fig, ctx.path("plots", "postln_scales.png"))
+            figures.append({"path": "plots/gradinit/postln_scales.png",
+                            "caption": "Post-LN Transformer: learned GradInit scale of every parameter tensor"})
             lrs = tr.train.lrs
             accs = {init: [truns[(init, lr)]["final_test_acc"] for lr in lrs] for init in ("default", "gradinit")}
             write_csv(ctx.path("plots", "postln_grid.csv"), ["lr", "default", "gradinit"],
@@ -119,15 +135,18 @@ def gradinit_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
             figures.append({"path": "plots/gradinit/postln_grid.png",
                             "caption": "Post-LN Transformer without warmup: final accuracy per learning rate"})
             tables["postln"] = {"title": "Post-LN Transformer, Adam without warmup: final test token accuracy",
-                                "columns": ["lr", "default init", "default trains", "GradInit", "GradInit trains"],
-                                "rows": [[lr, round(truns[("default", lr)]["final_test_acc"], 4),
-                                          truns[("default", lr)]["trains"],
-                                          round(truns[("gradinit", lr)]["final_test_acc"], 4),
-                                          truns[("gradinit", lr)]["trains"]] for lr in lrs]}
+                                "columns": ["lr", "default init acc", "default loss first -> last", "default",
+                                            "GradInit acc", "GradInit loss first -> last", "GradInit"],
+                                "rows": [[lr, *[x for init in ("default", "gradinit") for x in (
+                                    round(truns[(init, lr)]["final_test_acc"], 4),
+                                    f"{truns[(init, lr)]['initial_loss']:.3f} -> {truns[(init, lr)]['final_train_loss']:.3f}",
+                                    ("trains" if truns[(init, lr)]["trains"] else "fails")
+                                    + (", diverged" if truns[(init, lr)]["diverged"] else ""))]] for lr in lrs]}
             rescued = [lr for lr in lrs if not truns[("default", lr)]["trains"] and truns[("gradinit", lr)]["trains"]]
             hurt = [lr for lr in lrs if truns[("default", lr)]["trains"] and not truns[("gradinit", lr)]["trains"]]
+            diverged = {init: [lr for lr in lrs if truns[(init, lr)]["diverged"]] for init in ("default", "gradinit")}
         else:
-            rescued, hurt = [], []
+            rescued, hurt, diverged = [], [], {}
 
         # ---- claims
         vgg_gap = (summary["vgg/gradinit"]["first_epoch_acc"] - summary["vgg/kaiming"]["first_epoch_acc"]
@@ -158,7 +177,13 @@ def gradinit_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                          f"'{tr.task.task}' task instead of the IWSLT'14 encoder-decoder; a run 'trains' when its "
                          f"held-out token accuracy reaches {tr.train.trains_threshold}. Learning rates where "
                          f"GradInit rescued a failing default run: {rescued or 'none'}; where the default run trained and "
-                         f"the GradInit run did not: {hurt or 'none'}.")
+                         f"the GradInit run did not: {hurt or 'none'}. Diverged (loss non-finite or the mean loss of the "
+                         f"last {tr.train.diverge_window} steps >= {1 - tr.train.diverge_tolerance:g} x min(first "
+                         f"step's loss, ln {tr.task.vocab}), i.e. no progress beyond a uniform guess): default {diverged['default'] or 'none'}, "
+                         f"GradInit {diverged['gradinit'] or 'none'}. GradInit moved {tgi['scales_moved']} of "
+                         f"{len(tgi['scales'])} scales in {tr.init.iters} iterations (loss {tgi['loss_first']:.3f} -> "
+                         f"{tgi['loss_last']:.3f}); range per kind: "
+                         + ", ".join(f"{k} {v['min']:.2f}-{v['max']:.2f}" for k, v in tgi["scale_summary"].items()) + ".")
         for arch in (im.models if im.enabled else []):
             r = runs[(arch, "gradinit", 0)]
             notes.append(f"{arch}: GradInit took {r['gradinit_seconds']:.1f}s for {len(r['scales'])} scales; "
@@ -182,6 +207,7 @@ def gradinit_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
             "images": summary,
             "scales": {f"{a}": runs[(a, "gradinit", 0)]["scales"] for a in (im.models if im.enabled else [])},
             "postln": grid,
+            "postln_init": ({k: v for k, v in tgi.items() if k != "state"} if tgi is not None else None),
             "tables": tables, "figures": figures, "notes": notes,
             "run": {"mlflow_run_id": run.run_id, "device": str(ctx.device), "data_source": data.source,
                     "registered_model": f"{reg['name']} v{reg['version']}" if reg else None, "alias_moved": passed,

@@ -26,7 +26,8 @@ def load_fair_data(name: str, data_root: str, seed: int, test_fraction: float, m
 
 @task(name="fairness-train-net", cache_policy=NO_CACHE)
 def train_fair_net(data: fair_data.FairData, spec: RunSpec, depth: int, cfg: FairnessTrain, device, base_seed: int,
-                   noise_permutations: int, checkpoint: str, fingerprint: str, keep_model: bool = False) -> dict:
+                   noise_permutations: int, checkpoint: str, fingerprint: str, keep_model: bool = False,
+                   image_arch: str = "mlp", cnn_channel_ratio: float = 1 / 16) -> dict:
     """Train one (dataset, method, notion, width, seed) net. A finished run is stored atomically under
     `checkpoint` with its fingerprint, so a killed sweep resumes where it stopped."""
     log = get_run_logger()
@@ -37,12 +38,12 @@ def train_fair_net(data: fair_data.FairData, spec: RunSpec, depth: int, cfg: Fai
             log.info("fairness %s: resumed from %s", spec.name, ckpt)
             return saved
     seed = base_seed + 1000 * spec.seed + spec.width
-    model = seeded(seed, lambda: make_model(data.x_train.shape[1:], spec.width, depth))
+    model = seeded(seed, lambda: make_model(data.x_train.shape[1:], spec.width, depth, image_arch, cnn_channel_ratio))
     history = train_fair(model, data, spec.method, spec.notion if spec.notion != "none" else "dp", cfg, device,
                          seed, noise_permutations)
     last = history[-1]
-    log.info("fairness %s (%d params): train acc %.3f test acc %.3f | train/test gaps dp %.3f/%.3f eo %.3f/%.3f",
-             spec.name, count_parameters(model), last["train_acc"], last["test_acc"], last["train_gap_dp"],
+    log.info("fairness %s (%s, %d params): train acc %.3f test acc %.3f | train/test gaps dp %.3f/%.3f eo %.3f/%.3f",
+             spec.name, type(model).__name__, count_parameters(model), last["train_acc"], last["test_acc"], last["train_gap_dp"],
              last["test_gap_dp"], last["train_gap_eo"], last["test_gap_eo"])
     out = {"fingerprint": fingerprint, "history": history,
            "state": {k: v.cpu() for k, v in model.state_dict().items()} if keep_model else None}

@@ -127,3 +127,37 @@ def test_train_task_resumes_a_finished_run_from_its_checkpoint(tmp_path, monkeyp
     assert again["history"] == first["history"] and again["state"].keys() == first["state"].keys()
     with pytest.raises(BaseException, match="must not be retrained"):  # a changed fingerprint retrains
         tf.train_fair_net.fn(data, spec, 1, cfg, torch.device("cpu"), 0, 0, ckpt, "fp2")
+
+
+def test_image_tasks_get_a_small_cnn_whose_channels_follow_the_width():
+    from tenfold.fairness.models import MLP, SmallCNN, count_parameters
+
+    cnn = seeded(0, lambda: make_model((1, 28, 28), 256, 3, "cnn", 1 / 16))
+    assert isinstance(cnn, SmallCNN) and cnn.channels == 16
+    assert [m.stride for m in cnn.features if isinstance(m, torch.nn.Conv2d)] == [(2, 2)] * 3
+    assert cnn(torch.zeros(5, 1, 28, 28)).shape == (5,)
+    small = make_model((1, 28, 28), 16, 3, "cnn", 1 / 16)
+    assert small.channels == 2 and count_parameters(small) < count_parameters(cnn)
+    assert isinstance(make_model((1, 28, 28), 64, 3, "mlp"), MLP)
+    assert isinstance(make_model((12,), 64, 3, "cnn"), MLP)        # tabular data keep the MLP
+    with pytest.raises(ValueError, match="image_arch"):
+        make_model((12,), 64, 3, "resnet")
+
+
+def test_cnn_fits_a_group_dependent_image_task_and_the_penalty_shrinks_the_gap():
+    """Images whose label is a bright left half, with the group (a bright top row) correlated with the label."""
+    rng = np.random.default_rng(0)
+    n = 256
+    s = rng.integers(0, 2, n)
+    y = (rng.random(n) < np.where(s == 1, 0.8, 0.2)).astype(np.int64)
+    x = 0.3 * rng.standard_normal((n, 1, 12, 12)).astype(np.float32)
+    x[:, 0, :, :6] += y[:, None, None] * 1.0
+    x[:, 0, 0, :] += s[:, None] * 1.0
+    h = n // 2
+    data = FairData("img", x[:h], y[:h], s[:h], x[h:], y[h:], s[h:], "generated", "y", "s")
+    torch.set_num_threads(1)
+    cfg = _cfg(epochs=40, eval_epochs=[40], batch_size=64, lr=0.01)
+    out = {m: train_fair(seeded(0, lambda: make_model((1, 12, 12), 128, 2, "cnn", 1 / 16)), data, m, "dp", cfg,
+                         torch.device("cpu"), 0)[-1] for m in ("erm", "penalty")}
+    assert out["erm"]["train_acc"] > 0.9
+    assert out["penalty"]["train_gap_dp"] < out["erm"]["train_gap_dp"] / 2

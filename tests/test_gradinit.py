@@ -179,3 +179,44 @@ def test_standardize_uses_training_statistics_per_channel():
     np.testing.assert_allclose(b, a[:10] + 1 / xtr.std(axis=(0, 2, 3), keepdims=True), rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="constant"):
         standardize(np.zeros((4, 1, 2, 2), np.float32), np.zeros((1, 1, 2, 2), np.float32))
+
+
+def test_resnet_biases_train_at_a_tenth_of_the_lr():
+    from tenfold.gradinit.train import param_groups, train_images
+    from tenfold.gradinit.params import ImageTrain
+
+    model = seeded(0, lambda: ResNet(1, 4, 1, 10))
+    groups = param_groups(model, 0.05, 0.1)
+    assert [g["lr"] for g in groups] == [0.05, pytest.approx(0.005)]
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert all(names[id(p)].endswith("bias") for p in groups[1]["params"])
+    assert not any(names[id(p)].endswith("bias") for p in groups[0]["params"])
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    assert len(param_groups(model, 0.05, 1.0)) == 1
+    # training moves the biases less when their lr is a tenth (same data, same seed, plain SGD)
+    x, y = data(32)
+    cfg = ImageTrain(epochs=1, batch_size=8, lr=0.05, momentum=0.0, weight_decay=0.0, clip=None)
+    moved = {}
+    for f in (1.0, 0.1):
+        m = seeded(0, lambda: ResNet(1, 4, 1, 10))
+        b0 = m.fc.bias.detach().clone()
+        train_images(m, x, y, x, y, cfg, seed=0, bias_lr_factor=f)
+        moved[f] = float((m.fc.bias.detach() - b0).norm())
+    assert 0 < moved[0.1] < 0.5 * moved[1.0]
+
+
+def test_divergence_criterion():
+    from tenfold.gradinit.train import diverged
+
+    assert diverged([2.3, 2.2, float("nan")], 2)
+    assert diverged([2.3, 2.31, 2.32, 2.30], 2)            # ends no better than its first step
+    assert not diverged([2.3, 1.5, 0.9, 0.5], 2)
+    assert not diverged([], 5)
+    # stuck at the uniform prediction's loss ln(10) after starting above it: diverged; a real decrease is not
+    assert diverged([2.45, 2.31, 2.305, 2.304], 2, reference=math.log(10))
+    assert not diverged([2.45, 2.31, 2.15, 2.14], 2, reference=math.log(10))
+    assert not diverged([2.45, 2.31, 2.305, 2.304], 2)      # without the reference only the first loss counts
+    t = seeded(0, lambda: PostLNTransformer(4, 4, 16, 2, 2, 16, 0.0))
+    out = train_seq(t, SeqTask(task="copy", vocab=4, length=4, n_test=16),
+                    SeqTrain(steps=60, batch_size=16, diverge_window=10), 3e-3, "cpu", seed=0, eval_every=30)
+    assert not out["diverged"] and out["final_train_loss"] < out["initial_loss"]

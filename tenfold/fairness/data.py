@@ -182,6 +182,10 @@ def load_celeba(root: str | Path, target: str = "Smiling", group: str = "Male", 
 
     def split(name, cap):
         ds = datasets.CelebA(str(root), split=name, target_type="attr", transform=tf, download=False)
+        missing = [a for a in (target, group) if a not in ds.attr_names]
+        if missing:
+            raise ValueError(f"fairness.data.celeba_target/celeba_group: {missing} not among CelebA's attributes "
+                             f"{ds.attr_names}")
         ti, gi = ds.attr_names.index(target), ds.attr_names.index(group)
         idx = np.random.default_rng(seed).permutation(len(ds))[:cap or len(ds)]
         xs = torch.stack([ds[int(i)][0] for i in idx]).numpy()

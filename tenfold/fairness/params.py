@@ -40,6 +40,10 @@ class FairnessModel(Strict):
 
     widths: list[int] = Field([16, 64, 256], description="hidden units (MLP) / channels (CNN), the capacity axis")
     depth: int = Field(3, ge=1, description="hidden layers of the MLP / conv blocks of the CNN")
+    image_arch: Literal["cnn", "mlp"] = Field("cnn", description="model for image datasets (digits, celeba): a small "
+                                              "CNN or the MLP on flattened pixels; tabular data always use the MLP")
+    cnn_channel_ratio: float = Field(1 / 16, gt=0, description="CNN channels = width x this (at least 2), so the "
+                                     "capacity axis `widths` also scales the CNN")
 
     @field_validator("widths")
     @classmethod

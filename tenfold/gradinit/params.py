@@ -39,6 +39,8 @@ class ImageTrain(Strict):
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(1e-4, ge=0)
     clip: float | None = Field(1.0, gt=0, description="gradient-norm clipping during training; null = off")
+    resnet_bias_lr_factor: float = Field(0.1, gt=0, description="biases of the no-BN ResNet train at lr * this "
+                                         "(the official train_cifar.py: base_lr / 10); 1 = one lr for all")
 
 
 class ImageModel(Strict):
@@ -88,6 +90,10 @@ class SeqTrain(Strict):
     lrs: list[float] = [3e-4, 1e-3, 3e-3]
     weight_decay: float = Field(0.0, ge=0)
     trains_threshold: float = Field(0.8, gt=0, le=1, description="a run 'trains' if test token accuracy >= this")
+    diverge_window: int = Field(50, ge=1, description="a run 'diverged' if its loss is non-finite or the mean "
+                                "training loss of its last `diverge_window` steps is >= (1 - diverge_tolerance) x "
+                                "min(first step's loss, ln vocab)")
+    diverge_tolerance: float = Field(0.02, ge=0, lt=1)
 
 
 class TransformerStudy(Strict):

@@ -38,13 +38,27 @@ def evaluate_images(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: i
     return loss / len(x), correct / len(x)
 
 
-def train_images(model: nn.Module, xtr, ytr, xte, yte, cfg, seed: int, on_epoch=None) -> list[dict]:
-    """SGD (momentum, weight decay), cosine annealing per iteration to 0 over all epochs, grad-norm clipping.
+def param_groups(model: nn.Module, lr: float, bias_lr_factor: float = 1.0) -> list[dict]:
+    """One SGD group for the weights at `lr` and, when `bias_lr_factor` != 1, one for the biases at
+    `lr * bias_lr_factor` (the official code trains the biases of no-BN ResNets at base_lr / 10)."""
+    if bias_lr_factor == 1.0:
+        return [{"params": list(model.parameters()), "lr": lr}]
+    named = list(model.named_parameters())
+    biases = [p for n, p in named if n.endswith("bias")]
+    others = [p for n, p in named if not n.endswith("bias")]
+    return [{"params": others, "lr": lr}, {"params": biases, "lr": lr * bias_lr_factor}]
+
+
+def train_images(model: nn.Module, xtr, ytr, xte, yte, cfg, seed: int, on_epoch=None,
+                 bias_lr_factor: float = 1.0) -> list[dict]:
+    """SGD (momentum, weight decay), cosine annealing per iteration to 0 over all epochs, grad-norm clipping;
+    biases at `cfg.lr * bias_lr_factor` (same cosine schedule).
 
     Returns one record per epoch with train loss, test loss and test accuracy; a diverged run (non-finite loss)
     stops early and is recorded as such.
     """
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = torch.optim.SGD(param_groups(model, cfg.lr, bias_lr_factor), lr=cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, len(xtr) // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
@@ -85,8 +99,21 @@ def evaluate_seq(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[fl
     return loss, acc
 
 
+def diverged(losses: list[float], window: int, reference: float | None = None, tol: float = 0.02) -> bool:
+    """A run diverged when a loss is non-finite or the mean of its last `window` training losses is not below
+    (1 - tol) x its starting point: the first step's loss, or `reference` if lower (for the sequence task ln(vocab),
+    the loss of a constant uniform prediction; a random init starts slightly above it)."""
+    if not losses:
+        return False
+    if not np.all(np.isfinite(losses)):
+        return True
+    start = losses[0] if reference is None else min(losses[0], reference)
+    return bool(np.mean(losses[-window:]) >= (1 - tol) * start)
+
+
 def train_seq(model: nn.Module, task, cfg, lr: float, device, seed: int, eval_every: int = 50) -> dict:
-    """Adam (0.9, 0.98) at a constant `lr` with no warmup on fresh generated batches; held-out accuracy curve."""
+    """Adam (0.9, 0.98) at a constant `lr` with no warmup on fresh generated batches; held-out accuracy curve,
+    the first-step loss, the mean loss of the last `cfg.diverge_window` steps and the divergence verdict."""
     gen = torch.Generator().manual_seed(seed)
     test_gen = torch.Generator().manual_seed(10_000 + seed)
     xte, yte = (t.to(device) for t in make_batch(task.task, task.n_test, task.length, task.vocab, test_gen))
@@ -107,5 +134,7 @@ def train_seq(model: nn.Module, task, cfg, lr: float, device, seed: int, eval_ev
             curve.append({"step": step, "train_loss": float(np.mean(losses[-eval_every:])), "test_loss": tl,
                           "test_acc": ta})
     final = curve[-1] if curve and np.isfinite(losses[-1]) else {"test_loss": float("inf"), "test_acc": 0.0}
+    window = cfg.diverge_window
     return {"lr": lr, "curve": curve, "final_test_acc": final["test_acc"], "final_test_loss": final["test_loss"],
-            "trains": bool(final["test_acc"] >= cfg.trains_threshold)}
+            "initial_loss": float(losses[0]), "final_train_loss": float(np.mean(losses[-window:])),
+            "diverged": diverged(losses, window, math.log(task.vocab), cfg.diverge_tolerance), "trains": bool(final["test_acc"] >= cfg.trains_threshold)}
