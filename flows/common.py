@@ -58,3 +58,24 @@ def run_flow(flow_obj, study: str, params_path: str | Path = "params.yaml", **kw
     """Run a study flow with the task runner named in params."""
     common = load_params(params_path, [study])["common"]
     return flow_obj.with_options(task_runner=task_runner(common))(params_path=str(params_path), **kwargs)
+
+
+def publish(ctx: StudyContext, run, metrics: dict, claims, summary: dict[str, float], t0: float, log=None) -> dict:
+    """The end of every study flow: write metrics/<study>.json atomically, attach it and plots/<study>/ to the
+    MLflow run, log the summary metrics, wall time and one 0/1 metric per claim, and log the claims' outcome."""
+    import time
+
+    from tenfold.runtime import atomic_write_json
+
+    atomic_write_json(ctx.path("metrics"), metrics)
+    run.log_artifact(ctx.path("metrics"))
+    plots = ctx.root / "plots" / ctx.study
+    if plots.exists():
+        run.log_artifact(plots, "plots")
+    values = {k: float(v) for k, v in summary.items() if v is not None}
+    values.update({f"claim_{c.id}": float(bool(c.holds)) for c in claims})
+    values["wall_seconds"] = time.time() - t0
+    run.log_metrics(values)
+    if log is not None:
+        log.info("%s: %s", ctx.study, {c.id: (c.measured, c.holds) for c in claims})
+    return metrics

@@ -12,7 +12,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.logging import get_run_logger
 
-from flows.common import data_root as _data_root, prepare, run_flow
+from flows.common import data_root as _data_root, prepare, publish, run_flow
 from tasks.data import load_mazes, maze_file
 from tasks.evaluate import evaluate_mazes
 from tasks.track import study_run
@@ -23,7 +23,7 @@ from tenfold.mazes import plots as maze_plots
 from tenfold.mazes.train import predict
 from tenfold.models.recurrent import count_parameters
 from tenfold.plotting import line_plot, write_csv
-from tenfold.runtime import atomic_torch_save, atomic_write_json, fingerprint, md5_file
+from tenfold.runtime import atomic_torch_save, fingerprint, md5_file
 
 TITLE = "The Uncanny Similarity of Recurrence and Depth: mazes"
 
@@ -180,12 +180,7 @@ def maze_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
             "run": {"mlflow_run_id": run.run_id, "registered_model": f"{reg['name']} v{reg['version']}",
                     "alias_moved": passed, "device": str(ctx.device), "wall_seconds": round(time.time() - t0, 1)},
         }
-        atomic_write_json(ctx.path("metrics"), metrics)
-        run.log_artifact(ctx.path("metrics"))
-        run.log_artifact(ctx.root / "plots" / "maze", "plots")
-        run.log_metrics({"extrapolation": claims[0].measured or 0.0, "wall_seconds": time.time() - t0})
-        log.info("maze: %s", {c.id: (c.measured, c.holds) for c in claims})
-        return metrics
+        return publish(ctx, run, metrics, claims, {"extrapolation": claims[0].measured}, t0, log)
 
 
 def _example(codes):

@@ -21,7 +21,7 @@ import torch
 from prefect import flow
 from prefect.logging import get_run_logger
 
-from flows.common import data_root as _data_root, prepare, run_flow
+from flows.common import data_root as _data_root, prepare, publish, run_flow
 from tasks.openreview import analyse_cross_year, analyse_year, build_live, build_offline
 from tasks.track import study_run
 from tenfold import ARXIV
@@ -208,15 +208,10 @@ def openreview_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                     "alias_moved": passed, "data_source": manifest.get("source", "unknown"),
                     "wall_seconds": round(time.time() - t0, 1)},
         }
-        atomic_write_json(ctx.path("metrics"), metrics)
-        run.log_artifact(ctx.path("metrics"))
-        run.log_artifact(ctx.root / "plots" / SLUG, "plots")
         for y in years:
             run.log_metrics({"reproducibility": per_year[y]["reproducibility"]["median"],
                              "alpha": per_year[y]["alpha"]["alpha"]}, step=y)
-        run.log_metrics({"wall_seconds": time.time() - t0})
-        log.info("openreview: %s", {c.id: (c.measured, c.holds) for c in claims})
-        return metrics
+        return publish(ctx, run, metrics, claims, {}, t0, log)
 
 
 def _r(v, n=3):

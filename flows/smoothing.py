@@ -14,7 +14,7 @@ import torch
 from prefect import flow
 from prefect.logging import get_run_logger
 
-from flows.common import data_root, prepare, run_flow
+from flows.common import data_root, prepare, publish, run_flow
 from tasks.smoothing import certify, train_base
 from tasks.track import study_run
 from tenfold import ARXIV
@@ -24,7 +24,7 @@ from tenfold.claims import claim
 from tenfold.data import images as image_data
 from tenfold.data.faces import load_att
 from tenfold.plotting import line_plot, write_csv
-from tenfold.runtime import atomic_torch_save, atomic_write_json, md5_file
+from tenfold.runtime import atomic_torch_save, md5_file
 
 TITLE = "Center Smoothing: certified robustness for vector-valued functions"
 TASK_TITLES = {"autoencoder": "dimensionality reduction (conv autoencoder)",
@@ -222,12 +222,7 @@ def smoothing_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                     "alias_moved": bool(reg and passed), "device": str(dev),
                     "wall_seconds": round(time.time() - t0, 1)},
         }
-        atomic_write_json(ctx.path("metrics"), metrics)
-        run.log_artifact(ctx.path("metrics"))
-        run.log_artifact(ctx.root / "plots" / "smoothing", "plots")
-        run.log_metrics({"certified_at_default_sigma": worst, "wall_seconds": time.time() - t0})
-        log.info("smoothing: %s", {c.id: (c.measured, c.holds) for c in claims})
-        return metrics
+        return publish(ctx, run, metrics, claims, {"certified_at_default_sigma": worst}, t0, log)
 
 
 def _g(v) -> str:
