@@ -19,7 +19,8 @@ from tasks.track import study_run
 from tenfold import ARXIV
 from tenfold.claims import claim
 from tenfold.data.images import load as load_images
-from tenfold.plotting import line_plot, plt, save, write_csv
+from tenfold.minimax.weighted import shift_weights, shifted_accuracy, vulnerable_classes
+from tenfold.plotting import plt, save, write_csv
 from tenfold.runtime import atomic_torch_save, atomic_write_json, fingerprint
 
 TITLE = "Are adversarial examples created equal? A learnable weighted minimax risk for robustness"
@@ -50,39 +51,74 @@ def minimax_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
     with study_run("minimax", {"common": ctx.common, "minimax": p}, stage="minimax", uri=ctx.common.mlflow_uri,
                    lock=ctx.root / "dvc.lock") as run:
         run.set_tags({"data_source": data.source, "device": str(dev)})
-        trained = {k: train_trainer.submit(k, x, y, p.train, data.num_classes, ctx.seed,
-                                           str(ctx.path("checkpoints", f"{k}.pt")),
-                                           fingerprint(k, p.train.model_dump(), p.data.model_dump(), ctx.seed))
-                   for k in p.train.trainers}
-        models = {k: fut.result() for k, fut in trained.items()}
-        evals = {k: evaluate_trainer.submit(k, m, xt, yt, p.eval, ctx.seed) for k, (m, _) in models.items()}
-        res = {k: fut.result() for k, fut in evals.items()}
-        for k, (_, hist) in models.items():
+        seeds = [ctx.seed + i for i in range(p.train.seeds)]
+        # fan-out: every (trainer, seed) pair is one task on the flow's task runner (threads, or Dask)
+        trained = {(k, s): train_trainer.submit(k, x, y, p.train, data.num_classes, s,
+                                                str(ctx.path("checkpoints", f"{k}_seed{s}.pt")),
+                                                fingerprint(k, p.train.model_dump(exclude={"seeds"}),
+                                                            p.data.model_dump(), s))
+                   for s in seeds for k in p.train.trainers}
+        models = {ks: fut.result() for ks, fut in trained.items()}
+        evals = {ks: evaluate_trainer.submit(ks[0], m, xt, yt, p.eval, ks[1]) for ks, (m, _) in models.items()}
+        per = {ks: fut.result() for ks, fut in evals.items()}
+        for (k, s), (_, hist) in models.items():
             for r in hist:
-                run.log_metrics({f"{k}.train_loss": r["loss"]}, step=r["epoch"])
+                run.log_metrics({f"{k}.seed{s}.train_loss": r["loss"]}, step=r["epoch"])
+
+        # ---- shifted test distribution: label shift toward the classes the uniform attack hurts most
+        # (chosen from every trainer and seed alike, so the choice favours neither trainer)
+        pooled = torch.stack([r["uniform_correct"] for r in per.values()]).mean(0)
+        shift_cls = vulnerable_classes(pooled, yt, p.eval.shift_classes, data.num_classes)
+        sw = shift_weights(yt, shift_cls, p.eval.shift_mass, data.num_classes)
+        for r in per.values():
+            r["shifted"] = shifted_accuracy(r["uniform_correct"], sw)
+
+        alphas = p.eval.alphas
+        trainers = list(p.train.trainers)
+
+        def agg(k, get):
+            v = np.array([get(per[(k, s)]) for s in seeds], dtype=float)
+            return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+        res = {k: {"clean": agg(k, lambda r: r["clean"]),
+                   "robust": {a: agg(k, lambda r, a=a: r["robust"][a]) for a in alphas},
+                   "shifted": agg(k, lambda r: r["shifted"])} for k in trainers}
 
         a_c = p.eval.claim_alpha
         u, w = res["at"], res["weighted_at"]
-        gain = 100 * (w["robust"][a_c] - u["robust"][a_c])
-        uni_drop = 100 * (u["robust"][0.0] - w["robust"][0.0])
+        gain = 100 * (w["robust"][a_c][0] - u["robust"][a_c][0])
+        uni_drop = 100 * (u["robust"][0.0][0] - w["robust"][0.0][0])
+        shift_gain = 100 * (w["shifted"][0] - u["shifted"][0])
+        per_seed_gain = [100 * (per[("weighted_at", s)]["robust"][a_c] - per[("at", s)]["robust"][a_c]) for s in seeds]
         claims = [claim("weighted_beats_uniform",
                         f"weighted minimax AT beats plain PGD AT on weighted robust accuracy under the non-uniform "
-                        f"attack (alpha_pgd {a_c:g}; measured = gain in points), with uniform robust accuracy "
-                        f"within {p.eval.uniform_tolerance:g} points (measured drop {uni_drop:.2f})",
+                        f"attack (alpha_pgd {a_c:g}; measured = gain in points, mean over {len(seeds)} seed(s)), "
+                        f"with uniform robust accuracy within {p.eval.uniform_tolerance:g} points (measured drop "
+                        f"{uni_drop:.2f})",
                         "significantly improves adversarial accuracy under non-uniform attacks without a "
                         "significant drop under uniform attacks", gain, 0.0, ">",
                         holds=gain > 0 and uni_drop <= p.eval.uniform_tolerance)]
-        passed = w["robust"][0.0] >= p.accept_min_robust_acc
+        passed = per[("weighted_at", seeds[0])]["robust"][0.0] >= p.accept_min_robust_acc
 
-        alphas = p.eval.alphas
-        rows = [[k, round(r["clean"], 4), *[round(r["robust"][a], 4) for a in alphas]] for k, r in res.items()]
-        write_csv(ctx.path("plots", "robust_vs_alpha.csv"), ["alpha_pgd", *res],
-                  [[a, *[res[k]["robust"][a] for k in res]] for a in alphas])
-        line_plot(ctx.path("plots", "robust_vs_alpha.png"), alphas, {k: [r["robust"][a] for a in alphas]
-                  for k, r in res.items()}, "alpha_pgd of the non-uniform attack (0 = uniform)",
-                  "weighted robust accuracy", f"{data.name}, eps {p.eval.eps:g}")
+        def pm(v):
+            return f"{v[0]:.3f} ± {v[1]:.3f}"
+        rows = [[k, pm(r["clean"]), *[pm(r["robust"][a]) for a in alphas], pm(r["shifted"])] for k, r in res.items()]
+        seed_rows = [[k, s, round(per[(k, s)]["clean"], 4), *[round(per[(k, s)]["robust"][a], 4) for a in alphas],
+                      round(per[(k, s)]["shifted"], 4)] for s in seeds for k in trainers]
+        write_csv(ctx.path("plots", "robust_vs_alpha.csv"), ["alpha_pgd", *res, *[f"{k}_std" for k in res]],
+                  [[a, *[res[k]["robust"][a][0] for k in res], *[res[k]["robust"][a][1] for k in res]]
+                   for a in alphas])
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for k, r in res.items():
+            ax.errorbar(alphas, [r["robust"][a][0] for a in alphas], yerr=[r["robust"][a][1] for a in alphas],
+                        marker="o", capsize=3, label=k)
+        ax.set_xlabel("alpha_pgd of the non-uniform attack (0 = uniform)")
+        ax.set_ylabel("weighted robust accuracy")
+        ax.set_title(f"{data.name}, eps {p.eval.eps:g}, mean ± std over {len(seeds)} seed(s)")
+        ax.legend()
+        save(fig, ctx.path("plots", "robust_vs_alpha.png"))
+        models = {k: models[(k, seeds[0])] for k in trainers}
         figures = [{"path": "plots/minimax/robust_vs_alpha.png",
-                    "caption": "Weighted robust accuracy vs the attacker's alpha_pgd"}]
+                    "caption": "Weighted robust accuracy vs the attacker's alpha_pgd (mean ± std over seeds)"}]
         wq = []
         for k, (_, hist) in models.items():
             if k.startswith("weighted"):
@@ -93,7 +129,12 @@ def minimax_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                         round(float(np.max(r["weights"])), 4)] for r in hist]
         write_csv(ctx.path("plots", "weight_quantiles.csv"), ["trainer", "epoch", "q10", "median", "q90", "max"], wq)
         notes = [f"{'Reproduced' if c.holds else 'Not reproduced'} at this scale: `{c.id}` gain "
-                 f"{gain:.2f} points, uniform drop {uni_drop:.2f} points." for c in claims]
+                 f"{gain:.2f} points (per seed: {', '.join(f'{g:.1f}' for g in per_seed_gain)}), uniform drop "
+                 f"{uni_drop:.2f} points (means over {len(seeds)} seed(s))." for c in claims]
+        notes.append(f"Shifted test distribution (second non-uniform evaluation): label shift putting "
+                     f"{p.eval.shift_mass:.0%} of the test mass on classes {shift_cls}, the {len(shift_cls)} classes "
+                     f"with the lowest uniform robust accuracy pooled over trainers and seeds; robust accuracy under "
+                     f"the uniform PGD attack on that distribution: weighted_at minus at = {shift_gain:.2f} points.")
         notes += [
             f"Data: {data.name} ({data.source}), {len(x)} training and {len(xt)} test images; model {p.train.arch}. "
             f"The paper's MNIST setting is SmallCNN, eps 0.3, 40 PGD steps of 0.01, alpha 0.05, 100 epochs; the CPU "
@@ -110,17 +151,30 @@ def minimax_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
         reg = run.log_model(models["weighted_at"][0], "weighted_at", input_example=xt[:2].cpu().numpy(),
                             passed=passed, description="weighted minimax adversarially trained classifier")
         for k, r in res.items():
-            run.log_metrics({f"{k}.clean": r["clean"], **{f"{k}.robust_alpha_{a:g}": v for a, v in r["robust"].items()}})
+            run.log_metrics({f"{k}.clean": r["clean"][0], f"{k}.shifted": r["shifted"][0],
+                             **{f"{k}.robust_alpha_{a:g}": v[0] for a, v in r["robust"].items()}})
         metrics = {
             "study": "minimax", "arxiv": ARXIV["minimax"], "title": TITLE,
             "description": (f"PGD adversarial training vs learnable weighted minimax risk (alpha {p.train.alpha:g}) on "
                             f"{data.name}; uniform and non-uniform (weighted) PGD attacks at eps {p.eval.eps:g}."),
             "claims": [c.as_dict() for c in claims],
-            "results": {k: {"clean": r["clean"], "robust": {str(a): v for a, v in r["robust"].items()}}
+            "seeds": seeds,
+            "results": {k: {"clean": r["clean"][0], "robust": {str(a): v[0] for a, v in r["robust"].items()},
+                            "shifted": r["shifted"][0], "std": {"clean": r["clean"][1], "shifted": r["shifted"][1],
+                                                                "robust": {str(a): v[1] for a, v in r["robust"].items()}}}
                         for k, r in res.items()},
-            "tables": {"accuracy": {"title": "Clean, uniform-robust and non-uniform-robust accuracy",
-                                    "columns": ["trainer", "clean", *[f"alpha_pgd {a:g}" for a in alphas]],
-                                    "rows": rows}},
+            "per_seed": {f"{k}/seed{s}": {"clean": r["clean"], "robust": {str(a): v for a, v in r["robust"].items()},
+                                          "shifted": r["shifted"]} for (k, s), r in per.items()},
+            "shift": {"classes": shift_cls, "mass": p.eval.shift_mass, "gain_points": shift_gain},
+            "tables": {"accuracy": {"title": f"Clean, uniform-robust, non-uniform-robust (weighted attack, alpha_pgd) "
+                                             f"and shifted-distribution robust accuracy, mean ± std over {len(seeds)} "
+                                             f"seed(s)",
+                                    "columns": ["trainer", "clean", *[f"alpha_pgd {a:g}" for a in alphas],
+                                                f"shifted to {shift_cls}"],
+                                    "rows": rows},
+                       "per_seed": {"title": "Per seed",
+                                    "columns": ["trainer", "seed", "clean", *[f"alpha_pgd {a:g}" for a in alphas],
+                                                "shifted"], "rows": seed_rows}},
             "figures": figures, "notes": notes,
             "run": {"mlflow_run_id": run.run_id, "registered_model": f"{reg['name']} v{reg['version']}",
                     "alias_moved": passed, "device": str(dev), "wall_seconds": round(time.time() - t0, 1)},

@@ -31,8 +31,10 @@ def train_trainer(kind: str, x, y, cfg, num_classes: int, seed: int, checkpoint:
 
 @task(name="evaluate-nonuniform", cache_policy=NO_CACHE)
 def evaluate_trainer(kind: str, model, x, y, ev, seed: int) -> dict:
-    """Clean accuracy and weighted robust accuracy for every alpha_pgd (alpha 0 = uniform robust accuracy)."""
-    out = {"clean": accuracy(model, x, y),
-           "robust": nonuniform_eval(model, x, y, ev.eps, ev.steps, ev.step_size, ev.restarts, ev.alphas, seed)}
-    get_run_logger().info("%s: clean %.3f, robust %s", kind, out["clean"], out["robust"])
+    """Clean accuracy, weighted robust accuracy for every alpha_pgd (alpha 0 = uniform robust accuracy) and the
+    per-example correctness under the uniform attack (for the shifted-test-distribution evaluation)."""
+    robust, correct = nonuniform_eval(model, x, y, ev.eps, ev.steps, ev.step_size, ev.restarts, ev.alphas, seed,
+                                      return_correct=True)
+    out = {"clean": accuracy(model, x, y), "robust": robust, "uniform_correct": correct[0.0]}
+    get_run_logger().info("%s (seed %d): clean %.3f, robust %s", kind, seed, out["clean"], out["robust"])
     return out

@@ -3,8 +3,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tenfold.minimax.weighted import (checkpoint_epoch, importance_weights, margin, nonuniform_eval, trainer_loss,
-                                      warmup_fraction, weighted_ce)
+from tenfold.minimax.weighted import (checkpoint_epoch, importance_weights, margin, nonuniform_eval, shift_weights,
+                                      shifted_accuracy, trainer_loss, vulnerable_classes, warmup_fraction,
+                                      weighted_ce)
 from tenfold.perturb.pgd import accuracy, robust_accuracy
 from tenfold.perturb.train import fit
 
@@ -126,3 +127,32 @@ def test_at_trainers_learn_with_warmup(kind):
     model = _model()
     fit(model, x, y, 15, 0.05, 16, 0, loss_fn=trainer_loss(kind, 0.1, 3, 0.04, alpha=2.0, warmup_steps=18))
     assert accuracy(model, x, y) > 0.85 and robust_accuracy(model, x, y, 0.1, 5, 0.04) > 0.6
+
+
+def test_nonuniform_eval_returns_per_example_correctness():
+    x, y = _data(40)
+    model = _model()
+    r, correct = nonuniform_eval(model, x, y, eps=0.2, steps=3, step_size=0.1, restarts=1, alphas=[0.0, 2.0],
+                                 return_correct=True)
+    assert set(correct) == {0.0, 2.0} and correct[0.0].shape == (40,)
+    assert r[0.0] == pytest.approx(float(correct[0.0].mean()))  # alpha 0: plain mean of the correctness
+
+
+def test_shift_weights_put_the_mass_on_the_chosen_classes():
+    y = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2, 2])
+    w = shift_weights(y, [1], 0.8, 3)
+    assert float(w.sum()) == pytest.approx(1.0)
+    assert float(w[y == 1].sum()) == pytest.approx(0.8)
+    assert float(w[y == 0][0]) == pytest.approx(float(w[y == 2][0]))  # uniform outside the shifted classes
+    correct = (y != 1).float()  # the shifted classes are all wrong
+    assert shifted_accuracy(correct, w) == pytest.approx(0.2)
+    assert shifted_accuracy(correct, torch.ones(10)) == pytest.approx(0.8)
+    with pytest.raises(ValueError):
+        shift_weights(y, [5], 0.8, 6)
+
+
+def test_vulnerable_classes_are_the_least_robust():
+    y = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    correct = torch.tensor([1, 1, 0, 0, 1, 0, 1, 1.0])
+    assert vulnerable_classes(correct, y, 2, 4) == [1, 2]
+    assert vulnerable_classes(correct, y, 1, 4) == [1]

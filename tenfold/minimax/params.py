@@ -30,6 +30,8 @@ class MinimaxTrain(Strict):
     step_size: float = Field(0.06, gt=0, description="MNIST code: 0.01")
     alpha: float = Field(2.0, ge=0, description="weight exp(-alpha * margin); code: 0.05 MNIST, 0.5 CIFAR AT, 2 TRADES")
     beta: float = Field(5.0, ge=0, description="TRADES trade-off (code default 5)")
+    seeds: int = Field(1, ge=1, description="independent training seeds, fanned out as tasks; the table reports "
+                       "mean +- std and the claim uses the mean")
 
 
 class MinimaxEval(Strict):
@@ -40,6 +42,9 @@ class MinimaxEval(Strict):
     alphas: list[float] = Field(default_factory=lambda: [0.0, 1.0, 2.0, 5.0], min_length=2)
     claim_alpha: float = Field(2.0, gt=0, description="alpha_pgd of the non-uniform attack used by the claim")
     uniform_tolerance: float = Field(2.0, ge=0, description="points of uniform robust accuracy allowed to drop")
+    shift_classes: int = Field(3, ge=1, description="shifted test distribution: the attacker concentrates on the "
+                               "this many classes with the lowest uniform robust accuracy (mean over trainers)")
+    shift_mass: float = Field(0.8, gt=0, le=1, description="probability mass of those classes in the shifted test set")
 
 
 class MinimaxParams(Strict):

@@ -108,18 +108,20 @@ def trainer_loss(kind: str, eps: float, steps: int, step_size: float, alpha: flo
 
 
 def nonuniform_eval(model, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, step_size: float,
-                    restarts: int, alphas: list[float], seed: int = 0, batch_size: int = 500) -> dict[float, float]:
+                    restarts: int, alphas: list[float], seed: int = 0, batch_size: int = 500,
+                    return_correct: bool = False):
     """Weighted robust accuracy under the non-uniform attack for each alpha_pgd (0 = ordinary robust accuracy).
 
     For each alpha_pgd, PGD maximises exp(-alpha_pgd * m) * CE with `restarts` random restarts, keeping per
     example the restart with the largest CE; the score is sum(w * correct) / sum(w) with w on the final
-    adversarial example."""
+    adversarial example. With `return_correct`, also returns {alpha: per-example 0/1 robust correctness}."""
     model.eval()
-    out = {}
+    out, correct = {}, {}
     for alpha in alphas:
         gen = torch.Generator().manual_seed(seed)
         pgd = PGD(eps=eps, steps=steps, step_size=step_size, restarts=restarts)
         num = den = 0.0
+        hits = []
         for lo in range(0, len(x), batch_size):
             xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
             xa = pgd.run(weighted_ce(model, yb, alpha), xb, generator=gen,
@@ -127,7 +129,38 @@ def nonuniform_eval(model, x: torch.Tensor, y: torch.Tensor, eps: float, steps: 
             with torch.no_grad():
                 z = model(xa)
                 w = importance_weights(z, yb, alpha)
-                num += float((w * (z.argmax(1) == yb).float()).sum())
+                ok = (z.argmax(1) == yb).float()
+                hits.append(ok.cpu())
+                num += float((w * ok).sum())
                 den += float(w.sum())
         out[alpha] = num / den
-    return out
+        correct[alpha] = torch.cat(hits)
+    return (out, correct) if return_correct else out
+
+
+def shift_weights(y: torch.Tensor, classes: list[int], mass: float, num_classes: int) -> torch.Tensor:
+    """Per-example weights of a shifted test distribution: the listed classes together carry `mass` of the
+    probability, the other classes the rest, uniformly over the examples within each group (label shift)."""
+    y = y.cpu()
+    inside = torch.zeros(num_classes, dtype=torch.bool)
+    inside[list(classes)] = True
+    sel = inside[y]
+    n_in, n_out = int(sel.sum()), int((~sel).sum())
+    if n_in == 0:
+        raise ValueError(f"no test example has a class in {classes}")
+    w = torch.where(sel, mass / n_in, (1 - mass) / max(1, n_out))
+    if n_out == 0:
+        w = torch.full_like(w, 1.0 / n_in)
+    return w / w.sum()
+
+
+def shifted_accuracy(correct: torch.Tensor, weights: torch.Tensor) -> float:
+    """Accuracy under a re-weighted test distribution: sum(w * correct) / sum(w)."""
+    return float((weights * correct.float()).sum() / weights.sum())
+
+
+def vulnerable_classes(correct: torch.Tensor, y: torch.Tensor, k: int, num_classes: int) -> list[int]:
+    """The k classes with the lowest robust accuracy (ties by class id): where an attacker concentrates."""
+    y = y.cpu()
+    acc = [(float(correct[y == c].float().mean()) if bool((y == c).any()) else 1.0, c) for c in range(num_classes)]
+    return sorted(c for _, c in sorted(acc)[:k])
