@@ -96,9 +96,13 @@ def lowkey_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                        p.eval.dlib_upsample)
         sur = {name: f.result() for name, f in sur.items()}
 
+        # ---- trade-off sweep (probe subset): dlib rank-1 and held-out rank-1 vs SSIM for other attack settings
+        heldout = p.eval.heldout.name
+        sweep = run_sweep(p, models[heldout], ensemble, rgb, faces, gal, prb, th, crop, ctx.seed,
+                          filtered, ssims, ctx.path("plots")) if p.sweep.points else None
+
         # ---- claims
         r1 = min(p.eval.ranks)
-        heldout = p.eval.heldout.name
         claims = [
             claim("dlib_rank1_filtered", "dlib's ResNet recognizer (third party) identifies at most 10% of "
                   "LowKey-filtered probes at rank 1 (clean gallery)",
@@ -129,6 +133,9 @@ def lowkey_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                            [r[2] for r in rows], [r[2 + len(p.eval.ranks)] for r in rows],
                            "rank-1 identification, clean vs LowKey probes")
         figures = [{"path": "plots/lowkey/rank1.png", "caption": "Rank-1 accuracy, clean vs filtered probes"}]
+        if sweep:
+            figures.append({"path": "plots/lowkey/tradeoff.png",
+                            "caption": f"dlib rank-1 vs SSIM over attack settings ({sweep['probes']} probes)"})
         if p.eval.examples:
             sel = np.linspace(0, len(filtered) - 1, min(p.eval.examples, len(filtered))).astype(int)
             lk_plots.examples(ctx.path("plots", "examples.png"), rgb[prb][sel], filtered[sel], ssims[sel])
@@ -168,6 +175,7 @@ def lowkey_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                                             "detected": d["detected"]} for s, d in dl.items()}},
             "quality": summary,
             "training": {n: h[-1] for n, h in histories.items()},
+            "tradeoff": sweep,
             "tables": {"identification": {"title": "Rank-k identification, clean vs LowKey-filtered probes",
                                           "columns": cols, "rows": rows},
                        "quality": {"title": "Image quality of the filtered probes",
@@ -178,6 +186,10 @@ def lowkey_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
             "run": {"mlflow_run_id": run.run_id, "registered_model": f"{reg['name']} v{reg['version']}",
                     "alias_moved": passed, "device": str(ctx.device), "wall_seconds": round(time.time() - t0, 1)},
         }
+        if sweep:
+            metrics["tables"]["tradeoff"] = {"title": f"Trade-off over attack settings ({sweep['probes']} probes, "
+                                             "first row = the default)", "columns": sweep["columns"],
+                                             "rows": sweep["rows"]}
         atomic_write_json(ctx.path("metrics"), metrics)
         run.log_artifact(ctx.path("metrics"))
         run.log_artifact(ctx.root / "plots" / "lowkey", "plots")
@@ -185,6 +197,43 @@ def lowkey_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                          "lowkey_ssim": float(ssims.mean()), "wall_seconds": time.time() - t0})
         log.info("lowkey: %s", {c.id: (c.measured, c.holds) for c in claims})
         return metrics
+
+
+def run_sweep(p, heldout_model, ensemble, rgb, faces, gal, prb, th, crop, seed, filtered, ssims, out) -> dict:
+    """Attack a probe subset at each `sweep.points` setting; dlib and held-out rank-1 vs SSIM, CSV and plot.
+
+    The default setting is included as the first row, read off the main run's filtered probes.
+    """
+    log = get_run_logger()
+    numbers = sorted(set(faces.numbers[prb].tolist()))[:p.sweep.probes_per_subject]
+    sub = prb & np.isin(faces.numbers, numbers)
+    in_prb = np.isin(np.flatnonzero(prb), np.flatnonzero(sub))
+    gid, sid = faces.subjects[gal], faces.subjects[sub]
+    gal_crops = aligned(rgb[gal], th[gal], crop)
+    settings = [("default", p.attack, filtered[in_prb], ssims[in_prb])]
+    for pt in p.sweep.points:
+        cfg = p.attack_at(pt)
+        label = (f"it{cfg.n_iters} lr{cfg.lr:g} c{cfg.c_sim:g} s{cfg.smooth_sigma:g}")
+        imgs, _ = protect(ensemble, rgb[sub], th[sub], crop, cfg, seed)
+        ss = np.array([structural_similarity(a, b, channel_axis=-1, data_range=255) for a, b in zip(rgb[sub], imgs)])
+        settings.append((label, cfg, imgs, ss))
+    rows = []
+    for label, cfg, imgs, ss in settings:
+        dl = eval_dlib(rgb[gal], gid, {"filtered": imgs}, sid, [1, 5], p.eval.dlib_upsample)["filtered"]
+        th_f, _ = detect(imgs, crop, p.align.min_face_size)
+        ho = eval_surrogate.fn(heldout_model, gal_crops, gid, {"f": aligned(imgs, th_f, crop)}, sid, [1])["f"][1]
+        rows.append([label, cfg.n_iters, cfg.lr, cfg.c_sim, cfg.smooth_sigma, round(float(ss.mean()), 4),
+                     round(dl["ranks"][1], 4), round(dl["ranks"][5], 4), round(ho, 4), round(dl["detected"], 4)])
+        log.info("sweep %s: SSIM %.3f, dlib rank-1 %.3f, held-out rank-1 %.3f", label, ss.mean(), dl["ranks"][1], ho)
+    cols = ["setting", "n_iters", "lr", "c_sim", "smooth_sigma", "ssim", "dlib_rank1", "dlib_rank5",
+            "heldout_rank1", "dlib_detected"]
+    write_csv(out / "tradeoff.csv", cols, rows)
+    ss_, d1 = [r[5] for r in rows], [r[6] for r in rows]
+    lk_plots.tradeoff(out / "tradeoff.png", ss_, d1, [r[8] for r in rows], [r[0] for r in rows],
+                      p.eval.target_ssim, p.eval.target_dlib_rank1, default_index=0)
+    best = lk_plots.best_points(ss_, d1, p.eval.target_ssim)
+    pick = {k: (None if i is None else dict(zip(cols, rows[i]))) for k, i in best.items()}
+    return {"probes": int(sub.sum()), "columns": cols, "rows": rows, **pick}
 
 
 def main(params_path: str = "params.yaml"):

@@ -146,3 +146,43 @@ def test_web_protects_a_face_photo():
     png = prot.protect(img, theta, progress=lambda k, n: seen.append((k, n)))
     out = np.asarray(Image.open(io.BytesIO(png)))
     assert out.shape == img.shape and seen[-1] == (2, 2)
+
+
+def test_smoothed_perturbation_is_low_frequency_and_bounded():
+    """With smooth_sigma the filter is a blurred signed-step perturbation: within the step budget and with far
+    less pixel-to-pixel variation than the release's per-pixel steps."""
+    torch.manual_seed(0)
+    models = [FaceNet("vgg", 32, 16, 4).eval()]
+    x = torch.rand(2, 3, 40, 36)
+    th = thetas([None] * 2, (40, 36), 32)
+    rough = LowKey(models, 32, LowKeyAttack(n_iters=6, lr=0.01, c_sim=0.0)).protect(x, th, seed=0)[0] - x
+    cfg = LowKeyAttack(n_iters=6, lr=0.01, c_sim=0.0, smooth_sigma=2.0)
+    smooth = LowKey(models, 32, cfg).protect(x, th, seed=0)[0] - x
+    assert smooth.abs().max() <= cfg.n_iters * cfg.lr + cfg.init_noise + 1e-6
+    assert smooth.abs().mean() > 0.005  # it did move
+    tv = lambda d: (d[..., 1:, :] - d[..., :-1, :]).abs().mean() / d.abs().mean()  # noqa: E731
+    assert tv(smooth) < 0.5 * tv(rough)
+
+
+def test_eps_bounds_the_perturbation():
+    models = [FaceNet("vgg", 32, 16, 4).eval()]
+    x = torch.rand(1, 3, 40, 36)
+    cfg = LowKeyAttack(n_iters=8, lr=0.01, c_sim=0.0, eps=0.02)
+    adv, _ = LowKey(models, 32, cfg).protect(x, thetas([None], (40, 36), 32), seed=0)
+    assert (adv - x).abs().max() <= 0.02 + 1e-6
+
+
+def test_sweep_points_override_the_attack_and_are_validated():
+    p = validate_section("lowkey", {"attack": {"lr": 0.003}, "sweep": {"points": [{"c_sim": 0.5}, {"lr": 0.01}]}})
+    a, b = (p.attack_at(pt) for pt in p.sweep.points)
+    assert (a.c_sim, a.lr) == (0.5, 0.003) and (b.c_sim, b.lr) == (p.attack.c_sim, 0.01)
+    with pytest.raises(ParamsError, match="lowkey.sweep.points"):
+        validate_section("lowkey", {"sweep": {"points": [{"lr": -1}]}})
+
+
+def test_best_points_pick_the_reported_operating_points():
+    from tenfold.lowkey.plots import best_points
+
+    ssim_, rank1 = [0.9, 0.86, 0.7, 0.5], [0.95, 0.9, 0.6, 0.6]
+    assert best_points(ssim_, rank1, 0.85) == {"meets_ssim": 1, "lowest_rank1": 2}
+    assert best_points(ssim_, rank1, 0.95)["meets_ssim"] is None

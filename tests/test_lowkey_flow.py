@@ -25,6 +25,12 @@ def test_lowkey_flow_tiny(prefect_harness, tiny, tmp_path):
     assert (tmp_path / "plots" / "lowkey" / "rank1.png").exists()
     assert (tmp_path / "plots" / "lowkey" / "examples.png").exists()
     assert (tmp_path / "models" / "lowkey" / "ensemble.pt").exists()
+    # the trade-off sweep: the default row plus the tiny profile's one point, on 1 probe per subject
+    t = m["tradeoff"]
+    assert t["probes"] == 3 and [r[0] for r in t["rows"]][0] == "default" and len(t["rows"]) == 2
+    assert all(0 <= r[t["columns"].index("dlib_rank1")] <= 1 for r in t["rows"])
+    assert (tmp_path / "plots" / "lowkey" / "tradeoff.png").exists()
+    assert len((tmp_path / "plots" / "lowkey" / "tradeoff.csv").read_text().strip().splitlines()) == 3
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.get_run(m["run"]["mlflow_run_id"])
     for tag in ("study", "arxiv", "git_commit", "dvc_stage", "data_source"):

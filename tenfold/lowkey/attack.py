@@ -12,6 +12,7 @@ The optimiser is signed gradient ascent from uniform start noise, with no L-inf 
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import torch
@@ -70,6 +71,8 @@ class LowKey:
             m.requires_grad_(False)
         self.crop, self.cfg = crop, cfg
         self.blur = GaussianBlur(cfg.blur_kernel, cfg.blur_sigma)
+        k = 2 * int(math.ceil(3 * cfg.smooth_sigma)) + 1
+        self.smooth = GaussianBlur(k, cfg.smooth_sigma) if cfg.smooth_sigma > 0 else nn.Identity()
 
     def _crops(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         if self.cfg.warp:
@@ -100,19 +103,22 @@ class LowKey:
         best_dist = torch.full((x.shape[0],), -1.0)
         total = cfg.n_starts * cfg.n_iters
         for start in range(cfg.n_starts):
-            noise = (2 * torch.rand(x.shape, generator=gen) - 1) * cfg.init_noise
-            adv = (x + noise).detach()
+            delta = ((2 * torch.rand(x.shape, generator=gen) - 1) * cfg.init_noise).detach()
             for it in range(cfg.n_iters):
-                adv.requires_grad_(True)
+                delta.requires_grad_(True)
+                adv = x + self.smooth(delta)
                 crops = self._crops(adv, theta)
                 dist = self.feature_distance(crops, targets)
                 penalty = 0.5 * (1 - ssim(crops, clean_crops)) + 0.5 * (1 - ssim(adv, x))
                 objective = (dist - cfg.c_sim * penalty).sum()
-                grad, = torch.autograd.grad(objective, adv)
-                adv = (adv + cfg.lr * grad.sign()).detach()
+                grad, = torch.autograd.grad(objective, delta)
+                delta = (delta + cfg.lr * grad.sign()).detach()
+                if cfg.eps > 0:
+                    delta = delta.clamp(-cfg.eps, cfg.eps)
                 if progress:
                     progress(start * cfg.n_iters + it + 1, total)
-            adv = adv.clamp(0, 1)
+            with torch.no_grad():
+                adv = (x + self.smooth(delta)).clamp(0, 1)
             with torch.no_grad():
                 dist = self.feature_distance(self._crops(adv, theta), targets)
             better = dist > best_dist

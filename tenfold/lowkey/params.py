@@ -52,6 +52,9 @@ class LowKeyAttack(Strict):
     perceptual: Literal["ssim"] = Field("ssim", description="LPIPS weights are not available offline: 1-SSIM")
     blur_kernel: int = Field(5, ge=1, description="Gaussian smoothing copies (paper: 7 at 112 px)")
     blur_sigma: float = Field(1.3, gt=0, description="paper: 3 at 112 px; scaled to the crop size")
+    smooth_sigma: float = Field(0.0, ge=0, description="Gaussian smoothing (px, full image) of the perturbation; "
+                                "0 = per-pixel steps as in the release")
+    eps: float = Field(0.0, ge=0, description="L-inf bound on the (unsmoothed) perturbation; 0 = none (release)")
     warp: bool = Field(True, description="detection+alignment inside the loop (differentiable warp)")
     batch_size: int = Field(64, ge=1)
 
@@ -64,6 +67,23 @@ class LowKeyEval(Strict):
     target_dlib_rank1: float = Field(0.10, ge=0, le=1)
     target_ssim: float = Field(0.85, ge=0, le=1)
     target_heldout_rank1: float = Field(0.10, ge=0, le=1)
+
+
+class SweepPoint(Strict):
+    """Overrides of `attack` for one point of the rank-1 vs SSIM trade-off."""
+
+    n_iters: int | None = Field(None, ge=1)
+    lr: float | None = Field(None, gt=0)
+    c_sim: float | None = Field(None, ge=0)
+    smooth_sigma: float | None = Field(None, ge=0)
+    blur_sigma: float | None = Field(None, gt=0)
+
+
+class LowKeySweep(Strict):
+    """Attack settings evaluated on a probe subset (dlib rank-1 vs SSIM); empty `points` = no sweep."""
+
+    probes_per_subject: int = Field(2, ge=1, le=9, description="first probes of each evaluated subject")
+    points: list[SweepPoint] = []
 
 
 class LowKeyWeb(Strict):
@@ -84,6 +104,7 @@ class LowKeyParams(Strict):
     train: LowKeyTrain = LowKeyTrain()
     attack: LowKeyAttack = LowKeyAttack()
     eval: LowKeyEval = LowKeyEval()
+    sweep: LowKeySweep = LowKeySweep()
     web: LowKeyWeb = LowKeyWeb()
 
     @model_validator(mode="after")
@@ -99,3 +120,7 @@ class LowKeyParams(Strict):
         if self.attack.blur_kernel % 2 == 0:
             raise ValueError(f"attack.blur_kernel must be odd, got {self.attack.blur_kernel}")
         return self
+
+    def attack_at(self, point: SweepPoint) -> LowKeyAttack:
+        """The attack settings with one sweep point's overrides applied (validated)."""
+        return LowKeyAttack(**{**self.attack.model_dump(), **point.model_dump(exclude_none=True)})

@@ -34,3 +34,34 @@ def rank_bars(path, names: list[str], clean: list[float], filtered: list[float],
     ax.legend()
     ax.grid(alpha=0.3, axis="y")
     save(fig, path)
+
+
+def tradeoff(path, ssim: list[float], dlib_rank1: list[float], heldout_rank1: list[float], labels: list[str],
+             target_ssim: float, target_rank1: float, default_index: int | None = None) -> None:
+    """dlib (and held-out model) rank-1 on filtered probes vs mean SSIM, one point per attack setting."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.scatter(ssim, dlib_rank1, label="dlib (third party)", zorder=3)
+    ax.scatter(ssim, heldout_rank1, marker="x", label="held-out surrogate", zorder=3)
+    for x, y, t in zip(ssim, dlib_rank1, labels):
+        ax.annotate(t, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    if default_index is not None:
+        ax.scatter([ssim[default_index]], [dlib_rank1[default_index]], s=160, facecolors="none", edgecolors="k",
+                   label="default", zorder=4)
+    ax.axvline(target_ssim, color="g", ls="--", lw=1, label=f"target SSIM >= {target_ssim}")
+    ax.axhline(target_rank1, color="r", ls="--", lw=1, label=f"target rank-1 <= {target_rank1}")
+    ax.set_xlabel("mean SSIM, filtered vs original")
+    ax.set_ylabel("rank-1 on filtered probes")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("LowKey trade-off: identification vs visibility")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    save(fig, path)
+
+
+def best_points(ssim: list[float], dlib_rank1: list[float], target_ssim: float) -> dict:
+    """Indices of the operating points to report: the lowest dlib rank-1 among points with SSIM >= target
+    (None if no point reaches it), and the point with the lowest dlib rank-1 overall (ties: higher SSIM)."""
+    ok = [i for i, s in enumerate(ssim) if s >= target_ssim]
+    meets = min(ok, key=lambda i: (dlib_rank1[i], -ssim[i])) if ok else None
+    lowest = min(range(len(ssim)), key=lambda i: (dlib_rank1[i], -ssim[i])) if ssim else None
+    return {"meets_ssim": meets, "lowest_rank1": lowest}
