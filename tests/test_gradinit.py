@@ -220,3 +220,37 @@ def test_divergence_criterion():
     out = train_seq(t, SeqTask(task="copy", vocab=4, length=4, n_test=16),
                     SeqTrain(steps=60, batch_size=16, diverge_window=10), 3e-3, "cpu", seed=0, eval_every=30)
     assert not out["diverged"] and out["final_train_loss"] < out["initial_loss"]
+
+
+def test_transformer_scale_summary_groups_every_tensor_once():
+    from tasks.gradinit import scale_summary
+
+    t = seeded(0, lambda: PostLNTransformer(5, 4, 16, 2, 2, 16, 0.0))
+    scales = {k: 1.0 + 0.01 * i for i, (k, _) in enumerate(t.named_parameters())}
+    out = scale_summary(scales)
+    assert set(out) == {"embedding", "layernorm", "bias", "weight"}
+    assert sum(v["n"] for v in out.values()) == len(scales)
+    assert out["embedding"]["n"] == 2 and out["layernorm"]["n"] == 4   # tok, pos; ln1/ln2 weights of 2 layers
+    assert out["weight"]["min"] >= 1.0 and out["weight"]["max"] == max(v for k, v in scales.items()
+                                                                       if k.endswith("weight") and ".ln" not in k
+                                                                       and not k.startswith(("tok", "pos")))
+
+
+def test_seq_training_is_deterministic_despite_other_use_of_the_global_rng():
+    """Dropout draws from the model's own generator: consuming torch's global RNG in between (as concurrent tasks
+    do) does not change the run; a different seed does."""
+    def run(seed, disturb):
+        t = seeded(0, lambda: PostLNTransformer(5, 4, 16, 2, 2, 16, 0.3))
+        torch.manual_seed(disturb)
+        torch.rand(disturb + 1)
+        out = train_seq(t, SeqTask(task="copy", vocab=5, length=4, n_test=16), SeqTrain(steps=6, batch_size=8),
+                        3e-3, "cpu", seed, eval_every=3)
+        return [c["train_loss"] for c in out["curve"]]
+
+    assert run(0, 1) == run(0, 7)
+    assert run(0, 1) != run(1, 1)
+    layer = seeded(0, lambda: PostLNTransformer(5, 4, 16, 2, 1, 16, 0.5)).layers[0].drop
+    x = torch.ones(1000)
+    assert torch.equal(layer.eval()(x), x)
+    y = layer.train()(x)
+    assert set(y.unique().tolist()) <= {0.0, 2.0} and 300 < int((y == 0).sum()) < 700

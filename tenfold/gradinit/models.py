@@ -98,6 +98,24 @@ class ResNet(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
+class SeededDropout(nn.Module):
+    """Dropout drawing its masks from its own generator (set by `PostLNTransformer.seed_dropout`), so a training run
+    gives the same result whatever other threads do with torch's global RNG (tasks run concurrently in a thread
+    pool). Without a generator it is ordinary dropout."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p, self.gen = p, None
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x
+        if self.gen is None:
+            return F.dropout(x, self.p, True)
+        keep = torch.rand(x.shape, generator=self.gen, device=self.gen.device) >= self.p
+        return x * keep.to(x.device) / (1 - self.p)
+
+
 class PostLNLayer(nn.Module):
     """Post-LN encoder layer: x = LN(x + Attn(x)); x = LN(x + FFN(x)) (Vaswani et al.; fairseq's default).
 
@@ -111,7 +129,7 @@ class PostLNLayer(nn.Module):
         self.out = nn.Linear(d, d)
         self.fc1, self.fc2 = nn.Linear(d, ffn), nn.Linear(ffn, d)
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.drop = nn.Dropout(dropout)
+        self.drop = SeededDropout(dropout)
 
     def forward(self, x):
         b, t, d = x.shape
@@ -135,6 +153,13 @@ class PostLNTransformer(nn.Module):
         self.scale = math.sqrt(d_model)
         nn.init.normal_(self.tok.weight, 0, d_model ** -0.5)
         nn.init.normal_(self.pos.weight, 0, d_model ** -0.5)
+
+    def seed_dropout(self, seed: int) -> None:
+        """One generator for every dropout layer of the model, seeded with `seed`."""
+        gen = torch.Generator().manual_seed(seed)
+        for m in self.modules():
+            if isinstance(m, SeededDropout):
+                m.gen = gen
 
     def forward(self, x):
         h = self.tok(x) * self.scale + self.pos(torch.arange(x.shape[1], device=x.device))

@@ -117,6 +117,8 @@ def train_seq(model: nn.Module, task, cfg, lr: float, device, seed: int, eval_ev
     gen = torch.Generator().manual_seed(seed)
     test_gen = torch.Generator().manual_seed(10_000 + seed)
     xte, yte = (t.to(device) for t in make_batch(task.task, task.n_test, task.length, task.vocab, test_gen))
+    if hasattr(model, "seed_dropout"):
+        model.seed_dropout(20_000 + seed)  # dropout masks independent of other threads' use of the global RNG
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
     curve, losses = [], []
     model.train()
