@@ -75,6 +75,29 @@ def load_crafted(ctx: StudyContext, security_params):
     return data, net.eval(), manifest
 
 
+def grid_jobs(p, poisons: list[dict]) -> list[tuple[dict, str, str | None, str]]:
+    """(poison entry, defense, victim kind or None for the registry's, column label) of every cell: each attack
+    of `craft.attacks` x `grid_defenses` (the `none` defense once per victim kind), then the `grid_focus` blocks."""
+    jobs, seen = [], set()
+
+    def add(e, d):
+        kinds = [(v, f"none[{v}]") for v in p.victims] if d == "none" else [(None, d)]
+        for kind, label in kinds:
+            if (e["path"], label) not in seen:
+                seen.add((e["path"], label))
+                jobs.append((e, d, kind, label))
+    for e in poisons:
+        if e["attack"] in p.craft.attacks:
+            for d in p.grid_defenses:
+                add(e, d)
+    for g in p.grid_focus:
+        for e in poisons:
+            if e["attack"] in g.attacks:
+                for d in g.defenses:
+                    add(e, d)
+    return jobs
+
+
 @flow(name="security")
 def security_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
     t0 = time.time()
@@ -82,18 +105,20 @@ def security_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
     log = get_run_logger()
     p = ctx.params
     data, net, manifest = load_crafted(ctx, p)
-    attacks = list(p.craft.attacks)
-    entries = [e for e in manifest["poisons"] if e["attack"] in attacks]
+    jobs = grid_jobs(p, manifest["poisons"])
+    attacks = list(dict.fromkeys(e["attack"] for e, *_ in jobs))
+    columns = list(dict.fromkeys(label for _, _, _, label in jobs))
     with study_run("security", {"common": ctx.common, "security": p}, stage="security",
                    uri=ctx.common.mlflow_uri, lock=ctx.root / "dvc.lock") as run:
         run.set_tags({"data_source": manifest["source"], "device": str(ctx.device)})
         run.log_dataset("poisons", md5_file(poison_dir(ctx) / "manifest.json"), str(poison_dir(ctx)), "training")
         futures = [run_cell.submit(e["path"], d, data, p.victim, p.defense, net, ctx.device, ctx.seed + 7,
-                                   manifest["clean_acc"]) for e in entries for d in p.grid_defenses]
+                                   manifest["clean_acc"], None, label, kind) for e, d, kind, label in jobs]
         cells = [f.result() for f in futures]
         log_cells(run, cells)
         summary = benchmark.summarize(cells)
-        gm = summary.get(("gradient_matching", "none"), {}).get("success")
+        gm = summary.get(("gradient_matching", "none[from-scratch]"), {}).get("success")
+        gm_ft = summary.get(("gradient_matching", "none[fine-tune]"), {}).get("success")
         claims = [claim("gradient_matching_success",
                         "with no defense, gradient matching (Witches' Brew) makes the victim, retrained from "
                         "scratch, classify the target as the adversarial class (fraction of targets)",
@@ -107,10 +132,10 @@ def security_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
             rows.append([a, d, victim, m["trials"], *[None if m.get(k) is None else round(m[k], 4)
                                                        for k in cols[4:]]])
         write_csv(ctx.path("plots", "grid.csv"), cols, rows)
-        heatmap(ctx.path("plots", "success_heatmap.png"), attacks, p.grid_defenses,
+        heatmap(ctx.path("plots", "success_heatmap.png"), attacks, columns,
                 {k: m.get("success") for k, m in summary.items()},
                 f"attack success ({manifest['dataset']}, eps {p.budget.eps}/255, {p.budget.poison_fraction:.0%})")
-        heatmap(ctx.path("plots", "accuracy_heatmap.png"), attacks, p.grid_defenses,
+        heatmap(ctx.path("plots", "accuracy_heatmap.png"), attacks, columns,
                 {k: m.get("clean_acc") for k, m in summary.items()}, "clean validation accuracy")
         passed = manifest["clean_acc"] >= p.accept_min_clean_acc
         notes = [f"{'Reproduced' if c.holds else 'Not reproduced'} at this scale: `{c.id}` measured "
@@ -120,8 +145,11 @@ def security_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
             f"CPU profile: {manifest['dataset']} ({len(data.y_train)} training images, source {manifest['source']}), "
             f"a small GroupNorm ConvNet victim instead of ResNet-18 on CIFAR-10, {p.craft.trials} setups per attack "
             "instead of 100; success rates are therefore coarse (steps of 1/trials).",
-            "Victims: attacks designed for transfer learning (feature collision, hidden trigger) fine-tune the clean "
-            "pre-trained network's last layer (white-box); the others retrain from scratch with a new seed.",
+            "Victims: under no defense every attack is measured twice, `none[from-scratch]` (a new network, new "
+            "seed, same recipe as the clean network) and `none[fine-tune]` (the clean pre-trained network's last "
+            "layer retrained on the poisoned set). Under the other defenses the registry's victim is used: "
+            "fine-tuning for the transfer attacks (feature collision, hidden trigger), from scratch for the rest.",
+            f"Gradient matching, fine-tuned victim: {'n/a' if gm_ft is None else f'{gm_ft:.3f}'} of targets.",
             "Label flipping is an availability attack: its `success` is the drop in clean accuracy relative to the "
             "clean network.",
         ]
@@ -131,8 +159,8 @@ def security_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                             description="clean ConvNet: the attacker's surrogate and the fine-tuning victims' start")
         metrics = {
             "study": "security", "arxiv": ARXIV["security"], "title": TITLE,
-            "description": (f"Every registered attack ({', '.join(attacks)}) against every defense "
-                            f"({', '.join(p.grid_defenses)}) under one protocol: {p.craft.trials} seeded setups, "
+            "description": (f"Every registered attack ({', '.join(attacks)}) against the defenses "
+                            f"({', '.join(columns)}) under one protocol: {p.craft.trials} seeded setups, "
                             f"eps {p.budget.eps}/255, {p.budget.poison_fraction:.1%} poisons, "
                             f"{p.budget.patch_size}px trigger."),
             "claims": [c.as_dict() for c in claims], "tables": tables,

@@ -37,11 +37,11 @@ def craft_poison(attack: str, data, surrogate, budget, craft_cfg, trial: int, se
 
 @task(name="benchmark-cell", cache_policy=NO_CACHE)
 def run_cell(poison_path: str, defense: str, data, victim, defenses, pretrained, device, seed: int,
-             clean_acc: float, defense_cfg=None, label: str | None = None) -> dict:
+             clean_acc: float, defense_cfg=None, label: str | None = None, victim_kind: str | None = None) -> dict:
     torch.set_num_threads(1)
     poison = Poison.load(poison_path)
     cell = benchmark.run_cell(poison, defense, data, victim, defenses, pretrained, device, seed, clean_acc,
-                              defense_cfg)
+                              defense_cfg, victim_kind)
     if label:
         cell["defense"] = label
     get_run_logger().info("%s x %s: clean %.3f success %s", cell["attack"], cell["defense"], cell["clean_acc"],

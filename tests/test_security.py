@@ -53,3 +53,39 @@ def test_backdoor_cell_and_filter_report_precision_recall():
     assert again == cell                                        # same seed, same metrics
     summary = benchmark.summarize([cell, again])
     assert summary[("badnets", "spectral_signatures")]["trials"] == 2
+
+
+def test_victim_kind_override_fine_tunes_only_the_head():
+    sp = SecurityParams.model_validate({"victim": {"width": 4, "epochs": 1, "finetune_epochs": 1, "batch_size": 16},
+                                        "budget": {"poison_fraction": 0.1, "patch_size": 2},
+                                        "craft": {"badnets": {"fraction": None}}})
+    data = _data()
+    net = benchmark.train_clean(data, sp.victim, "cpu", 0)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    p = benchmark.craft("badnets", data, net, sp.budget, sp.craft, 0, 0, "cpu")
+    ft = benchmark.run_cell(p, "none", data, sp.victim, sp.defense, net, "cpu", 1, victim="fine-tune")
+    sc = benchmark.run_cell(p, "none", data, sp.victim, sp.defense, net, "cpu", 1, victim="from-scratch")
+    assert ft["victim"] == "fine-tune" and sc["victim"] == "from-scratch"
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())   # the pretrained net is copied
+    with pytest.raises(ValueError, match="victim"):
+        benchmark.run_cell(p, "none", data, sp.victim, sp.defense, net, "cpu", 1, victim="transfer")
+
+
+def test_grid_jobs_cover_both_victims_and_focus_blocks():
+    from flows.security import grid_jobs
+
+    sp = SecurityParams.model_validate({
+        "craft": {"attacks": ["badnets", "poison_frogs"]}, "grid_defenses": ["none", "strip"],
+        "grid_focus": [{"attacks": ["badnets"], "defenses": ["cutmix", "strip"]},
+                       {"attacks": ["gradient_matching+cutmix"], "defenses": ["none"]}]})
+    poisons = [{"attack": a, "path": f"{a}_{t}.npz"} for a in ["badnets", "poison_frogs", "gradient_matching+cutmix"]
+               for t in range(2)]
+    jobs = grid_jobs(sp, poisons)
+    labels = {(e["attack"], lab) for e, _, _, lab in jobs}
+    assert ("badnets", "none[fine-tune]") in labels and ("poison_frogs", "none[from-scratch]") in labels
+    assert ("badnets", "cutmix") in labels and ("poison_frogs", "cutmix") not in labels
+    assert ("gradient_matching+cutmix", "none[from-scratch]") in labels
+    assert len(jobs) == 2 * (3 + 1) + 2 * 3 + 2 * 2      # badnets 4+1 (strip not repeated), frogs 3, adaptive 2
+    assert {k for _, d, k, _ in jobs if d != "none"} == {None}
+    with pytest.raises(ValidationError, match="unknown defense"):
+        SecurityParams.model_validate({"grid_focus": [{"attacks": ["badnets"], "defenses": ["nope"]}]})

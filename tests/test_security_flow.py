@@ -21,7 +21,11 @@ def test_security_and_augmentation_flows(prefect_harness, tiny, tmp_path):
     saved = json.loads((tmp_path / "metrics" / "security.json").read_text())
     assert [c["id"] for c in saved["claims"]] == ["gradient_matching_success"]
     assert saved["claims"][0]["holds"] == (saved["claims"][0]["measured"] >= 0.3)
-    assert len(sec["cells"]) == 3 * 4
+    assert len(sec["cells"]) == 3 * 5 + 1          # none twice (both victims) + 3 defenses; 1 focus cell
+    kinds = {(c["attack"], c["defense"]): c["victim"] for c in sec["cells"]}
+    assert kinds[("gradient_matching", "none[from-scratch]")] == "from-scratch"
+    assert kinds[("gradient_matching", "none[fine-tune]")] == "fine-tune"
+    assert ("gradient_matching+cutmix", "cutmix") in kinds
     names = [r[0] for r in saved["tables"]["attack_taxonomy"]["rows"]]
     assert {"badnets", "gradient_matching", "hidden_trigger", "bullseye_polytope"} <= set(names)
     assert (tmp_path / "plots" / "security" / "success_heatmap.png").exists()

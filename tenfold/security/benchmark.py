@@ -89,12 +89,19 @@ def attack_success(model, poison: Poison, data: ImageData, device, clean_acc_bas
     return max(0.0, clean_acc_baseline - accuracy(model, data.x_test, data.y_test, device))
 
 
+VICTIMS = ("from-scratch", "fine-tune")
+
+
 def run_cell(poison: Poison, defense: str, data: ImageData, v: Victim, defenses: Defenses, pretrained: ConvNet,
-             device, seed: int, clean_acc_baseline: float | None = None, defense_cfg=None) -> dict:
+             device, seed: int, clean_acc_baseline: float | None = None, defense_cfg=None,
+             victim: str | None = None) -> dict:
     """Train one victim on the poisoned data under `defense` and measure it. `defense_cfg` overrides the params
-    sub-section (used for DP-SGD at several noise levels)."""
+    sub-section (used for DP-SGD at several noise levels); `victim` ("from-scratch" or "fine-tune") overrides the
+    attack's default victim from the registry."""
     spec = get_defense(defense)
-    finetune = get_attack(base_attack(poison.attack)).victim == "fine-tune"
+    if victim is not None and victim not in VICTIMS:
+        raise ValueError(f"victim must be one of {VICTIMS}, got {victim!r}")
+    finetune = (victim or get_attack(base_attack(poison.attack)).victim) == "fine-tune"
     tcfg = train_config(v, finetune)
     cfg = defense_cfg if defense_cfg is not None else getattr(defenses, defense, None)
     impl = spec.build(cfg, data.num_classes)

@@ -158,6 +158,16 @@ def _check_defenses(v: list[str]) -> list[str]:
     return v
 
 
+class FocusGroup(Strict):
+    """Extra grid cells: these defenses against these attacks only (adaptive labels like
+    `gradient_matching+cutmix` allowed), so that every registered defense is measured without the full product."""
+
+    attacks: list[str]
+    defenses: list[str]
+
+    _defs = field_validator("defenses")(classmethod(lambda cls, v: _check_defenses(v)))
+
+
 class SecurityParams(Strict):
     """Section `security`: data, victims, budget, crafting (stage craft_poisons) and the attack x defense grid."""
 
@@ -167,6 +177,10 @@ class SecurityParams(Strict):
     craft: Craft = Craft()
     defense: Defenses = Defenses()
     grid_defenses: list[str] = ["none", "spectral_signatures", "activation_clustering", "strip", "cutmix", "dpsgd"]
+    grid_focus: list[FocusGroup] = Field([], description="extra (attacks x defenses) blocks beyond the full grid")
+    victims: list[Literal["from-scratch", "fine-tune"]] = Field(
+        ["from-scratch", "fine-tune"], description="victims trained for every attack under the `none` defense "
+        "(other defenses use the attack's registry victim)")
     gm_success_target: float = Field(0.30, ge=0, le=1)
     accept_min_clean_acc: float = Field(0.8, ge=0, le=1)
 
