@@ -4,7 +4,7 @@ A fixed surrogate is trained on the clean data; the paper's alignment poisons (g
 reverse cross-entropy), error-maximising adversarial poisons, error-minimising unlearnable noise and a random
 noise control are crafted under one l_inf budget; the alignment poisons are also released online, a few items
 per call, by the release service. Victims of several architectures are trained from scratch on every released
-set; counter-moves (adversarial training, mixup) and the AT&T face-identification experiment follow. Also
+set; counter-moves (adversarial training; mixup and CutMix from the dataset-security registry) and the AT&T face-identification experiment follow. Also
 `release_folder_flow`: protect a folder of images (once, or watching it) with a saved release service.
 """
 from __future__ import annotations
@@ -95,10 +95,11 @@ def secure_release_flow(params_path: str = "params.yaml", root: str = ".") -> di
         if p.counter.adversarial_training:
             counters.append("adversarial_training")
         if p.counter.mixup_alpha:
-            counters.append("mixup")
+            counters += list(p.counter.augmentations)
         a0 = p.victims.archs[0]
+        csets = ["clean", "alignment"] + (["adv_targeted"] if "adv_targeted" in sets else [])
         cfuts = {(s, c): victim.submit(a0, sets[s], y, xt, yt, p.victims, ctx.seed + 1, K, c, p.counter, s)
-                 for s in ("clean", "alignment") for c in counters}
+                 for s in csets for c in counters}
         acc = {k: f.result() for k, f in futs.items()}
         cacc = {k: f.result() for k, f in cfuts.items()}
         dist = {s: perceptual(x, xs) for s, xs in released.items()}
@@ -173,7 +174,7 @@ def secure_release_flow(params_path: str = "params.yaml", root: str = ".") -> di
                          "columns": ["release", "PSNR dB", "SSIM", "l_inf /255", "craft s"], "rows": dist_rows},
             "counter": {"title": f"Counter-moves of the adversary ({a0} victim)",
                         "columns": ["release", *counters],
-                        "rows": [[s, *[round(cacc[(s, c)], 4) for c in counters]] for s in ("clean", "alignment")]},
+                        "rows": [[s, *[round(cacc[(s, c)], 4) for c in counters]] for s in csets]},
         }
         if faces:
             tables["faces"] = {"title": "AT&T face identification (40 subjects) trained on released faces",

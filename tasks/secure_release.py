@@ -11,8 +11,8 @@ from prefect.logging import get_run_logger
 
 from tenfold.perturb.models import build
 from tenfold.perturb.pgd import accuracy
-from tenfold.perturb.train import fit, mixup_loss, pgd_at_loss
-from tenfold.release.evaluate import train_victim
+from tenfold.perturb.train import fit, pgd_at_loss
+from tenfold.release.evaluate import STRONG_AUGMENTATIONS, strong_augmentation_loss, train_victim
 from tenfold.release.poison import craft, target_gradient, unlearnable
 from tenfold.release.service import ReleaseService
 from tenfold.runtime import seeded
@@ -58,12 +58,13 @@ def online_release(svc: ReleaseService, x, y, batch_size: int):
 @task(name="train-victim", cache_policy=NO_CACHE)
 def victim(arch: str, x, y, x_test, y_test, cfg, seed: int, num_classes: int, counter: str = "none",
            counter_cfg=None, label: str = ""):
-    """Train a victim from scratch on (possibly released) data; `counter`: none | adversarial_training | mixup."""
+    """Train a victim from scratch on (possibly released) data; `counter`: none | adversarial_training | mixup |
+    cutmix (the strong augmentations come from the dataset-security registry)."""
     loss = None
     if counter == "adversarial_training":
         loss = pgd_at_loss(counter_cfg.at_eps / 255, counter_cfg.at_steps, 2.5 * counter_cfg.at_eps / 255 / counter_cfg.at_steps)
-    elif counter == "mixup":
-        loss = mixup_loss(counter_cfg.mixup_alpha)
+    elif counter in STRONG_AUGMENTATIONS:
+        loss = strong_augmentation_loss(counter, counter_cfg.mixup_alpha, num_classes, counter_cfg.mixup_nway)
     kw = {} if loss is None else {"loss_fn": loss}
     acc, _ = train_victim(arch, x, y, x_test, y_test, cfg.epochs, cfg.lr, cfg.batch_size, seed, num_classes, **kw)
     get_run_logger().info("victim %s on %s (%s): clean test accuracy %.3f", arch, label, counter, acc)

@@ -157,3 +157,24 @@ def test_release_cli(tmp_path, capsys):
     bad = ap.parse_args(["release", str(src), str(src / "x"), "--service", str(tmp_path / "svc.pt")])
     with pytest.raises(SystemExit, match="outside"):
         bad.fn(bad)
+
+
+@pytest.mark.parametrize("name", ["mixup", "cutmix"])
+def test_strong_augmentation_counter_uses_the_registry_and_trains(name, monkeypatch):
+    from tenfold.defenses import augment
+    from tenfold.release.evaluate import strong_augmentation_loss
+
+    calls = []
+    real = getattr(augment, name)
+    monkeypatch.setattr(augment, name, lambda *a, **k: calls.append(1) or real(*a, **k))
+    torch.manual_seed(0)
+    model = build("mlp", 1, 3, 8)
+    x, y = torch.rand(16, 1, 8, 8), torch.arange(16) % 3
+    loss_fn = strong_augmentation_loss(name, 1.0, 3)
+    gen = torch.Generator().manual_seed(0)
+    loss, _ = loss_fn(model, x, y, gen)
+    assert calls and loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
+    with pytest.raises(ValueError):
+        strong_augmentation_loss("cutout", 1.0, 3)

@@ -1,4 +1,4 @@
-"""A plain, seeded classifier training loop with a pluggable per-batch loss (clean, adversarial, weighted, mixup).
+"""A plain, seeded classifier training loop with a pluggable per-batch loss (clean, adversarial, weighted, augmented).
 
 The loop owns shuffling, SGD with momentum, the learning-rate schedule and optional atomic checkpoints that a
 killed run resumes from; `loss_fn(model, xb, yb, gen) -> (loss, info)` decides what a step optimises, so the
@@ -21,16 +21,6 @@ StepLoss = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Generato
 def clean_loss(model, xb, yb, gen):
     """Standard cross-entropy."""
     return F.cross_entropy(model(xb), yb), {}
-
-
-def mixup_loss(alpha: float) -> StepLoss:
-    """Mixup (Zhang et al.): one Beta(alpha, alpha) weight per batch, a random pairing, mixed-label loss."""
-    def fn(model, xb, yb, gen):
-        lam = float(torch.distributions.Beta(alpha, alpha).sample()) if alpha > 0 else 1.0
-        perm = torch.randperm(len(xb), generator=gen).to(xb.device)
-        out = model(lam * xb + (1 - lam) * xb[perm])
-        return lam * F.cross_entropy(out, yb) + (1 - lam) * F.cross_entropy(out, yb[perm]), {}
-    return fn
 
 
 def fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float, batch_size: int,

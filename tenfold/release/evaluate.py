@@ -32,3 +32,25 @@ def train_victim(arch: str, x: torch.Tensor, y: torch.Tensor, x_test: torch.Tens
     model = seeded(seed, lambda: build(arch, x.shape[1], num_classes, x.shape[-1])).to(x.device)
     fit(model, x, y, epochs, lr, batch_size, seed, loss_fn=loss_fn)
     return accuracy(model, x_test, y_test), model
+
+
+STRONG_AUGMENTATIONS = ("mixup", "cutmix")
+
+
+def strong_augmentation_loss(name: str, alpha: float, num_classes: int, nway: int = 2) -> StepLoss:
+    """The adversary's strong-augmentation counter-move, taken from the dataset-security registry
+    (`tenfold/defenses/augment.py`, Borgnia et al.): `mixup` (k-way, Dirichlet weights) or `cutmix` (p = 0.5);
+    the soft-label cross-entropy of the mixed batch, with every draw from the training loop's generator."""
+    from ..defenses.augment import cutmix, mixup
+    from ..security.victim import soft_ce
+
+    if name not in STRONG_AUGMENTATIONS:
+        raise ValueError(f"unknown strong augmentation {name!r}; choose from {', '.join(STRONG_AUGMENTATIONS)}")
+
+    def fn(model, xb, yb, gen):
+        if name == "mixup":
+            xm, ym = mixup(xb, yb, gen, num_classes, alpha, nway)
+        else:
+            xm, ym = cutmix(xb, yb, gen, num_classes, alpha)
+        return soft_ce(model(xm), ym).mean(), {}
+    return fn

@@ -60,7 +60,11 @@ class Counter(Strict):
     adversarial_training: bool = True
     at_eps: float = Field(64.0, gt=0, description="PGD-AT budget /255")
     at_steps: int = Field(3, ge=1)
-    mixup_alpha: float | None = Field(1.0, gt=0, description="strong augmentation (mixup); null = off")
+    mixup_alpha: float | None = Field(1.0, gt=0, description="alpha of the strong augmentations; null = off")
+    augmentations: list[Literal["mixup", "cutmix"]] = Field(
+        default_factory=lambda: ["mixup"], description="strong augmentations from the dataset-security registry "
+        "(tenfold/defenses/augment.py)")
+    mixup_nway: int = Field(2, ge=2, description="k-way mixup (registry); 2 = classic mixup")
 
 
 class Faces(Strict):
