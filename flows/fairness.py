@@ -1,8 +1,9 @@
 """Study `fairness` (arXiv:2102.06764): fairness constraints on deep nets hold on training data, not on test data.
 
-Trains MLPs of several widths with demographic-parity, equalized-odds and equal-opportunity constraints (fixed
-penalty, Lagrangian constrained optimisation, adversarial debiasing) on a medical set (UCI heart disease, sex),
-the tabular fairness sets (German credit, COMPAS, Adult) and a digits image task with a stroke-weight group, plus
+Trains MLPs (tabular data) and small CNNs (images) of several widths with demographic-parity, equalized-odds and
+equal-opportunity constraints (fixed penalty, Lagrangian constrained optimisation, adversarial debiasing) on a
+medical set (UCI heart disease, sex), the tabular fairness sets (German credit, COMPAS, Adult) and a digits image
+task with a stroke-weight group, plus
 fairlearn's exponentiated-gradient reduction as the classical baseline; records train/test accuracy and gaps
 along training, and writes metrics/fairness.json, plots/fairness/ and an MLflow run with the registered model.
 """
