@@ -5,3 +5,6 @@ export PREFECT_SERVER_ANALYTICS_ENABLED=false
 export MLFLOW_DISABLE_TELEMETRY=true
 export DO_NOT_TRACK=true
 export DVC_NO_ANALYTICS=1
+# The venv is shared by every checkout with the same pyproject.toml (its editable install points at whichever
+# checkout ran setup last): put this checkout first so `tenfold` and the tests always run the code here.
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
