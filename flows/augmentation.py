@@ -12,7 +12,7 @@ import time
 from prefect import flow
 from prefect.logging import get_run_logger
 
-from flows.common import prepare, run_flow
+from flows.common import prepare, publish, run_flow
 from flows.security import load_crafted, poison_dir
 from tasks.security import log_cells, run_cell
 from tasks.track import study_run
@@ -20,7 +20,7 @@ from tenfold import ARXIV
 from tenfold.claims import claim
 from tenfold.config import load_params
 from tenfold.plotting import write_csv
-from tenfold.runtime import atomic_write_json, md5_file
+from tenfold.runtime import md5_file
 from tenfold.security import benchmark
 from tenfold.security.plots import acc_vs_success
 
@@ -102,12 +102,7 @@ def augmentation_flow(params_path: str = "params.yaml", root: str = ".") -> dict
             "run": {"mlflow_run_id": run.run_id, "registered_model": f"{reg['name']} v{reg['version']}",
                     "alias_moved": passed, "device": str(ctx.device), "wall_seconds": round(time.time() - t0, 1)},
         }
-        atomic_write_json(ctx.path("metrics"), metrics)
-        run.log_artifact(ctx.path("metrics"))
-        run.log_artifact(ctx.root / "plots" / "augmentation", "plots")
-        run.log_metrics({c.id: c.measured or 0.0 for c in claims} | {"wall_seconds": time.time() - t0})
-        log.info("augmentation: %s", {c.id: (c.measured, c.holds) for c in claims})
-        return metrics
+        return publish(ctx, run, metrics, claims, {c.id: c.measured or 0.0 for c in claims}, t0, log)
 
 
 def _claims(p, summary, labels, m):

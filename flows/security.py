@@ -17,7 +17,7 @@ import torch
 from prefect import flow
 from prefect.logging import get_run_logger
 
-from flows.common import StudyContext, data_root, prepare, run_flow
+from flows.common import StudyContext, data_root, prepare, publish, run_flow
 from tasks.security import craft_poison, log_cells, run_cell, train_clean
 from tasks.track import study_run
 from tenfold import ARXIV
@@ -170,12 +170,7 @@ def security_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
             "run": {"mlflow_run_id": run.run_id, "registered_model": f"{reg['name']} v{reg['version']}",
                     "alias_moved": passed, "device": str(ctx.device), "wall_seconds": round(time.time() - t0, 1)},
         }
-        atomic_write_json(ctx.path("metrics"), metrics)
-        run.log_artifact(ctx.path("metrics"))
-        run.log_artifact(ctx.root / "plots" / "security", "plots")
-        run.log_metrics({"gradient_matching_success": gm or 0.0, "wall_seconds": time.time() - t0})
-        log.info("security: %s", {c.id: (c.measured, c.holds) for c in claims})
-        return metrics
+        return publish(ctx, run, metrics, claims, {"gradient_matching_success": gm or 0.0}, t0, log)
 
 
 def main(params_path: str = "params.yaml"):
