@@ -37,7 +37,9 @@ def add_release_command(subparsers) -> argparse.ArgumentParser:
     r.add_argument("out_dir", help="output folder (outside in_dir); never overwrites existing outputs")
     r.add_argument("--service", default="models/secure_release/release_service.pt",
                    help="release service saved by the secure_release study")
-    r.add_argument("--batch-size", type=int, default=8, help="items protected per service call")
+    r.add_argument("--batch-size", type=int, default=32,
+                   help="new files are coalesced into service calls of up to this many items (32: ~70 images/s "
+                   "on one core, 1: ~15)")
     r.add_argument("--watch", type=float, default=0.0, help="keep watching in_dir for new files for SECONDS")
     r.add_argument("--poll", type=float, default=2.0, help="seconds between folder scans when watching")
     r.set_defaults(fn=cmd_release)

@@ -146,7 +146,7 @@ def output_path(in_dir: Path, out_dir: Path, src: Path) -> Path:
     return (out_dir / src.relative_to(in_dir)).with_suffix(".png")
 
 
-def protect_folder(svc: ReleaseService, in_dir: str | Path, out_dir: str | Path, batch_size: int = 8) -> dict:
+def protect_folder(svc: ReleaseService, in_dir: str | Path, out_dir: str | Path, batch_size: int = 32) -> dict:
     """Protect every image of `in_dir` that has no output yet; write each output atomically under `out_dir`.
 
     Originals are never touched: `out_dir` must not be `in_dir` or inside it, and an existing output is kept
