@@ -12,7 +12,7 @@ import numpy as np
 from prefect import flow
 from prefect.logging import get_run_logger
 
-from flows.common import data_root, prepare, run_flow
+from flows.common import data_root, prepare, publish, run_flow
 from tasks.depth import train_classifier
 from tasks.track import study_run
 from tenfold import ARXIV
@@ -20,7 +20,7 @@ from tenfold.claims import claim
 from tenfold.data.images import load
 from tenfold.depth.models import agreement
 from tenfold.plotting import line_plot, write_csv
-from tenfold.runtime import atomic_torch_save, atomic_write_json, fingerprint
+from tenfold.runtime import atomic_torch_save, fingerprint
 
 TITLE = "The Uncanny Similarity of Recurrence and Depth: image classification"
 
@@ -119,12 +119,7 @@ def depth_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                     "registered_model": f"{reg['name']} v{reg['version']}", "alias_moved": passed,
                     "wall_seconds": round(time.time() - t0, 1)},
         }
-        atomic_write_json(ctx.path("metrics"), metrics)
-        run.log_artifact(ctx.path("metrics"))
-        run.log_artifact(ctx.root / "plots" / "depth", "plots")
-        run.log_metrics({"mean_abs_gap": mean_gap, "wall_seconds": time.time() - t0})
-        log.info("depth: %s", {c.id: (c.measured, c.holds) for c in claims})
-        return metrics
+        return publish(ctx, run, metrics, claims, {"mean_abs_gap": mean_gap}, t0, log)
 
 
 def main(params_path: str = "params.yaml"):

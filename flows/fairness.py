@@ -15,7 +15,7 @@ import numpy as np
 from prefect import flow
 from prefect.logging import get_run_logger
 
-from flows.common import data_root as _data_root, prepare, run_flow
+from flows.common import data_root as _data_root, prepare, publish, run_flow
 from tasks.fairness import fairlearn_reduction, load_fair_data, train_fair_net
 from tasks.track import study_run
 from tenfold import ARXIV
@@ -25,7 +25,7 @@ from tenfold.fairness.models import make_model
 from tenfold.fairness.study import CONSTRAINED, final, gap_resolution, overfit_summary, plan_runs, \
     results_frame, summary_table
 from tenfold.plotting import line_plot, write_csv
-from tenfold.runtime import atomic_torch_save, atomic_write_json, fingerprint
+from tenfold.runtime import atomic_torch_save, fingerprint
 
 TITLE = "Technical Challenges for Training Fair Neural Networks"
 
@@ -204,12 +204,7 @@ def fairness_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                     "wall_seconds": round(time.time() - t0, 1)},
         }
         write_csv(ctx.path("plots", "runs.csv"), list(df.columns), df.round(5).values.tolist())
-        atomic_write_json(ctx.path("metrics"), metrics)
-        run.log_artifact(ctx.path("metrics"))
-        run.log_artifact(ctx.root / "plots" / "fairness", "plots")
-        run.log_metrics({"fairness_overfits_ratio": head["ratio"], "wall_seconds": time.time() - t0})
-        log.info("fairness: %s", {c.id: (c.measured, c.holds) for c in claims})
-        return metrics
+        return publish(ctx, run, metrics, claims, {"fairness_overfits_ratio": head["ratio"]}, t0, log)
 
 
 def main(params_path: str = "params.yaml"):

@@ -14,7 +14,7 @@ import numpy as np
 from prefect import flow
 from prefect.logging import get_run_logger
 
-from flows.common import data_root, prepare, run_flow
+from flows.common import data_root, prepare, publish, run_flow
 from tasks.gradinit import image_run, transformer_init, transformer_run
 from tasks.track import study_run
 from tenfold import ARXIV
@@ -22,7 +22,7 @@ from tenfold.claims import claim
 from tenfold.data.images import load
 from tenfold.gradinit.train import standardize
 from tenfold.plotting import line_plot, save, write_csv
-from tenfold.runtime import atomic_torch_save, atomic_write_json
+from tenfold.runtime import atomic_torch_save
 
 TITLE = "GradInit: Learning to Initialize Neural Networks for Stable and Efficient Training"
 INITS = ("kaiming", "gradinit")
@@ -213,12 +213,7 @@ def gradinit_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                     "registered_model": f"{reg['name']} v{reg['version']}" if reg else None, "alias_moved": passed,
                     "wall_seconds": round(time.time() - t0, 1)},
         }
-        atomic_write_json(ctx.path("metrics"), metrics)
-        run.log_artifact(ctx.path("metrics"))
-        run.log_artifact(ctx.root / "plots" / "gradinit", "plots")
-        run.log_metrics({"wall_seconds": time.time() - t0})
-        log.info("gradinit: %s", {c.id: (c.measured, c.holds) for c in claims})
-        return metrics
+        return publish(ctx, run, metrics, claims, {}, t0, log)
 
 
 def main(params_path: str = "params.yaml"):
