@@ -16,7 +16,7 @@ from prefect import flow
 from prefect.logging import get_run_logger
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from flows.common import data_root, prepare, run_flow
+from flows.common import data_root, prepare, publish, run_flow
 from tasks.lowkey import aligned, detect, eval_dlib, eval_surrogate, protect, train_face_model
 from tasks.track import study_run
 from tenfold import ARXIV
@@ -25,7 +25,7 @@ from tenfold.data.faces import load_att
 from tenfold.lowkey import plots as lk_plots
 from tenfold.lowkey.train import save_ensemble
 from tenfold.plotting import write_csv
-from tenfold.runtime import atomic_savez, atomic_write_json, fingerprint
+from tenfold.runtime import atomic_savez, fingerprint
 
 TITLE = "LowKey: leveraging adversarial attacks to protect social media users from facial recognition"
 
@@ -190,13 +190,9 @@ def lowkey_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
             metrics["tables"]["tradeoff"] = {"title": f"Trade-off over attack settings ({sweep['probes']} probes, "
                                              "first row = the default)", "columns": sweep["columns"],
                                              "rows": sweep["rows"]}
-        atomic_write_json(ctx.path("metrics"), metrics)
-        run.log_artifact(ctx.path("metrics"))
-        run.log_artifact(ctx.root / "plots" / "lowkey", "plots")
-        run.log_metrics({"dlib_rank1_filtered": dl["filtered"]["ranks"][r1], "dlib_rank1_clean": dl["clean"]["ranks"][r1],
-                         "lowkey_ssim": float(ssims.mean()), "wall_seconds": time.time() - t0})
-        log.info("lowkey: %s", {c.id: (c.measured, c.holds) for c in claims})
-        return metrics
+        return publish(ctx, run, metrics, claims, {"dlib_rank1_filtered": dl["filtered"]["ranks"][r1],
+                                                   "dlib_rank1_clean": dl["clean"]["ranks"][r1],
+                                                   "lowkey_ssim": float(ssims.mean())}, t0, log)
 
 
 def run_sweep(p, heldout_model, ensemble, rgb, faces, gal, prb, th, crop, seed, filtered, ssims, out) -> dict:
