@@ -104,7 +104,8 @@ def minimax_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
         rows = [[k, pm(r["clean"]), *[pm(r["robust"][a]) for a in alphas], pm(r["shifted"])] for k, r in res.items()]
         seed_rows = [[k, s, round(per[(k, s)]["clean"], 4), *[round(per[(k, s)]["robust"][a], 4) for a in alphas],
                       round(per[(k, s)]["shifted"], 4)] for s in seeds for k in trainers]
-        write_csv(ctx.path("plots", "robust_vs_alpha.csv"), ["alpha_pgd", *res, *[f"{k}_std" for k in res]],
+        write_csv(ctx.path("plots", "robust_vs_alpha.csv"),
+                  ["alpha_pgd", *res, *[f"{k}_std" for k in res]],
                   [[a, *[res[k]["robust"][a][0] for k in res], *[res[k]["robust"][a][1] for k in res]]
                    for a in alphas])
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -160,8 +161,9 @@ def minimax_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
             "claims": [c.as_dict() for c in claims],
             "seeds": seeds,
             "results": {k: {"clean": r["clean"][0], "robust": {str(a): v[0] for a, v in r["robust"].items()},
-                            "shifted": r["shifted"][0], "std": {"clean": r["clean"][1], "shifted": r["shifted"][1],
-                                                                "robust": {str(a): v[1] for a, v in r["robust"].items()}}}
+                            "shifted": r["shifted"][0],
+                            "std": {"clean": r["clean"][1], "shifted": r["shifted"][1],
+                                    "robust": {str(a): v[1] for a, v in r["robust"].items()}}}
                         for k, r in res.items()},
             "per_seed": {f"{k}/seed{s}": {"clean": r["clean"], "robust": {str(a): v for a, v in r["robust"].items()},
                                           "shifted": r["shifted"]} for (k, s), r in per.items()},

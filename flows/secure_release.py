@@ -4,7 +4,8 @@ A fixed surrogate is trained on the clean data; the paper's alignment poisons (g
 reverse cross-entropy), error-maximising adversarial poisons, error-minimising unlearnable noise and a random
 noise control are crafted under one l_inf budget; the alignment poisons are also released online, a few items
 per call, by the release service. Victims of several architectures are trained from scratch on every released
-set; counter-moves (adversarial training; mixup and CutMix from the dataset-security registry) and the AT&T face-identification experiment follow. Also
+set; counter-moves (adversarial training; mixup and CutMix from the dataset-security registry) and the AT&T
+face-identification experiment follow. Also
 `release_folder_flow`: protect a folder of images (once, or watching it) with a saved release service.
 """
 from __future__ import annotations
@@ -179,8 +180,8 @@ def secure_release_flow(params_path: str = "params.yaml", root: str = ".") -> di
         tables = {
             "victims": {"title": "Victim clean test accuracy by release and architecture",
                         "columns": ["release", *archs], "rows": rows},
-            "drops": {"title": f"Accuracy drop in points (clean-trained minus released-trained) at eps {p.craft.eps:g}/255: "
-                               f"the paper's alignment release (the claim) beside the baselines",
+            "drops": {"title": f"Accuracy drop in points (clean-trained minus released-trained) at eps "
+                               f"{p.craft.eps:g}/255: the paper's alignment release (the claim) beside the baselines",
                       "columns": ["release", "mean drop", *[f"{a} drop" for a in archs], "PSNR dB", "SSIM"],
                       "rows": drop_rows},
             "distance": {"title": "Perceptual distance of released images and crafting time",
@@ -208,7 +209,8 @@ def secure_release_flow(params_path: str = "params.yaml", root: str = ".") -> di
                             f"adversarial and unlearnable baselines; victims {', '.join(archs)} trained from scratch."),
             "claims": [c.as_dict() for c in claims],
             "surrogate_acc": sur_acc, "victim_acc": {f"{s}/{a}": v for (s, a), v in acc.items()},
-            "accuracy_drop_points": drop, "mean_drop_by_release": release_drop, "counter_moves": {f"{s}/{c}": v for (s, c), v in cacc.items()},
+            "accuracy_drop_points": drop, "mean_drop_by_release": release_drop,
+            "counter_moves": {f"{s}/{c}": v for (s, c), v in cacc.items()},
             "perceptual": dist, "craft_seconds": craft_secs, "online_images_per_second": online_ips,
             "faces": faces, "tables": tables, "figures": figures, "notes": notes,
             "run": {"mlflow_run_id": run.run_id, "registered_model": f"{reg['name']} v{reg['version']}",
