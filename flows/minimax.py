@@ -13,7 +13,7 @@ import torch
 from prefect import flow
 from prefect.logging import get_run_logger
 
-from flows.common import data_root as _data_root, prepare, run_flow
+from flows.common import data_root as _data_root, prepare, publish, run_flow
 from tasks.minimax import evaluate_trainer, train_trainer
 from tasks.track import study_run
 from tenfold import ARXIV
@@ -21,7 +21,7 @@ from tenfold.claims import claim
 from tenfold.data.images import load as load_images
 from tenfold.minimax.weighted import shift_weights, shifted_accuracy, vulnerable_classes
 from tenfold.plotting import plt, save, write_csv
-from tenfold.runtime import atomic_torch_save, atomic_write_json, fingerprint
+from tenfold.runtime import atomic_torch_save, fingerprint
 
 TITLE = "Are adversarial examples created equal? A learnable weighted minimax risk for robustness"
 
@@ -181,12 +181,7 @@ def minimax_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
             "run": {"mlflow_run_id": run.run_id, "registered_model": f"{reg['name']} v{reg['version']}",
                     "alias_moved": passed, "device": str(dev), "wall_seconds": round(time.time() - t0, 1)},
         }
-        atomic_write_json(ctx.path("metrics"), metrics)
-        run.log_artifact(ctx.path("metrics"))
-        run.log_artifact(ctx.root / "plots" / "minimax", "plots")
-        run.log_metrics({"weighted_gain_points": gain, "wall_seconds": time.time() - t0})
-        log.info("minimax: %s", {c.id: (c.measured, c.holds) for c in claims})
-        return metrics
+        return publish(ctx, run, metrics, claims, {"weighted_gain_points": gain}, t0, log)
 
 
 def main(params_path: str = "params.yaml"):

@@ -18,7 +18,7 @@ import torch
 from prefect import flow
 from prefect.logging import get_run_logger
 
-from flows.common import data_root as _data_root, prepare, run_flow
+from flows.common import data_root as _data_root, prepare, publish, run_flow
 from tasks.secure_release import craft_release, face_tensors, online_release, train_surrogate, victim
 from tasks.track import study_run
 from tenfold import ARXIV
@@ -29,7 +29,6 @@ from tenfold.plotting import plt, save, write_csv
 from tenfold.release.evaluate import perceptual
 from tenfold.release.poison import craft
 from tenfold.release.service import ReleaseService, protect_folder
-from tenfold.runtime import atomic_write_json
 
 TITLE = "Preventing unauthorized use of proprietary data: poisoning for secure dataset release"
 
@@ -217,12 +216,7 @@ def secure_release_flow(params_path: str = "params.yaml", root: str = ".") -> di
                     "alias_moved": passed, "device": str(dev), "release_service": str(svc_path),
                     "wall_seconds": round(time.time() - t0, 1)},
         }
-        atomic_write_json(ctx.path("metrics"), metrics)
-        run.log_artifact(ctx.path("metrics"))
-        run.log_artifact(ctx.root / "plots" / "secure_release", "plots")
-        run.log_metrics({"accuracy_drop": mean_drop, "wall_seconds": time.time() - t0})
-        log.info("secure_release: %s", {c.id: (c.measured, c.holds) for c in claims})
-        return metrics
+        return publish(ctx, run, metrics, claims, {"accuracy_drop": mean_drop}, t0, log)
 
 
 @flow(name="release_folder")
