@@ -74,6 +74,11 @@ def test_dvc_repro_runs_every_study_with_metrics_reports_and_mlflow(project):
             assert tags["study"] == slug and tags["dvc_stage"] and len(tags["git_commit"]) >= 40, (slug, tags)
         parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
         assert parents and all(any(k.startswith(f"{slug}.") for k in r.data.params) for r in parents), slug
+        # the newest parent run logged one 0/1 metric per claim, equal to the claim's `holds` in the metrics file
+        newest = max(parents, key=lambda r: r.info.start_time)
+        for c in m["claims"]:
+            assert newest.data.metrics[f"claim_{c['id']}"] == float(c["holds"]), (slug, c["id"])
+        assert newest.data.metrics["wall_seconds"] > 0
         versions = client.search_model_versions(f"name='tenfold-{slug}'")
         assert versions, f"no registered model for {slug}"
     maze_tags = client.search_runs([client.get_experiment_by_name("maze").experiment_id])[0].data.tags
