@@ -8,8 +8,13 @@ from pathlib import Path
 def cmd_lowkey_serve(args) -> int:
     from tenfold.config import load_params
     from tenfold.lowkey.web import serve
+    from tenfold.runtime import configure_threads
 
-    p = load_params(args.params, ["lowkey"])["lowkey"]
+    sections = load_params(args.params, ["lowkey"])
+    p = sections["lowkey"]
+    # one filter at a time per request thread: torch's intra-op threads beyond common.threads only fight
+    # (one 112x92 face: 3.3 s with 1 thread, 30+ s with 2 on a loaded 2-core machine)
+    configure_threads(sections["common"].threads)
     ensemble = Path(args.ensemble) if args.ensemble else Path(args.root) / "models" / "lowkey" / "ensemble.pt"
     serve(args.host, args.port or p.web.port, ensemble, p.attack, p.web, p.align.min_face_size)
     return 0
