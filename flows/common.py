@@ -1,13 +1,14 @@
 """What every study flow shares: params, seed and device, the task runner, output paths."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from tenfold.config import Common, load_params
-from tenfold.runtime import configure_threads, pick_device, seed_everything, study_seed
+from tenfold.runtime import atomic_write_json, configure_threads, pick_device, seed_everything, study_seed
 
 
 @dataclass
@@ -63,10 +64,6 @@ def run_flow(flow_obj, study: str, params_path: str | Path = "params.yaml", **kw
 def publish(ctx: StudyContext, run, metrics: dict, claims, summary: dict[str, float], t0: float, log=None) -> dict:
     """The end of every study flow: write metrics/<study>.json atomically, attach it and plots/<study>/ to the
     MLflow run, log the summary metrics, wall time and one 0/1 metric per claim, and log the claims' outcome."""
-    import time
-
-    from tenfold.runtime import atomic_write_json
-
     atomic_write_json(ctx.path("metrics"), metrics)
     run.log_artifact(ctx.path("metrics"))
     plots = ctx.root / "plots" / ctx.study

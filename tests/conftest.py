@@ -53,3 +53,29 @@ def copy_project(dst: Path) -> Path:
     dst.mkdir(parents=True, exist_ok=True)
     subprocess.run(["git", "checkout-index", "--all", "--force", f"--prefix={dst}/"], cwd=ROOT, check=True)
     return dst
+
+
+def check_study_outputs(root: Path, out: dict, slug: str, arxiv: str, claim_ids: set[str]) -> dict:
+    """What every study flow must leave behind: metrics with the claims contract, its figures, a finished MLflow
+    run with lineage tags and one registered model version carrying the check's outcome. Returns the metrics."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    m = json.loads((root / "metrics" / f"{slug}.json").read_text())
+    assert m["study"] == slug and m["arxiv"] == arxiv
+    assert {c["id"] for c in m["claims"]} == claim_ids
+    assert out["claims"] == m["claims"]
+    for c in m["claims"]:
+        assert set(c) >= {"id", "claim", "paper", "measured", "target", "holds"}
+        assert isinstance(c["holds"], bool)
+    assert m["figures"] and all((root / f["path"]).exists() for f in m["figures"])
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    run = client.get_run(m["run"]["mlflow_run_id"])
+    for tag in ("study", "arxiv", "git_commit", "dvc_stage", "data_source"):
+        assert run.data.tags.get(tag), tag
+    assert run.data.tags["study"] == slug and run.data.tags["dvc_stage"] == slug
+    assert run.info.status == "FINISHED"
+    versions = client.search_model_versions(f"name='tenfold-{slug}'")
+    assert len(versions) == 1 and versions[0].tags["passed_check"] in ("true", "false")
+    return m
