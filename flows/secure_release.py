@@ -80,6 +80,7 @@ def secure_release_flow(params_path: str = "params.yaml", root: str = ".") -> di
         crafted = {m: craft_release.submit(m, surrogate, g_t, x, y, p, K, ctx.seed) for m in p.methods}
         released = {m: f.result()[0] for m, f in crafted.items()}
         craft_secs = {m: f.result()[1] for m, f in crafted.items()}
+        craft_info = {m: f.result()[2] for m, f in crafted.items()}
         eps = p.craft.eps / 255
         svc = ReleaseService(surrogate, g_t, eps, p.online.steps or p.craft.steps, p.craft.tau * eps,
                              p.craft.augment, K, p.surrogate.arch, tuple(x.shape[1:]), ctx.seed)
@@ -173,6 +174,12 @@ def secure_release_flow(params_path: str = "params.yaml", root: str = ".") -> di
                          f"average (per victim: " + ", ".join(
                              f"{a} {100 * (acc[('clean', a)] - acc[('random_noise', a)]):.1f}" for a in archs)
                          + "); a poison's effect beyond noise is its drop minus this control.")
+        if craft_info.get("unlearnable"):
+            ue = craft_info["unlearnable"]
+            how = (f"its stop rule (surrogate error on the noisy data {ue['final_error']:.3f} < {p.unlearnable.stop_error})"
+                   if ue["stopped_by_error"] else
+                   f"the cap max_rounds={p.unlearnable.max_rounds} (error still {ue['final_error']:.3f})")
+            notes.append(f"Unlearnable noise ran {ue['rounds']} min-min rounds, ended by {how}.")
         if online_ips:
             notes.append(f"Online release throughput in this run: {online_ips:.1f} images/s (shared CPU; "
                          "benchmarks/bench_release.py measures it alone).")
@@ -201,6 +208,8 @@ def secure_release_flow(params_path: str = "params.yaml", root: str = ".") -> di
                             description=f"fixed surrogate of the release service ({p.surrogate.arch}, {data.name})")
         for (s, a), v in acc.items():
             run.log_metrics({f"victim_acc.{s}.{a}": v})
+        if craft_info.get("unlearnable"):
+            run.log_metrics({"unlearnable_rounds": craft_info["unlearnable"]["rounds"]})
         metrics = {
             "study": "secure_release", "arxiv": ARXIV["secure_release"], "title": TITLE,
             "description": (f"Alignment poisoning (reverse cross-entropy gradient alignment) of {len(x)} {data.name} "
@@ -210,7 +219,8 @@ def secure_release_flow(params_path: str = "params.yaml", root: str = ".") -> di
             "surrogate_acc": sur_acc, "victim_acc": {f"{s}/{a}": v for (s, a), v in acc.items()},
             "accuracy_drop_points": drop, "mean_drop_by_release": release_drop,
             "counter_moves": {f"{s}/{c}": v for (s, c), v in cacc.items()},
-            "perceptual": dist, "craft_seconds": craft_secs, "online_images_per_second": online_ips,
+            "perceptual": dist, "craft_seconds": craft_secs, "craft_info": craft_info,
+            "online_images_per_second": online_ips,
             "faces": faces, "tables": tables, "figures": figures, "notes": notes,
             "run": {"mlflow_run_id": run.run_id, "registered_model": f"{reg['name']} v{reg['version']}",
                     "alias_moved": passed, "device": str(dev), "release_service": str(svc_path),

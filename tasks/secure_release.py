@@ -30,21 +30,24 @@ def train_surrogate(x, y, x_test, y_test, cfg, num_classes: int, seed: int):
 
 @task(name="craft-release", cache_policy=NO_CACHE)
 def craft_release(method: str, model, g_t, x, y, p, num_classes: int, seed: int):
-    """Batch release with one method; returns (released images, crafting seconds)."""
+    """Batch release with one method; returns (released images, crafting seconds, info). `info` carries the
+    unlearnable noise's rounds and whether its stop rule (error on the noisy data < stop_error) ended it."""
     t0 = time.perf_counter()
+    info: dict = {}
     c, eps = p.craft, p.craft.eps / 255
     if method == "unlearnable":
         u = p.unlearnable
         fresh = seeded(seed, lambda: build(p.surrogate.arch, x.shape[1], num_classes, x.shape[-1])).to(x.device)
-        out, rounds = unlearnable(fresh, x, y, eps, u.steps, eps / 5, u.train_steps, u.stop_error, u.max_rounds,
+        out, rounds, err = unlearnable(fresh, x, y, eps, u.steps, eps / 5, u.train_steps, u.stop_error, u.max_rounds,
                                   seed=seed)
-        get_run_logger().info("unlearnable noise: %d rounds", rounds)
+        info = {"rounds": rounds, "final_error": err, "stopped_by_error": err < u.stop_error}
+        get_run_logger().info("unlearnable noise: %d rounds (stop rule met: %s)", rounds, info["stopped_by_error"])
     else:
         out = craft(method, model, x, y, eps, c.steps, c.tau * eps, c.restarts, c.augment, c.batch_size,
                     num_classes, g_t, seed, c.schedule)
     secs = time.perf_counter() - t0
     get_run_logger().info("%s release of %d images: %.1f s", method, len(x), secs)
-    return out, secs
+    return out, secs, info
 
 
 @task(name="online-release", cache_policy=NO_CACHE)

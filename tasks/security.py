@@ -49,6 +49,19 @@ def run_cell(poison_path: str, defense: str, data, victim, defenses, pretrained,
     return cell
 
 
+@task(name="dilution-check", cache_policy=NO_CACHE)
+def dilution_check(poison_path: str, data, victim, diagnostic, pretrained, device, seed: int) -> dict:
+    """`benchmark.dilution_diagnostic` of one targeted poison (see there)."""
+    torch.set_num_threads(1)
+    poison = Poison.load(poison_path)
+    set_cfg = benchmark.TrainConfig(diagnostic.set_epochs, victim.batch_size, diagnostic.set_lr, victim.weight_decay)
+    out = benchmark.dilution_diagnostic(poison, data, pretrained, diagnostic.steps, diagnostic.lr, set_cfg, device,
+                                        seed)
+    get_run_logger().info("%s #%d: log p_adv gain %.2f alone, %.2f in the whole set", poison.attack,
+                          poison.setup.seed, out["gain"], out["set_gain"])
+    return out
+
+
 def log_cells(run, cells: list[dict]) -> None:
     """One nested MLflow run per benchmark cell under the study's parent run."""
     client = run.client

@@ -69,12 +69,25 @@ def test_baselines_move_loss_the_right_way(method):
 def test_unlearnable_noise_in_budget_and_bad_method():
     x, y = _data(20)
     eps = 8 / 255
-    xr, rounds = unlearnable(_tiny(), x, y, eps, 2, eps / 5, train_steps=2, max_rounds=2, batch_size=10)
-    assert 1 <= rounds <= 2 and float((xr - x).abs().max()) <= eps + 1e-6
+    xr, rounds, err = unlearnable(_tiny(), x, y, eps, 2, eps / 5, train_steps=2, max_rounds=2, batch_size=10)
+    assert 1 <= rounds <= 2 and 0 <= err <= 1 and float((xr - x).abs().max()) <= eps + 1e-6
     with pytest.raises(ValueError, match="needs the target gradient"):
         craft("alignment", _tiny(), x, y, eps, 1, eps)
     with pytest.raises(ValueError):
         craft("unlearnable", _tiny(), x, y, eps, 1, eps)
+
+
+def test_unlearnable_stops_by_its_error_rule():
+    """The min-min loop ends as soon as the surrogate's error on the noisy data is under `stop_error`, not at the
+    cap: a threshold any model meets stops after one round, an unreachable one runs to the cap."""
+    x, y = _data(20)
+    eps = 8 / 255
+    _, rounds, err = unlearnable(_tiny(), x, y, eps, 1, eps / 5, train_steps=1, stop_error=1.01, max_rounds=5,
+                                 batch_size=10)
+    assert rounds == 1 and err < 1.01
+    _, rounds, err = unlearnable(_tiny(), x, y, eps, 1, eps / 5, train_steps=1, stop_error=0.0, max_rounds=3,
+                                 batch_size=10)
+    assert rounds == 3 and err >= 0.0
 
 
 def test_perceptual_distance():

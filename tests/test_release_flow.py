@@ -19,6 +19,9 @@ def test_secure_release_flow_tiny(prefect_harness, tiny, tmp_path, monkeypatch):
     c = ids["release_accuracy_drop"]
     assert c["holds"] == (c["measured"] >= c["target"])
     assert set(saved["victim_acc"]) >= {"clean/cnn", "alignment/mlp", "alignment_online/cnn", "unlearnable/cnn"}
+    ue = saved["craft_info"]["unlearnable"]           # tiny profile caps the min-min loop at 1 round
+    assert ue["rounds"] == 1 and ue["stopped_by_error"] == (ue["final_error"] < 0.01)
+    assert any(n.startswith("Unlearnable noise ran 1 min-min rounds") for n in saved["notes"])
     assert saved["faces"]["n_train"] == 40 and 0 <= saved["faces"]["released_acc"] <= 1
     assert saved["perceptual"]["alignment"]["linf_255"] <= 64.0 + 1e-3
     assert (tmp_path / "plots" / "secure_release" / "victim_accuracy.png").exists()

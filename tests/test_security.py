@@ -89,3 +89,24 @@ def test_grid_jobs_cover_both_victims_and_focus_blocks():
     assert {k for _, d, k, _ in jobs if d != "none"} == {None}
     with pytest.raises(ValidationError, match="unknown defense"):
         SecurityParams.model_validate({"grid_focus": [{"attacks": ["badnets"], "defenses": ["nope"]}]})
+
+
+def test_dilution_diagnostic_separates_crafting_from_dilution():
+    """Gradient-matching poisons raise the target's adversarial log-probability more than their unperturbed bases
+    (gain > 0); a poison with the perturbation removed gains exactly nothing; the pretrained net is not modified."""
+    sp = SecurityParams.model_validate({"victim": {"width": 4, "epochs": 3, "batch_size": 16},
+                                        "budget": {"poison_fraction": 0.1, "eps": 64},
+                                        "craft": {"gradient_matching": {"iters": 30, "restarts": 1,
+                                                                        "augment": False}}})
+    data = _data()
+    net = benchmark.train_clean(data, sp.victim, "cpu", 0)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    p = benchmark.craft("gradient_matching", data, net, sp.budget, sp.craft, 0, 0, "cpu")
+    set_cfg = benchmark.TrainConfig(1, 16, 0.01, 0.0)
+    d = benchmark.dilution_diagnostic(p, data, net, 3, 0.05, set_cfg, "cpu", 1)
+    assert d["n_poison"] == 6 and d["gain"] == pytest.approx(d["poisons_only"] - d["bases_only"])
+    assert d["gain"] > 1 and all(v <= 0 for k, v in d.items() if k in ("start", "poisons_only", "clean_set"))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    p.x = data.x_train[p.indices].copy()                          # no perturbation: nothing to gain
+    d0 = benchmark.dilution_diagnostic(p, data, net, 3, 0.05, set_cfg, "cpu", 1)
+    assert d0["gain"] == 0 and d0["set_gain"] == 0

@@ -29,6 +29,11 @@ def test_security_and_augmentation_flows(prefect_harness, tiny, tmp_path):
     names = [r[0] for r in saved["tables"]["attack_taxonomy"]["rows"]]
     assert {"badnets", "gradient_matching", "hidden_trigger", "bullseye_polytope"} <= set(names)
     assert (tmp_path / "plots" / "security" / "success_heatmap.png").exists()
+    dil = saved["tables"]["dilution"]            # one row per gradient-matching poison (plain and adaptive)
+    assert [r[0] for r in dil["rows"]] == ["gradient_matching", "gradient_matching+cutmix"]
+    gain = dil["columns"].index("gain")
+    assert all(r[gain] == pytest.approx(r[3] - r[4], abs=2e-3) for r in dil["rows"])
+    assert any("Dilution check" in n for n in saved["notes"])
 
     aug = augmentation_flow(params_path=str(params), root=str(tmp_path))
     assert [c["id"] for c in aug["claims"]] == ["cutmix_backdoor_cut", "dpsgd_cost"]

@@ -38,7 +38,7 @@ class Unlearnable(Strict):
     steps: int = Field(10, ge=1, description="noise descent steps per round (UE: 20)")
     train_steps: int = Field(10, ge=1, description="surrogate SGD steps per round (UE: 10)")
     stop_error: float = Field(0.01, ge=0, lt=1)
-    max_rounds: int = Field(3, ge=1)
+    max_rounds: int = Field(20, ge=1, description="cap on rounds; the stop_error rule normally ends earlier")
 
 
 class Victims(Strict):

@@ -97,15 +97,16 @@ def craft(method: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
 
 def unlearnable(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, step_size: float,
                 train_steps: int = 10, stop_error: float = 0.01, max_rounds: int = 20, lr: float = 0.1,
-                batch_size: int = 256, seed: int = 0) -> tuple[torch.Tensor, int]:
+                batch_size: int = 256, seed: int = 0) -> tuple[torch.Tensor, int, float]:
     """Sample-wise error-minimising noise (min-min): alternate `train_steps` SGD steps of the surrogate on the
     noisy data with `steps` PGD descent steps on every example's noise, until the surrogate's error on the noisy
-    data is below `stop_error` (or `max_rounds`). Returns (released images, rounds used)."""
+    data is below `stop_error` (or `max_rounds`). Returns (released images, rounds used, the surrogate's final error
+    on the noisy data)."""
     gen = torch.Generator().manual_seed(seed)
     delta = torch.zeros_like(x)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
     pgd = PGD(eps=eps, steps=steps, step_size=step_size, random_start=False, minimize=True)
-    rounds = 0
+    rounds, err = 0, 1.0
     for rounds in range(1, max_rounds + 1):
         model.train()
         for _ in range(train_steps):
@@ -126,4 +127,4 @@ def unlearnable(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: f
                                == y[lo:lo + 1024]).sum()) for lo in range(0, len(x), 1024)) / len(x)
         if err < stop_error:
             break
-    return (x + delta).clamp(0, 1), rounds
+    return (x + delta).clamp(0, 1), rounds, float(err)

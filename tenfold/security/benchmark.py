@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import torch
 
 from tenfold.attacks import get_attack
 from tenfold.attacks.base import CraftContext, Poison, make_setup, stamp
@@ -148,6 +149,40 @@ def _strip(impl, model, poison: Poison, data: ImageData, device, n_eval: int = 1
     flipped = predict(model, attack_x, device) == s.adv_class
     return {"strip_detection": float(flagged.mean()), "strip_false_alarms": float(clean_flag.mean()),
             "success_after_detection": float((flipped & ~flagged).mean()), "success": float(flipped.mean())}
+
+
+@torch.no_grad()
+def adv_log_prob(model, poison: Poison, data: ImageData, device) -> float:
+    """Log-probability of the adversarial class on a targeted poison's target image."""
+    s = poison.setup
+    x = torch.as_tensor(data.x_test[s.target_index:s.target_index + 1]).to(device)
+    return float(torch.log_softmax(model.eval()(x), 1)[0, s.adv_class])
+
+
+def dilution_diagnostic(poison: Poison, data: ImageData, pretrained: ConvNet, steps: int, lr: float,
+                        set_cfg: TrainConfig, device, seed: int) -> dict:
+    """Does a targeted poison push its target the right way, and does the push survive dilution in the training set?
+
+    From the clean network (the crafting surrogate), read the target's log-probability of the adversarial class
+    after continued training on:
+      - `poisons_only`: `steps` full-batch SGD steps (lr `lr`) on the perturbed poisons alone, and `bases_only`: the
+        same on the unperturbed base images (the control: images of the adversarial class raise it by themselves).
+        `gain` = poisons_only - bases_only is what the crafted perturbation adds, in nats;
+      - `poisoned_set` / `clean_set`: `set_cfg` training on the whole poisoned / clean training set, where the
+        poisons are 1 image in 1/budget; `set_gain` is their difference.
+    A working crafting step gives gain > 0; an attack lost to dilution gives set_gain ~ 0."""
+    full_batch = TrainConfig(steps, max(1, len(poison.indices)), lr, 0.0)
+    x_all, y_all = poison.apply(data.x_train, data.y_train)
+    out: dict = {"attack": poison.attack, "trial_seed": poison.setup.seed, "n_poison": int(len(poison.indices)),
+                 "start": adv_log_prob(pretrained, poison, data, device)}
+    for name, (x, y, cfg) in {"poisons_only": (poison.x, poison.y, full_batch),
+                              "bases_only": (data.x_train[poison.indices], poison.y, full_batch),
+                              "poisoned_set": (x_all, y_all, set_cfg),
+                              "clean_set": (data.x_train, data.y_train, set_cfg)}.items():
+        out[name] = adv_log_prob(train(copy.deepcopy(pretrained), x, y, cfg, device, seed), poison, data, device)
+    out["gain"] = out["poisons_only"] - out["bases_only"]
+    out["set_gain"] = out["poisoned_set"] - out["clean_set"]
+    return out
 
 
 def summarize(cells: list[dict]) -> dict[tuple[str, str], dict]:

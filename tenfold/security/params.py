@@ -24,6 +24,15 @@ class Victim(Strict):
     weight_decay: float = Field(5e-4, ge=0)
 
 
+class Diagnostic(Strict):
+    """Continued training of the clean network for the targeted-poison dilution check (`dilution_diagnostic`)."""
+    enabled: bool = True
+    steps: int = Field(3, ge=1, description="full-batch SGD steps on the poisons alone (and on their bases)")
+    lr: float = Field(0.01, gt=0)
+    set_epochs: int = Field(2, ge=1, description="epochs of continued training on the whole (poisoned) set")
+    set_lr: float = Field(0.01, gt=0)
+
+
 class Budget(Strict):
     eps: float = Field(16, gt=0, le=255, description="l_inf radius in pixel units /255")
     poison_fraction: float = Field(0.01, gt=0, lt=1)
@@ -181,6 +190,8 @@ class SecurityParams(Strict):
     victims: list[Literal["from-scratch", "fine-tune"]] = Field(
         ["from-scratch", "fine-tune"], description="victims trained for every attack under the `none` defense "
         "(other defenses use the attack's registry victim)")
+    diagnostic: Diagnostic = Field(Diagnostic(), description="gradient-matching dilution check (poisons alone "
+                                   "vs the unperturbed bases vs the whole poisoned set)")
     gm_success_target: float = Field(0.30, ge=0, le=1)
     accept_min_clean_acc: float = Field(0.8, ge=0, le=1)
 
