@@ -176,9 +176,9 @@ def security_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                 f"Dilution check (table `dilution`): alone, the crafted poisons raise the target's log-probability of "
                 f"the adversarial class by {gain:.2f} nats more than their unperturbed bases, so the gradient "
                 f"matching step works; inside the whole training set ({len(data.y_train)} images, "
-                f"{diag[0]['n_poison']} poisons) the gain falls to {set_gain:.2f} nats, while the target sits "
-                f"{margin:.1f} nats below (log p_adv after clean training). The attack is lost to dilution, not to "
-                "a wrong gradient.")
+                f"{diag[0]['n_poison']} poisons) the gain falls to {set_gain:.2f} nats, while the target's "
+                f"log-probability of the adversarial class stays near {-margin:.1f} (a flip needs about -0.7). "
+                "The attack is lost to dilution, not to a wrong gradient.")
             for d in diag:
                 key = f"dilution.{d['attack'].replace('+', '_')}.{d['trial_seed']}"
                 run.log_metrics({f"{key}.gain": d["gain"],
