@@ -78,9 +78,10 @@ def secure_release_flow(params_path: str = "params.yaml", root: str = ".") -> di
         tags = {"data_source": data.source, "device": str(dev)}
         surrogate, g_t, sur_acc = train_surrogate(x, y, xt, yt, p.surrogate, K, ctx.seed)
         crafted = {m: craft_release.submit(m, surrogate, g_t, x, y, p, K, ctx.seed) for m in p.methods}
-        released = {m: f.result()[0] for m, f in crafted.items()}
-        craft_secs = {m: f.result()[1] for m, f in crafted.items()}
-        craft_info = {m: f.result()[2] for m, f in crafted.items()}
+        results = {m: f.result() for m, f in crafted.items()}
+        released = {m: r[0] for m, r in results.items()}
+        craft_secs = {m: r[1] for m, r in results.items()}
+        craft_info = {m: r[2] for m, r in results.items()}
         eps = p.craft.eps / 255
         svc = ReleaseService(surrogate, g_t, eps, p.online.steps or p.craft.steps, p.craft.tau * eps,
                              p.craft.augment, K, p.surrogate.arch, tuple(x.shape[1:]), ctx.seed)
@@ -176,8 +177,8 @@ def secure_release_flow(params_path: str = "params.yaml", root: str = ".") -> di
                          + "); a poison's effect beyond noise is its drop minus this control.")
         if craft_info.get("unlearnable"):
             ue = craft_info["unlearnable"]
-            how = (f"its stop rule (surrogate error on the noisy data {ue['final_error']:.3f} < {p.unlearnable.stop_error})"
-                   if ue["stopped_by_error"] else
+            how = (f"its stop rule (surrogate error on the noisy data {ue['final_error']:.3f} < "
+                   f"{p.unlearnable.stop_error})" if ue["stopped_by_error"] else
                    f"the cap max_rounds={p.unlearnable.max_rounds} (error still {ue['final_error']:.3f})")
             notes.append(f"Unlearnable noise ran {ue['rounds']} min-min rounds, ended by {how}.")
         if online_ips:

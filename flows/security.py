@@ -169,15 +169,13 @@ def security_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                           f"(from the clean network; gains in nats)"),
                 "columns": dcols,
                 "rows": [[d["attack"], d["trial_seed"], *[round(d[k], 3) for k in dcols[2:]]] for d in diag]}
-            gain = sum(d["gain"] for d in diag) / len(diag)
-            set_gain = sum(d["set_gain"] for d in diag) / len(diag)
-            margin = -sum(d["clean_set"] for d in diag) / len(diag)
+            gain, set_gain, clean_lp = (sum(d[k] for d in diag) / len(diag) for k in ("gain", "set_gain", "clean_set"))
             notes.append(
                 f"Dilution check (table `dilution`): alone, the crafted poisons raise the target's log-probability of "
                 f"the adversarial class by {gain:.2f} nats more than their unperturbed bases, so the gradient "
                 f"matching step works; inside the whole training set ({len(data.y_train)} images, "
                 f"{diag[0]['n_poison']} poisons) the gain falls to {set_gain:.2f} nats, while the target's "
-                f"log-probability of the adversarial class stays near {-margin:.1f} (a flip needs about -0.7). "
+                f"log-probability of the adversarial class stays near {clean_lp:.1f} (a flip needs about -0.7). "
                 "The attack is lost to dilution, not to a wrong gradient.")
             for d in diag:
                 key = f"dilution.{d['attack'].replace('+', '_')}.{d['trial_seed']}"
