@@ -13,10 +13,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from tenfold.gradinit.algorithm import batch_stream, gradinit, sample_stream
-from tenfold.gradinit.models import VGG, PostLNTransformer, ResNet
-from tenfold.gradinit.params import GradInitConfig
-from tenfold.gradinit.seqtask import make_batch, token_loss
+from tenfold.studies.gradinit.algorithm import batch_stream, gradinit, sample_stream
+from tenfold.studies.gradinit.models import VGG, PostLNTransformer, ResNet
+from tenfold.studies.gradinit.params import GradInitConfig
+from tenfold.studies.gradinit.seqtask import make_batch, token_loss
 
 
 def setup(name: str, batch: int):

@@ -20,11 +20,11 @@ def main() -> None:
     import torch
     from PIL import Image
 
-    from tenfold.config import load_params
-    from tenfold.data.faces import load_att
-    from tenfold.lowkey.models import FaceNet
-    from tenfold.lowkey.train import load_ensemble
-    from tenfold.lowkey.web import Protector
+    from tenfold.registry import load_params
+    from tenfold.components.data.faces import load_att
+    from tenfold.studies.lowkey.models import FaceNet
+    from tenfold.studies.lowkey.train import load_ensemble
+    from tenfold.studies.lowkey.web import Protector
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")

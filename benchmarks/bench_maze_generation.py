@@ -7,7 +7,7 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from tenfold.mazes.generate import generate  # noqa: E402
+from tenfold.studies.maze.generate import generate  # noqa: E402
 
 
 def run(count: int = 20_000) -> dict:

@@ -19,8 +19,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import openreview  # noqa: E402
 
 from fake_openreview import FakeOpenReview, make_venue  # noqa: E402
-from tenfold.review.params import ScrapeParams, VenueSpec  # noqa: E402
-from tenfold.review.scrape import configure_retries, scrape_venue  # noqa: E402
+from tenfold.studies.openreview.params import ScrapeParams, VenueSpec  # noqa: E402
+from tenfold.studies.openreview.scrape import configure_retries, scrape_venue  # noqa: E402
 
 
 def main(argv=None):

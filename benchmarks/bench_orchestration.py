@@ -26,11 +26,12 @@ QUICK = {"maze": {"data": {"train_count": 1000, "test_count": 200}, "train": {"e
 DIRECT = r'''
 import sys, time
 import torch
-from tenfold.config import load_params
-from tenfold.runtime import seed_everything, study_seed, pick_device, seeded, fingerprint
-from tenfold.mazes import dataset
-from tenfold.mazes.train import train, evaluate
-from tenfold.models.recurrent import SegmentNet
+from tenfold.registry import load_params
+from tenfold.core.runtime import study_seed, pick_device, fingerprint
+from tenfold.core.seeds import seed_everything, seeded
+from tenfold.studies.maze import dataset
+from tenfold.studies.maze.train import train, evaluate
+from tenfold.components.models.recurrent import SegmentNet
 params, root = sys.argv[1], sys.argv[2]
 P = load_params(params, ["maze"]); c, p = P["common"], P["maze"]; d = p.data
 seed = study_seed(c.seed, "maze"); seed_everything(seed); dev = pick_device(c.device)
@@ -60,7 +61,7 @@ def _timed(cmd, env, cwd) -> float:
 
 
 def run(quick: bool = False) -> dict:
-    from tenfold.config import deep_merge
+    from tenfold.core.config import deep_merge
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

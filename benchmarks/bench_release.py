@@ -22,11 +22,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tenfold.data.images import load  # noqa: E402
-from tenfold.perturb.models import build  # noqa: E402
-from tenfold.perturb.train import fit  # noqa: E402
-from tenfold.release.poison import target_gradient  # noqa: E402
-from tenfold.release.service import ReleaseService  # noqa: E402
+from tenfold.components.data.images import load  # noqa: E402
+from tenfold.components.perturb.models import build  # noqa: E402
+from tenfold.components.perturb.train import fit  # noqa: E402
+from tenfold.studies.secure_release.poison import target_gradient  # noqa: E402
+from tenfold.studies.secure_release.service import ReleaseService  # noqa: E402
 
 
 def main(argv=None) -> dict:

@@ -1,5 +1,5 @@
 """Certificates per second: `Smooth.certify` (batched sampling under inference_mode, blocked distance matrix)
-against a straightforward one-sample-at-a-time loop (`tenfold.certify.reference.certify_loop`), with the same n,
+against a straightforward one-sample-at-a-time loop (`tenfold.studies.smoothing.reference.certify_loop`), with the same n,
 the same seeds and the same noise, checking that both give the same numbers. Run on demand:
 
     python benchmarks/bench_smoothing.py [--inputs 3] [--n-pred 1000] [--n-cert 1000] [--threads 1]
@@ -18,11 +18,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tenfold.certify.models import ConvAutoencoder  # noqa: E402
-from tenfold.certify.reference import certify_loop  # noqa: E402
-from tenfold.certify.smooth import Smooth  # noqa: E402
-from tenfold.data.images import load  # noqa: E402
-from tenfold.runtime import seeded  # noqa: E402
+from tenfold.studies.smoothing.models import ConvAutoencoder  # noqa: E402
+from tenfold.studies.smoothing.reference import certify_loop  # noqa: E402
+from tenfold.studies.smoothing.smooth import Smooth  # noqa: E402
+from tenfold.components.data.images import load  # noqa: E402
+from tenfold.core.seeds import seeded  # noqa: E402
 
 
 def main(argv=None) -> dict:

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tenfold.mazes.generate import generate
-from tenfold.mazes.params import MazeTrain
-from tenfold.mazes.train import batch_tensors, make_optimizer, masked_ce, train
-from tenfold.models.recurrent import SegmentNet
-from tenfold.runtime import seeded
+from tenfold.studies.maze.generate import generate
+from tenfold.studies.maze.params import MazeTrain
+from tenfold.studies.maze.train import batch_tensors, make_optimizer, masked_ce, train
+from tenfold.components.models.recurrent import SegmentNet
+from tenfold.core.seeds import seeded
 
 
 def plain_loop(model, codes, targets, cfg, epochs):

@@ -1,2 +1,2 @@
 """One Prefect flow per study; `flows/all.py` runs them all, `flows/deploy.py` serves schedules."""
-from . import _env  # noqa: F401  (must run before prefect is imported)
+from tasks import _env  # noqa: F401  (must run before prefect is imported)

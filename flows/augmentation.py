@@ -16,13 +16,13 @@ from flows.common import prepare, publish, run_flow
 from flows.security import load_crafted, poison_dir
 from tasks.security import log_cells, run_cell
 from tasks.track import study_run
-from tenfold import ARXIV
-from tenfold.claims import claim
-from tenfold.config import load_params
-from tenfold.plotting import write_csv
-from tenfold.runtime import md5_file
-from tenfold.security import benchmark
-from tenfold.security.plots import acc_vs_success
+from tenfold.registry import get as get_study
+from tenfold.core.claims import claim
+from tenfold.registry import load_params
+from tenfold.core.plotting import write_csv
+from tenfold.core.runtime import md5_file
+from tenfold.studies.security import benchmark
+from tenfold.studies.security.plots import acc_vs_success
 
 TITLE = "Strong Data Augmentation Sanitizes Poisoning and Backdoor Attacks Without an Accuracy Tradeoff"
 
@@ -90,7 +90,7 @@ def augmentation_flow(params_path: str = "params.yaml", root: str = ".") -> dict
         reg = run.log_model(net, "clean_convnet", input_example=data.x_test[:2], passed=passed,
                             description="clean ConvNet (surrogate of the crafted poisons)")
         metrics = {
-            "study": "augmentation", "arxiv": ARXIV["augmentation"], "title": TITLE,
+            "study": "augmentation", "arxiv": get_study("augmentation").arxiv, "title": TITLE,
             "description": (f"Defenses {', '.join(labels)} against {', '.join(p.attacks)}, poisons reused from "
                             "the craft_poisons stage."),
             "claims": [c.as_dict() for c in claims],

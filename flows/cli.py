@@ -1,7 +1,7 @@
 """`tenfold` command line: run a study or data build, render reports, apply a profile, serve schedules.
 
     tenfold run maze            # one study (or a data build such as build_mazes, or `all`)
-    tenfold report              # reports/<study>.md for every metrics file, plus reports/index.md
+    tenfold report              # reports/<study>.md for every results file, plus reports/index.md
     tenfold check               # validate params.yaml and exit
     tenfold profile paper       # merge profiles/paper.yaml into params.yaml (validated first)
     tenfold deploy              # serve scheduled deployments against a Prefect server
@@ -11,78 +11,46 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import sys
 from pathlib import Path
 
-from flows import _env  # noqa: F401
-
-# target -> (module, flow attribute, params section it reads)
-# Each study owns flows/<slug>.py with a flow named `<slug>_flow`; data builds live in flows/data.py.
-TARGETS: dict[str, tuple[str, str, str]] = {
-    "build_mazes": ("flows.data", "build_mazes_flow", "maze"),
-    "maze": ("flows.maze", "maze_flow", "maze"),
-    "depth": ("flows.depth", "depth_flow", "depth"),
-    "smoothing": ("flows.smoothing", "smoothing_flow", "smoothing"),
-    "gradinit": ("flows.gradinit", "gradinit_flow", "gradinit"),
-    "secure_release": ("flows.secure_release", "secure_release_flow", "secure_release"),
-    "minimax": ("flows.minimax", "minimax_flow", "minimax"),
-    "fairness": ("flows.fairness", "fairness_flow", "fairness"),
-    "lowkey": ("flows.lowkey", "lowkey_flow", "lowkey"),
-    "craft_poisons": ("flows.security", "craft_poisons_flow", "security"),
-    "security": ("flows.security", "security_flow", "security"),
-    "augmentation": ("flows.augmentation", "augmentation_flow", "augmentation"),
-    "scrape_openreview": ("flows.openreview", "scrape_openreview_flow", "openreview"),
-    "openreview": ("flows.openreview", "openreview_flow", "openreview"),
-}
-
-
-def available_targets(params_path: str | Path = "params.yaml") -> list[str]:
-    """Targets whose params section is present and whose flow module exists (what `run all` runs)."""
-    from tenfold.config import read_yaml
-
-    present = set(read_yaml(params_path))
-    return [t for t, (mod, _, sec) in TARGETS.items()
-            if sec in present and importlib.util.find_spec(mod) is not None]
-
+from tasks import _env  # noqa: F401
 
 class UserError(Exception):
     """Errors a person can fix (params, data, missing files): printed without a traceback."""
 
 
 def _user_errors():
-    from tenfold.config import ParamsError
-    from tenfold.mazes.dataset import MazeDataError
+    from tenfold.core.config import ParamsError
+    from tenfold.registry import UnknownStudy
+    from tenfold.studies.maze.dataset import MazeDataError
 
-    return (ParamsError, MazeDataError, FileNotFoundError, UserError)
+    return (ParamsError, MazeDataError, FileNotFoundError, UnknownStudy, UserError)
 
 
 def cmd_run(args) -> int:
-    from flows.common import run_flow
-    from tenfold.config import load_params
+    from flows.common import available_targets, flow_for, run_flow
+    from tenfold.registry import load_params, study_of_stage
 
     targets = available_targets(args.params) if args.target == "all" else [args.target]
     for t in targets:
-        if t not in TARGETS:
-            raise UserError(f"unknown target {t!r}; choose from: all, {', '.join(TARGETS)}")
+        study_of_stage(t)  # an unknown target lists the known ones
     load_params(args.params)  # validate the whole file before any compute or server start
     for t in targets:
-        mod, attr, section = TARGETS[t]
-        run_flow(getattr(importlib.import_module(mod), attr), section, args.params, root=args.root)
+        run_flow(flow_for(t), study_of_stage(t).slug, args.params, root=args.root)
     return 0
 
 
 def cmd_report(args) -> int:
-    from tenfold.reports import render_all
+    from tenfold.core.reports import render_all
 
-    for p in render_all(Path(args.root) / "metrics", Path(args.root) / "reports"):
+    for p in render_all(Path(args.root) / "results", Path(args.root) / "reports"):
         print(p)
     return 0
 
 
 def cmd_check(args) -> int:
-    from tenfold.config import load_params
+    from tenfold.registry import load_params
 
     secs = load_params(args.params)
     print(f"{args.params}: valid ({', '.join(secs)})")
@@ -92,8 +60,8 @@ def cmd_check(args) -> int:
 def cmd_profile(args) -> int:
     import yaml
 
-    from tenfold.config import apply_profile
-    from tenfold.runtime import atomic_write_text
+    from tenfold.registry import apply_profile
+    from tenfold.core.runtime import atomic_write_text
 
     prof = Path(args.name) if args.name.endswith(".yaml") else Path("profiles") / f"{args.name}.yaml"
     if not prof.exists():
@@ -119,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a study flow or a data build")
     r.add_argument("target")
     r.set_defaults(fn=cmd_run)
-    sub.add_parser("report", help="render reports from metrics/").set_defaults(fn=cmd_report)
+    sub.add_parser("report", help="render reports from results/").set_defaults(fn=cmd_report)
     sub.add_parser("check", help="validate params.yaml").set_defaults(fn=cmd_check)
     pr = sub.add_parser("profile", help="apply profiles/<name>.yaml to params.yaml")
     pr.add_argument("name")

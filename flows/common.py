@@ -1,46 +1,92 @@
-"""What every study flow shares: params, seed and device, the task runner, output paths."""
+"""What every study flow shares: the study context (typed params, seeds, device, paths), the task runner, the
+MLflow run and `publish`, the last step of every flow.
+
+A study flow reads as inputs -> tasks -> outcome -> publish:
+
+    ctx = prepare("maze", params_path, root)
+    with tracked(ctx) as run:
+        ... = some_task.submit(...)            # every task call is `.submit(...)`, read with `.result()`
+        out = outcome.build(ctx.params, ...)   # plain library code: claims, headline, tables, notes, figures
+        return publish(ctx, run, out, model=...)
+"""
 from __future__ import annotations
 
+import importlib
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Iterator
 
 from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel
 
-from tenfold.config import Common, load_params
-from tenfold.runtime import atomic_write_json, configure_threads, pick_device, seed_everything, study_seed
+from tenfold.core.config import Common, show_progress
+from tenfold.core.outcome import Outcome
+from tenfold.core.runtime import atomic_write_json, configure_threads, pick_device, study_seed
+from tenfold.core.seeds import seed_everything, seed_for
+from tenfold.registry import Study, get, load_params, stages, study_of_stage
 
 
 @dataclass
 class StudyContext:
-    study: str
+    study: Study
     common: Common
-    params: object
+    params: BaseModel  # the study's own typed section
     seed: int
-    device: object
+    device: Any
     root: Path
+    uses: dict[str, BaseModel] = field(default_factory=dict)  # other sections the study reads (registry `uses`)
+    started: float = field(default_factory=time.time)
+
+    @property
+    def slug(self) -> str:
+        return self.study.slug
+
+    def seed_for(self, *parts: Any) -> int:
+        """The seed of one named draw of this study (see `tenfold.core.seeds.seed_for`)."""
+        return seed_for(self.common.seed, self.slug, *parts)
+
+    @property
+    def progress(self) -> bool:
+        """Whether to show progress bars (`common.progress`, `auto` = only on a terminal)."""
+        return show_progress(self.common.progress)
+
+    @property
+    def data_root(self) -> Path:
+        return self.root / self.common.data_root
 
     def path(self, kind: str, name: str = "") -> Path:
-        """metrics/<study>.json, plots/<study>/..., models/<study>/..., checkpoints/<study>/..."""
-        if kind == "metrics":
-            return self.root / "metrics" / f"{self.study}.json"
-        p = self.root / kind / self.study / name
+        """metrics/<slug>.json, results/<slug>.json, or <kind>/<slug>/<name> (plots, models, checkpoints), with
+        the parent folder created."""
+        if kind in ("metrics", "results"):
+            return self.root / kind / f"{self.slug}.json"
+        p = self.root / kind / self.slug / name
         (p.parent if name else p).mkdir(parents=True, exist_ok=True)
         return p
 
 
-def data_root(ctx: StudyContext) -> Path:
-    return ctx.root / ctx.common.data_root
-
-
-def prepare(study: str, params_path: str | Path = "params.yaml", root: str | Path = ".") -> StudyContext:
-    """Validate params (whole file), seed everything, pick the device. Fails before any compute."""
-    sections = load_params(params_path, [study])
+def prepare(slug: str, params_path: str | Path = "params.yaml", root: str | Path = ".") -> StudyContext:
+    """Validate params (the whole file), set threads, seed, pick the device. Fails before any compute."""
+    study = get(slug)
+    sections = load_params(params_path, [slug])
     common = sections["common"]
     configure_threads(common.threads)
-    seed = study_seed(common.seed, study)
+    seed = study_seed(common.seed, slug)
     seed_everything(seed)
-    return StudyContext(study, common, sections[study], seed, pick_device(common.device), Path(root))
+    return StudyContext(study, common, sections[slug], seed, pick_device(common.device), Path(root),
+                        {u: sections[u] for u in study.uses})
+
+
+@contextmanager
+def tracked(ctx: StudyContext, stage: str | None = None, tags: dict | None = None) -> Iterator:
+    """The study's MLflow run: lineage tags, flattened params (its own section, `common` and the ones it uses)."""
+    from tasks.track import study_run
+
+    sections = {"common": ctx.common, ctx.slug: ctx.params, **ctx.uses}
+    with study_run(ctx.slug, sections, stage=stage or ctx.slug, uri=ctx.common.mlflow_uri,
+                   lock=ctx.root / "dvc.lock", extra_tags={"device": str(ctx.device), **(tags or {})}) as run:
+        yield run
 
 
 def task_runner(common: Common):
@@ -55,24 +101,54 @@ def task_runner(common: Common):
     return ThreadPoolTaskRunner(max_workers=common.max_workers)
 
 
+def available_targets(params_path: str | Path = "params.yaml") -> list[str]:
+    """DVC stages (in run order) of the studies whose params section is present: what `run all` runs."""
+    from tenfold.core.config import read_yaml
+
+    present = set(read_yaml(params_path))
+    return [stage for stage, study in stages().items() if study.slug in present]
+
+
+def flow_for(stage: str):
+    """The Prefect flow that runs DVC stage `stage` (from the study registry's "module:attribute")."""
+    module, attr = study_of_stage(stage).stages[stage].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 def run_flow(flow_obj, study: str, params_path: str | Path = "params.yaml", **kwargs):
     """Run a study flow with the task runner named in params."""
     common = load_params(params_path, [study])["common"]
     return flow_obj.with_options(task_runner=task_runner(common))(params_path=str(params_path), **kwargs)
 
 
-def publish(ctx: StudyContext, run, metrics: dict, claims, summary: dict[str, float], t0: float, log=None) -> dict:
-    """The end of every study flow: write metrics/<study>.json atomically, attach it and plots/<study>/ to the
-    MLflow run, log the summary metrics, wall time and one 0/1 metric per claim, and log the claims' outcome."""
-    atomic_write_json(ctx.path("metrics"), metrics)
-    run.log_artifact(ctx.path("metrics"))
-    plots = ctx.root / "plots" / ctx.study
+def publish(ctx: StudyContext, run, out: Outcome, model=None, model_name: str | None = None,
+            input_example=None, model_description: str = "", log=None) -> dict:
+    """The end of every study flow.
+
+    Writes results/<slug>.json and metrics/<slug>.json first (atomically; nothing measured is lost if tracking
+    fails afterwards), then registers `model` (alias moved only if `out.passed`), attaches both files and
+    plots/<slug>/ to the MLflow run, and logs the headline numbers, one 0/1 metric per claim and the wall time.
+    Returns the results dict."""
+    run_info = {"mlflow_run_id": run.run_id, "device": str(ctx.device)}
+    results = out.results(ctx.slug, ctx.study.arxiv, ctx.study.title, run_info)
+    atomic_write_json(ctx.path("metrics"), out.metrics())
+    atomic_write_json(ctx.path("results"), results)
+    if model is not None:
+        reg = run.log_model(model, model_name or f"{ctx.slug}_model", input_example=input_example,
+                            passed=out.passed, description=model_description)
+        run_info.update(registered_model=f"{reg['name']} v{reg['version']}", alias_moved=out.passed)
+    run_info["wall_seconds"] = round(time.time() - ctx.started, 1)
+    results["run"] = run_info
+    atomic_write_json(ctx.path("results"), results)
+    for kind in ("metrics", "results"):
+        run.log_artifact(ctx.path(kind))
+    plots = ctx.root / "plots" / ctx.slug
     if plots.exists():
         run.log_artifact(plots, "plots")
-    values = {k: float(v) for k, v in summary.items() if v is not None}
-    values.update({f"claim_{c.id}": float(bool(c.holds)) for c in claims})
-    values["wall_seconds"] = time.time() - t0
+    values = {k: float(v) for k, v in out.headline.items() if v is not None}
+    values.update({f"claim_{c.id}": float(bool(c.holds)) for c in out.claims})
+    values["wall_seconds"] = run_info["wall_seconds"]
     run.log_metrics(values)
     if log is not None:
-        log.info("%s: %s", ctx.study, {c.id: (c.measured, c.holds) for c in claims})
-    return metrics
+        log.info("%s: %s", ctx.slug, {c.id: (c.measured, c.holds) for c in out.claims})
+    return results

@@ -12,9 +12,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from flows.cli import TARGETS, available_targets
-
-DEFAULT_CRON = "0 2 * * *"  # nightly at 02:00
+from flows.common import available_targets
+from tenfold.registry import study_of_stage
 
 
 def build_deployments(params_path: str = "params.yaml", root: str = ".", cron: str | None = None) -> list:
@@ -24,7 +23,8 @@ def build_deployments(params_path: str = "params.yaml", root: str = ".", cron: s
     root = str(Path(root).resolve())
     deployments, seen = [], set()
     for target in available_targets(params_path):
-        mod_name, attr, _ = TARGETS[target]
+        study = study_of_stage(target)
+        mod_name, attr = study.stages[target].split(":")
         mod = importlib.import_module(mod_name)
         if hasattr(mod, "deployment"):
             if mod_name not in seen:
@@ -32,7 +32,7 @@ def build_deployments(params_path: str = "params.yaml", root: str = ".", cron: s
                 deployments.append(mod.deployment(cron=cron, params_path=params_path, root=root))
             continue
         deployments.append(getattr(mod, attr).to_deployment(
-            name=f"{target}-scheduled", cron=cron or DEFAULT_CRON,
+            name=f"{target}-scheduled", cron=cron or study.schedule,
             parameters={"params_path": params_path, "root": root}, tags=["tenfold", target]))
     return deployments
 

@@ -15,12 +15,12 @@ from prefect.logging import get_run_logger
 from flows.common import data_root, prepare, publish, run_flow
 from tasks.depth import train_classifier
 from tasks.track import study_run
-from tenfold import ARXIV
-from tenfold.claims import claim
-from tenfold.data.images import load
-from tenfold.depth.models import agreement
-from tenfold.plotting import line_plot, write_csv
-from tenfold.runtime import atomic_torch_save, fingerprint
+from tenfold.registry import get as get_study
+from tenfold.core.claims import claim
+from tenfold.components.data.images import load
+from tenfold.studies.depth.models import agreement
+from tenfold.core.plotting import line_plot, write_csv
+from tenfold.core.runtime import atomic_torch_save, fingerprint
 
 TITLE = "The Uncanny Similarity of Recurrence and Depth: image classification"
 
@@ -103,7 +103,7 @@ def depth_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
         reg = run.log_model(main["model"], f"{first.name}_recurrent_d{main['depth']}", input_example=data.x_test[:2],
                             passed=passed, description=f"recurrent {first.name} net, effective depth {main['depth']}")
         metrics = {
-            "study": "depth", "arxiv": ARXIV["depth"], "title": TITLE,
+            "study": "depth", "arxiv": get_study("depth").arxiv, "title": TITLE,
             "description": ("Recurrent nets (one block applied k times, shared weights) and feed-forward twins "
                             "(k distinct blocks) of the same effective depth are trained identically on "
                             f"{data.name}; accuracy, parameters and prediction agreement are compared per depth."),

@@ -18,14 +18,14 @@ from prefect.logging import get_run_logger
 from flows.common import data_root as _data_root, prepare, publish, run_flow
 from tasks.fairness import fairlearn_reduction, load_fair_data, train_fair_net
 from tasks.track import study_run
-from tenfold import ARXIV
-from tenfold.claims import claim
-from tenfold.fairness.metrics import NOTION_NAMES
-from tenfold.fairness.models import make_model
-from tenfold.fairness.study import CONSTRAINED, final, gap_resolution, overfit_summary, plan_runs, \
+from tenfold.registry import get as get_study
+from tenfold.core.claims import claim
+from tenfold.studies.fairness.metrics import NOTION_NAMES
+from tenfold.studies.fairness.models import make_model
+from tenfold.studies.fairness.study import CONSTRAINED, final, gap_resolution, overfit_summary, plan_runs, \
     results_frame, summary_table
-from tenfold.plotting import line_plot, write_csv
-from tenfold.runtime import atomic_torch_save, fingerprint
+from tenfold.core.plotting import line_plot, write_csv
+from tenfold.core.runtime import atomic_torch_save, fingerprint
 
 TITLE = "Technical Challenges for Training Fair Neural Networks"
 
@@ -189,7 +189,7 @@ def fairness_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
         reg = run.log_model(model, "constrained_net", input_example=example, passed=passed,
                             description=f"{main_spec_key[1]} {nt}-constrained {type(model).__name__} (width {widest}) on {d.main}")
         metrics = {
-            "study": "fairness", "arxiv": ARXIV["fairness"], "title": TITLE,
+            "study": "fairness", "arxiv": get_study("fairness").arxiv, "title": TITLE,
             "description": (f"{len(specs)} deep-net runs ({', '.join(tr.methods)} x {', '.join(tr.notions)}; widths "
                             f"{p.model.widths}; {tr.seeds} seeds; {tr.epochs} epochs evaluated at "
                             f"{tr.eval_epochs}) on {', '.join(d.datasets)}, constraint gap <= {tr.epsilon}, "

@@ -17,12 +17,12 @@ from prefect.logging import get_run_logger
 from flows.common import data_root, prepare, publish, run_flow
 from tasks.gradinit import image_run, transformer_init, transformer_run
 from tasks.track import study_run
-from tenfold import ARXIV
-from tenfold.claims import claim
-from tenfold.data.images import load
-from tenfold.gradinit.train import standardize
-from tenfold.plotting import line_plot, save, write_csv
-from tenfold.runtime import atomic_torch_save
+from tenfold.registry import get as get_study
+from tenfold.core.claims import claim
+from tenfold.components.data.images import load
+from tenfold.studies.gradinit.train import standardize
+from tenfold.core.plotting import line_plot, save, write_csv
+from tenfold.core.runtime import atomic_torch_save
 
 TITLE = "GradInit: Learning to Initialize Neural Networks for Stable and Efficient Training"
 INITS = ("kaiming", "gradinit")
@@ -198,7 +198,7 @@ def gradinit_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
             reg = run.log_model(main["model"], f"{main['arch']}_gradinit", input_example=x_ex, passed=passed,
                                 description=f"{main['arch']} without BN, GradInit-initialised and trained on {data.name}")
         metrics = {
-            "study": "gradinit", "arxiv": ARXIV["gradinit"], "title": TITLE,
+            "study": "gradinit", "arxiv": get_study("gradinit").arxiv, "title": TITLE,
             "description": ("GradInit learns one scale per parameter tensor so that one simulated optimiser step "
                             "lowers the loss most under a gradient-norm bound. Kaiming vs GradInit on no-BN VGG and "
                             "ResNet, and default init vs GradInit for a Post-LN Transformer trained with Adam "

@@ -19,13 +19,13 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from flows.common import data_root, prepare, publish, run_flow
 from tasks.lowkey import aligned, detect, eval_dlib, eval_surrogate, protect, train_face_model
 from tasks.track import study_run
-from tenfold import ARXIV
-from tenfold.claims import claim
-from tenfold.data.faces import load_att
-from tenfold.lowkey import plots as lk_plots
-from tenfold.lowkey.train import save_ensemble
-from tenfold.plotting import write_csv
-from tenfold.runtime import atomic_savez, fingerprint
+from tenfold.registry import get as get_study
+from tenfold.core.claims import claim
+from tenfold.components.data.faces import load_att
+from tenfold.studies.lowkey import plots as lk_plots
+from tenfold.studies.lowkey.train import save_ensemble
+from tenfold.core.plotting import write_csv
+from tenfold.core.runtime import atomic_savez, fingerprint
 
 TITLE = "LowKey: leveraging adversarial attacks to protect social media users from facial recognition"
 
@@ -163,7 +163,7 @@ def lowkey_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
         reg = run.log_model(models[heldout], f"{heldout}", input_example=gal_crops[:2].numpy(), passed=passed,
                             description=f"held-out face model {heldout} (evaluation of LowKey transfer)")
         metrics = {
-            "study": "lowkey", "arxiv": ARXIV["lowkey"], "title": TITLE,
+            "study": "lowkey", "arxiv": get_study("lowkey").arxiv, "title": TITLE,
             "description": (f"LowKey filters {int(prb.sum())} AT&T probes of {n_eval} identities with an ensemble of "
                             f"{len(ensemble)} surrogates (x2 with Gaussian smoothing), {p.attack.n_iters} signed "
                             f"gradient steps of {p.attack.lr}, through MTCNN alignment; identification by the "

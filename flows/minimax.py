@@ -16,12 +16,12 @@ from prefect.logging import get_run_logger
 from flows.common import data_root as _data_root, prepare, publish, run_flow
 from tasks.minimax import evaluate_trainer, train_trainer
 from tasks.track import study_run
-from tenfold import ARXIV
-from tenfold.claims import claim
-from tenfold.data.images import load as load_images
-from tenfold.minimax.weighted import shift_weights, shifted_accuracy, vulnerable_classes
-from tenfold.plotting import plt, save, write_csv
-from tenfold.runtime import atomic_torch_save, fingerprint
+from tenfold.registry import get as get_study
+from tenfold.core.claims import claim
+from tenfold.components.data.images import load as load_images
+from tenfold.studies.minimax.weighted import shift_weights, shifted_accuracy, vulnerable_classes
+from tenfold.core.plotting import plt, save, write_csv
+from tenfold.core.runtime import atomic_torch_save, fingerprint
 
 TITLE = "Are adversarial examples created equal? A learnable weighted minimax risk for robustness"
 
@@ -155,7 +155,7 @@ def minimax_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
             run.log_metrics({f"{k}.clean": r["clean"][0], f"{k}.shifted": r["shifted"][0],
                              **{f"{k}.robust_alpha_{a:g}": v[0] for a, v in r["robust"].items()}})
         metrics = {
-            "study": "minimax", "arxiv": ARXIV["minimax"], "title": TITLE,
+            "study": "minimax", "arxiv": get_study("minimax").arxiv, "title": TITLE,
             "description": (f"PGD adversarial training vs learnable weighted minimax risk (alpha {p.train.alpha:g}) on "
                             f"{data.name}; uniform and non-uniform (weighted) PGD attacks at eps {p.eval.eps:g}."),
             "claims": [c.as_dict() for c in claims],

@@ -24,14 +24,14 @@ from prefect.logging import get_run_logger
 from flows.common import data_root as _data_root, prepare, publish, run_flow
 from tasks.openreview import analyse_cross_year, analyse_year, build_live, build_offline
 from tasks.track import study_run
-from tenfold import ARXIV
-from tenfold.claims import claim
-from tenfold.plotting import write_csv
-from tenfold.review import plots as rplots
-from tenfold.review.analysis import papers
-from tenfold.review.model import AcceptanceModel
-from tenfold.review.schema import TABLES, read_tables, write_tables
-from tenfold.runtime import atomic_torch_save, atomic_write_json, md5_file
+from tenfold.registry import get as get_study
+from tenfold.core.claims import claim
+from tenfold.core.plotting import write_csv
+from tenfold.studies.openreview import plots as rplots
+from tenfold.studies.openreview.analysis import papers
+from tenfold.studies.openreview.model import AcceptanceModel
+from tenfold.studies.openreview.schema import TABLES, read_tables, write_tables
+from tenfold.core.runtime import atomic_torch_save, atomic_write_json, md5_file
 
 SLUG = "openreview"
 TITLE = "An Open Review of OpenReview: A Critical Analysis of the Machine Learning Conference Review Process"
@@ -193,7 +193,7 @@ def openreview_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                             description=f"P(accept | year, mean rating), logistic per year {years}")
 
         metrics = {
-            "study": SLUG, "arxiv": ARXIV[SLUG], "title": TITLE,
+            "study": SLUG, "arxiv": get_study(SLUG).arxiv, "title": TITLE,
             "description": (f"ICLR {years[0]}-{years[-1]} from the {manifest.get('source', '?')} source: "
                             f"{len(tables['submissions'])} submissions, {len(tables['reviews'])} reviews. The paper's "
                             "Monte-Carlo re-review simulation, Krippendorff's alpha and ANOVA of ratings, ratings vs "

@@ -11,7 +11,7 @@ import time
 
 
 def cmd_release(args) -> int:
-    from tenfold.release.service import ReleaseError, ReleaseService, protect_folder
+    from tenfold.studies.secure_release.service import ReleaseError, ReleaseService, protect_folder
 
     try:
         svc = ReleaseService.load(args.service)

@@ -21,14 +21,14 @@ from prefect.logging import get_run_logger
 from flows.common import data_root as _data_root, prepare, publish, run_flow
 from tasks.secure_release import craft_release, face_tensors, online_release, train_surrogate, victim
 from tasks.track import study_run
-from tenfold import ARXIV
-from tenfold.claims import claim
-from tenfold.data.faces import load_att
-from tenfold.data.images import load as load_images
-from tenfold.plotting import plt, save, write_csv
-from tenfold.release.evaluate import perceptual
-from tenfold.release.poison import craft
-from tenfold.release.service import ReleaseService, protect_folder
+from tenfold.registry import get as get_study
+from tenfold.core.claims import claim
+from tenfold.components.data.faces import load_att
+from tenfold.components.data.images import load as load_images
+from tenfold.core.plotting import plt, save, write_csv
+from tenfold.studies.secure_release.evaluate import perceptual
+from tenfold.studies.secure_release.poison import craft
+from tenfold.studies.secure_release.service import ReleaseService, protect_folder
 
 TITLE = "Preventing unauthorized use of proprietary data: poisoning for secure dataset release"
 
@@ -212,7 +212,7 @@ def secure_release_flow(params_path: str = "params.yaml", root: str = ".") -> di
         if craft_info.get("unlearnable"):
             run.log_metrics({"unlearnable_rounds": craft_info["unlearnable"]["rounds"]})
         metrics = {
-            "study": "secure_release", "arxiv": ARXIV["secure_release"], "title": TITLE,
+            "study": "secure_release", "arxiv": get_study("secure_release").arxiv, "title": TITLE,
             "description": (f"Alignment poisoning (reverse cross-entropy gradient alignment) of {len(x)} {data.name} "
                             f"images at l_inf {p.craft.eps:g}/255 on a {p.surrogate.arch} surrogate, against "
                             f"adversarial and unlearnable baselines; victims {', '.join(archs)} trained from scratch."),

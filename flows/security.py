@@ -20,13 +20,13 @@ from prefect.logging import get_run_logger
 from flows.common import StudyContext, data_root, prepare, publish, run_flow
 from tasks.security import craft_poison, dilution_check, log_cells, run_cell, train_clean
 from tasks.track import study_run
-from tenfold import ARXIV
-from tenfold.attacks.registry import taxonomy_tables
-from tenfold.claims import claim
-from tenfold.plotting import write_csv
-from tenfold.runtime import atomic_write_json, md5_file, study_seed
-from tenfold.security import benchmark
-from tenfold.security.plots import heatmap
+from tenfold.registry import get as get_study
+from tenfold.studies.security.taxonomy import taxonomy_tables
+from tenfold.core.claims import claim
+from tenfold.core.plotting import write_csv
+from tenfold.core.runtime import atomic_write_json, md5_file, study_seed
+from tenfold.studies.security import benchmark
+from tenfold.studies.security.plots import heatmap
 
 TITLE = "Dataset Security for Machine Learning: poisoning, backdoors and defenses (benchmark)"
 
@@ -184,7 +184,7 @@ def security_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
         reg = run.log_model(net, "clean_convnet", input_example=data.x_test[:2], passed=passed,
                             description="clean ConvNet: the attacker's surrogate and the fine-tuning victims' start")
         metrics = {
-            "study": "security", "arxiv": ARXIV["security"], "title": TITLE,
+            "study": "security", "arxiv": get_study("security").arxiv, "title": TITLE,
             "description": (f"Every registered attack ({', '.join(attacks)}) against the defenses "
                             f"({', '.join(columns)}) under one protocol: {p.craft.trials} seeded setups, "
                             f"eps {p.budget.eps}/255, {p.budget.poison_fraction:.1%} poisons, "

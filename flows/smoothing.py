@@ -17,14 +17,14 @@ from prefect.logging import get_run_logger
 from flows.common import data_root, prepare, publish, run_flow
 from tasks.smoothing import certify, train_base
 from tasks.track import study_run
-from tenfold import ARXIV
-from tenfold.certify.experiment import summarize
-from tenfold.certify.models import face_detector
-from tenfold.claims import claim
-from tenfold.data import images as image_data
-from tenfold.data.faces import load_att
-from tenfold.plotting import line_plot, write_csv
-from tenfold.runtime import atomic_torch_save, md5_file
+from tenfold.registry import get as get_study
+from tenfold.studies.smoothing.experiment import summarize
+from tenfold.studies.smoothing.models import face_detector
+from tenfold.core.claims import claim
+from tenfold.components.data import images as image_data
+from tenfold.components.data.faces import load_att
+from tenfold.core.plotting import line_plot, write_csv
+from tenfold.core.runtime import atomic_torch_save, md5_file
 
 TITLE = "Center Smoothing: certified robustness for vector-valued functions"
 TASK_TITLES = {"autoencoder": "dimensionality reduction (conv autoencoder)",
@@ -187,7 +187,7 @@ def smoothing_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
         cols = ["task", "sigma", "distance", "eps_in", "quantile q", "abstain rate", "certified",
                 "median eps_out", "median smoothing error", "median r"]
         metrics = {
-            "study": "smoothing", "arxiv": ARXIV["smoothing"], "title": TITLE,
+            "study": "smoothing", "arxiv": get_study("smoothing").arxiv, "title": TITLE,
             "description": (
                 f"Center smoothing of {', '.join(TASK_TITLES[k] for k in tasks_on)}: the center is the noisy output "
                 f"with the least median distance to n_pred={p.smooth.n_pred} others, the abstain test uses "

@@ -1,2 +1,2 @@
 """Prefect task wrappers around the tenfold library, grouped by kind of work."""
-from flows import _env  # noqa: F401
+from tasks import _env  # noqa: F401

@@ -8,10 +8,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from tenfold.depth.models import DepthNet
-from tenfold.depth.train import predict, train
-from tenfold.models.recurrent import count_parameters
-from tenfold.runtime import seeded
+from tenfold.studies.depth.models import DepthNet
+from tenfold.studies.depth.train import predict, train
+from tenfold.components.models.recurrent import count_parameters
+from tenfold.core.seeds import seeded
 
 
 @task(name="depth-train-classifier", cache_policy=NO_CACHE)

@@ -8,12 +8,13 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from tenfold.fairness import data as fair_data
-from tenfold.fairness.models import count_parameters, make_model
-from tenfold.fairness.params import FairnessTrain
-from tenfold.fairness.study import RunSpec
-from tenfold.fairness.train import fairlearn_baseline, train_fair
-from tenfold.runtime import atomic_torch_save, seeded
+from tenfold.studies.fairness import data as fair_data
+from tenfold.studies.fairness.models import count_parameters, make_model
+from tenfold.studies.fairness.params import FairnessTrain
+from tenfold.studies.fairness.study import RunSpec
+from tenfold.studies.fairness.train import fairlearn_baseline, train_fair
+from tenfold.core.runtime import atomic_torch_save
+from tenfold.core.seeds import seeded
 
 
 @task(name="fairness-load-data", cache_policy=NO_CACHE)

@@ -9,11 +9,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from tenfold.gradinit.algorithm import batch_stream, gradinit, sample_stream
-from tenfold.gradinit.models import VGG, PostLNTransformer, ResNet
-from tenfold.gradinit.seqtask import make_batch, token_loss
-from tenfold.gradinit.train import train_images, train_seq
-from tenfold.runtime import seeded
+from tenfold.studies.gradinit.algorithm import batch_stream, gradinit, sample_stream
+from tenfold.studies.gradinit.models import VGG, PostLNTransformer, ResNet
+from tenfold.studies.gradinit.seqtask import make_batch, token_loss
+from tenfold.studies.gradinit.train import train_images, train_seq
+from tenfold.core.seeds import seeded
 
 
 def build_image_model(arch: str, mcfg, shape, num_classes: int):

@@ -7,12 +7,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from tenfold.lowkey.attack import LowKey
-from tenfold.lowkey.dlibrec import DlibRecognizer
-from tenfold.lowkey.models import count_parameters
-from tenfold.lowkey.params import LowKeyAttack, LowKeyTrain, Surrogate
-from tenfold.lowkey.pipeline import Detector, rank_k, thetas, to_tensor, to_uint8, warp
-from tenfold.lowkey.train import embed, train_surrogate
+from tenfold.studies.lowkey.attack import LowKey
+from tenfold.studies.lowkey.dlibrec import DlibRecognizer
+from tenfold.studies.lowkey.models import count_parameters
+from tenfold.studies.lowkey.params import LowKeyAttack, LowKeyTrain, Surrogate
+from tenfold.studies.lowkey.pipeline import Detector, rank_k, thetas, to_tensor, to_uint8, warp
+from tenfold.studies.lowkey.train import embed, train_surrogate
 
 
 @task(name="lowkey-detect", cache_policy=NO_CACHE)

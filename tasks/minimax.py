@@ -7,11 +7,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from tenfold.minimax.weighted import checkpoint_epoch, nonuniform_eval, trainer_loss
-from tenfold.perturb.models import build
-from tenfold.perturb.pgd import accuracy
-from tenfold.perturb.train import fit
-from tenfold.runtime import seeded
+from tenfold.studies.minimax.weighted import checkpoint_epoch, nonuniform_eval, trainer_loss
+from tenfold.components.perturb.models import build
+from tenfold.components.perturb.pgd import accuracy
+from tenfold.components.perturb.train import fit
+from tenfold.core.seeds import seeded
 
 
 @task(name="train-adversarial", cache_policy=NO_CACHE)

@@ -6,8 +6,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from tenfold.review import analysis as A
-from tenfold.review.source import live_tables, offline_tables
+from tenfold.studies.openreview import analysis as A
+from tenfold.studies.openreview.source import live_tables, offline_tables
 
 
 @task(name="openreview-offline-tables", cache_policy=NO_CACHE)

@@ -9,13 +9,13 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from tenfold.perturb.models import build
-from tenfold.perturb.pgd import accuracy
-from tenfold.perturb.train import fit, pgd_at_loss
-from tenfold.release.evaluate import STRONG_AUGMENTATIONS, strong_augmentation_loss, train_victim
-from tenfold.release.poison import craft, target_gradient, unlearnable
-from tenfold.release.service import ReleaseService
-from tenfold.runtime import seeded
+from tenfold.components.perturb.models import build
+from tenfold.components.perturb.pgd import accuracy
+from tenfold.components.perturb.train import fit, pgd_at_loss
+from tenfold.studies.secure_release.evaluate import STRONG_AUGMENTATIONS, strong_augmentation_loss, train_victim
+from tenfold.studies.secure_release.poison import craft, target_gradient, unlearnable
+from tenfold.studies.secure_release.service import ReleaseService
+from tenfold.core.seeds import seeded
 
 
 @task(name="train-surrogate", cache_policy=NO_CACHE)

@@ -7,9 +7,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from tenfold.attacks.base import Poison
-from tenfold.runtime import atomic_torch_save
-from tenfold.security import benchmark
+from tenfold.components.attacks.base import Poison
+from tenfold.core.runtime import atomic_torch_save
+from tenfold.studies.security import benchmark
 
 
 @task(name="train-clean-net", cache_policy=NO_CACHE)

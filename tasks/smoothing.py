@@ -10,12 +10,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from tenfold.certify.experiment import certify_inputs, per_input, summarize
-from tenfold.certify.models import ConvAutoencoder, CSReconstructor, gaussian_matrix
-from tenfold.certify.params import SmoothConfig, TrainConfig
-from tenfold.certify.smooth import Smooth
-from tenfold.certify.train import reconstruction_mse, train_denoising
-from tenfold.runtime import seeded
+from tenfold.studies.smoothing.experiment import certify_inputs, per_input, summarize
+from tenfold.studies.smoothing.models import ConvAutoencoder, CSReconstructor, gaussian_matrix
+from tenfold.studies.smoothing.params import SmoothConfig, TrainConfig
+from tenfold.studies.smoothing.smooth import Smooth
+from tenfold.studies.smoothing.train import reconstruction_mse, train_denoising
+from tenfold.core.seeds import seeded
 
 
 def build_base(kind: str, shape: tuple, cfg, seed: int) -> torch.nn.Module:

@@ -14,8 +14,9 @@ from typing import Any, Iterator
 
 import yaml
 
-from tenfold import ARXIV
-from tenfold.config import flatten
+from tenfold.registry import get as get_study
+from tenfold.core.config import flatten
+from tenfold.core.runtime import machine_info
 
 log = logging.getLogger("tenfold.track")
 ALIAS = "champion"
@@ -184,8 +185,8 @@ def study_run(study: str, sections: dict[str, Any], stage: str | None = None, ur
     exp = client.get_experiment_by_name(study)
     exp_id = exp.experiment_id if exp else client.create_experiment(study, artifact_location=_artifact_root(uri))
     stage = stage or study
-    tags = {"study": study, "arxiv": ARXIV.get(study, ""), "git_commit": git_commit(), "dvc_stage": stage,
-            "mlflow.source.git.commit": git_commit(), **(extra_tags or {})}
+    tags = {"study": study, "arxiv": get_study(study).arxiv, "git_commit": git_commit(), "dvc_stage": stage,
+            "mlflow.source.git.commit": git_commit(), **machine_info(), **(extra_tags or {})}
     for path, md5 in dvc_data_hashes(stage, lock).items():
         tags[f"data_md5.{path}"] = md5
     run = client.create_run(exp_id, run_name=run_name or f"{study}", tags={k: str(v) for k, v in tags.items()})

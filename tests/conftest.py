@@ -1,3 +1,6 @@
+"""Shared fixtures of the test suite (tests/unit: library, fast; tests/flows: Prefect/MLflow/CLI at tiny scale;
+tests/e2e: the real pipeline through DVC). Tests use these fixtures; nothing imports this module."""
+import json
 import os
 import subprocess
 import sys
@@ -9,15 +12,21 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect-test"))
-import flows._env  # noqa: E402,F401  (telemetry off before prefect/mlflow import)
+import tasks._env  # noqa: E402,F401  (telemetry off before prefect/mlflow import)
 
-from tenfold.config import deep_merge  # noqa: E402
+from tenfold.core.config import deep_merge  # noqa: E402
 
 
 def pytest_configure(config):
     """The default suite is the fast one: without `-m`, slow tests are deselected (`make test` runs all)."""
     if not config.option.markexpr:
         config.option.markexpr = "not slow"
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    """The project root (the checkout under test)."""
+    return ROOT
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +38,7 @@ def prefect_harness():
         yield
 
 
-def tiny_params(tmp_path: Path, sections: list[str] | None = None, extra: dict | None = None) -> Path:
+def _tiny_params(tmp_path: Path, sections: list[str] | None = None, extra: dict | None = None) -> Path:
     """params.yaml + profiles/tiny.yaml (+ extra), restricted to `sections`, written under tmp_path."""
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
     merged = deep_merge(base, yaml.safe_load((ROOT / "profiles" / "tiny.yaml").read_text()))
@@ -45,37 +54,48 @@ def tiny_params(tmp_path: Path, sections: list[str] | None = None, extra: dict |
 
 @pytest.fixture
 def tiny(tmp_path):
-    return lambda sections=None, extra=None: tiny_params(tmp_path, sections, extra)
+    """`tiny(sections=None, extra=None)` -> path of a tiny-profile params file under tmp_path."""
+    return lambda sections=None, extra=None: _tiny_params(tmp_path, sections, extra)
 
 
-def copy_project(dst: Path) -> Path:
-    """The project as git's index has it (what a fresh clone has once committed), as plain files."""
-    dst.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["git", "checkout-index", "--all", "--force", f"--prefix={dst}/"], cwd=ROOT, check=True)
-    return dst
+@pytest.fixture(scope="session")
+def copy_project():
+    """`copy_project(dst)`: the project as git's index has it (what a fresh clone has once committed)."""
+    def copy(dst: Path) -> Path:
+        dst.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "checkout-index", "--all", "--force", f"--prefix={dst}/"], cwd=ROOT, check=True)
+        return dst
+    return copy
 
 
-def check_study_outputs(root: Path, out: dict, slug: str, arxiv: str, claim_ids: set[str]) -> dict:
-    """What every study flow must leave behind: metrics with the claims contract, its figures, a finished MLflow
-    run with lineage tags and one registered model version carrying the check's outcome. Returns the metrics."""
-    import json
+@pytest.fixture(scope="session")
+def check_study_outputs():
+    """`check_study_outputs(root, out, slug, claim_ids)`: what every study flow must leave behind: the metrics
+    and results files of the contract, its figures, a finished MLflow run with lineage tags and one registered
+    model version carrying the check's outcome. Returns the results dict."""
+    def check(root: Path, out: dict, slug: str, claim_ids: set[str]) -> dict:
+        from mlflow.tracking import MlflowClient
 
-    from mlflow.tracking import MlflowClient
+        from tenfold.registry import get
 
-    m = json.loads((root / "metrics" / f"{slug}.json").read_text())
-    assert m["study"] == slug and m["arxiv"] == arxiv
-    assert {c["id"] for c in m["claims"]} == claim_ids
-    assert out["claims"] == m["claims"]
-    for c in m["claims"]:
-        assert set(c) >= {"id", "claim", "paper", "measured", "target", "holds"}
-        assert isinstance(c["holds"], bool)
-    assert m["figures"] and all((root / f["path"]).exists() for f in m["figures"])
-    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
-    run = client.get_run(m["run"]["mlflow_run_id"])
-    for tag in ("study", "arxiv", "git_commit", "dvc_stage", "data_source"):
-        assert run.data.tags.get(tag), tag
-    assert run.data.tags["study"] == slug and run.data.tags["dvc_stage"] == slug
-    assert run.info.status == "FINISHED"
-    versions = client.search_model_versions(f"name='tenfold-{slug}'")
-    assert len(versions) == 1 and versions[0].tags["passed_check"] in ("true", "false")
-    return m
+        r = json.loads((root / "results" / f"{slug}.json").read_text())
+        m = json.loads((root / "metrics" / f"{slug}.json").read_text())
+        assert r["study"] == slug and r["arxiv"] == get(slug).arxiv
+        assert {c["id"] for c in r["claims"]} == claim_ids == set(m["claims"])
+        assert out["claims"] == r["claims"]
+        for c in r["claims"]:
+            assert set(c) >= {"id", "claim", "paper", "measured", "target", "holds"}
+            assert isinstance(c["holds"], bool)
+            assert m["claims"][c["id"]] == {"measured": c["measured"], "target": c["target"], "holds": c["holds"]}
+        assert set(m) - {"claims"} == set(r["headline"]) and len(r["headline"]) <= 20
+        assert r["figures"] and all((root / f["path"]).exists() for f in r["figures"])
+        client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+        run = client.get_run(r["run"]["mlflow_run_id"])
+        for tag in ("study", "arxiv", "git_commit", "dvc_stage", "data_source"):
+            assert run.data.tags.get(tag), tag
+        assert run.data.tags["study"] == slug and run.data.tags["dvc_stage"] == slug
+        assert run.info.status == "FINISHED"
+        versions = client.search_model_versions(f"name='tenfold-{slug}'")
+        assert len(versions) == 1 and versions[0].tags["passed_check"] in ("true", "false")
+        return r
+    return check

@@ -1,5 +1,0 @@
-"""Center smoothing (arXiv:2102.09701): `Smooth`, output distances and the base models of the three tasks."""
-from .distances import get_distance, pairwise
-from .smooth import Certificate, Smooth
-
-__all__ = ["Certificate", "Smooth", "get_distance", "pairwise"]

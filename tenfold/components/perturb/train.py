@@ -1,0 +1,99 @@
+"""A plain, seeded classifier training loop with a pluggable per-batch loss (clean, adversarial, weighted, augmented).
+
+The loop owns shuffling, SGD with momentum, the learning-rate schedule and optional atomic checkpoints that a
+killed run resumes from; `loss_fn(model, xb, yb, gen) -> (loss, info)` decides what a step optimises, so the
+release victims, the adversarially trained counter-move and the minimax trainers all share it.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from tenfold.core.runtime import atomic_torch_save
+
+StepLoss = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, dict]]
+
+
+def clean_loss(model, xb, yb, gen):
+    """Standard cross-entropy."""
+    return F.cross_entropy(model(xb), yb), {}
+
+
+def fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float, batch_size: int,
+        seed: int, loss_fn: StepLoss = clean_loss, weight_decay: float = 5e-4, momentum: float = 0.9,
+        schedule: str = "cosine", milestones: tuple[float, ...] = (), augment=None,
+        checkpoint: str | Path | None = None, fingerprint: str = "",
+        on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+    """Train `model` in place on tensors already on its device; returns per-epoch records.
+
+    schedule: `cosine` (to 0), `multistep` (x0.1 at the given fractions of training) or `constant`.
+    augment: optional `f(x, gen)` applied to every batch before the loss (e.g. random crop/flip).
+    A checkpoint with the same `fingerprint` is resumed; shuffles are seeded per epoch, so a resumed run
+    reproduces an uninterrupted one.
+    """
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    n, history, start = len(x), [], 0
+    steps_per_epoch = math.ceil(n / batch_size)
+    if checkpoint is not None and Path(checkpoint).exists():
+        try:
+            state = torch.load(checkpoint, map_location=x.device, weights_only=True)
+        except Exception:  # a truncated checkpoint restarts training rather than crashing
+            state = None
+        if state is not None and state.get("fingerprint") == fingerprint:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            history, start = list(state["history"]), int(state["epoch"])
+
+    def lr_at(step: int) -> float:
+        frac = step / max(1, epochs * steps_per_epoch)
+        if schedule == "cosine":
+            return lr * 0.5 * (1 + math.cos(math.pi * frac))
+        if schedule == "multistep":
+            return lr * 0.1 ** sum(frac >= m for m in milestones)
+        return lr
+
+    for epoch in range(start, epochs):
+        model.train()
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        perm = torch.randperm(n, generator=gen).to(x.device)
+        tot, correct, infos = 0.0, 0, []
+        for b, lo in enumerate(range(0, n, batch_size)):
+            for g in opt.param_groups:
+                g["lr"] = lr_at(epoch * steps_per_epoch + b)
+            idx = perm[lo:lo + batch_size]
+            xb, yb = x[idx], y[idx]
+            if augment is not None:
+                xb = augment(xb, gen)
+            loss, info = loss_fn(model, xb, yb, gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tot += float(loss.detach()) * len(idx)
+            infos.append(info)
+        rec = {"epoch": epoch + 1, "loss": tot / n}
+        for k in infos[0] if infos else {}:
+            vals = [i[k] for i in infos]
+            rec[k] = torch.cat(vals).tolist() if isinstance(vals[0], torch.Tensor) else sum(vals) / len(vals)
+        history.append(rec)
+        if checkpoint is not None:
+            atomic_torch_save(checkpoint, {"epoch": epoch + 1, "model": model.state_dict(), "fingerprint": fingerprint,
+                                           "optimizer": opt.state_dict(), "history": history})
+        if on_epoch:
+            on_epoch(rec)
+    return history
+
+
+def pgd_at_loss(eps: float, steps: int, step_size: float | None = None) -> StepLoss:
+    """Madry et al. PGD adversarial training: CE on l_inf PGD examples (random start) crafted per batch."""
+    from tenfold.components.perturb.pgd import PGD
+
+    pgd = PGD(eps=eps, steps=steps, step_size=step_size)
+
+    def fn(model, xb, yb, gen):
+        xa = pgd.run(lambda xin: F.cross_entropy(model(xin), yb, reduction="none"), xb, generator=gen)
+        return F.cross_entropy(model(xa), yb), {}
+    return fn

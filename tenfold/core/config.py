@@ -1,0 +1,112 @@
+"""Typed, validated params: `params.yaml` -> one pydantic model per section, before any compute.
+
+Every section forbids unknown keys, so a typo fails with a message naming the key, e.g.
+``params.yaml: maze.train.epochs: Input should be greater than 0``. Each study owns its params model; the study
+registry (`tenfold.registry`) maps sections to models and loads a whole file.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class Strict(BaseModel):
+    """Base for every params model: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class Common(Strict):
+    seed: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(1, ge=1, description="torch intra-op threads per process (1: parallel tasks do not "
+                                "oversubscribe the cores); null = torch default")
+    data_root: str = "data"
+    shared_data: str = "../shared/data"
+    mlflow_uri: str = "sqlite:///mlflow.db"
+    task_runner: Literal["thread", "dask"] = "thread"
+    max_workers: int = Field(2, ge=1)
+    dask_address: str | None = None
+    progress: bool | Literal["auto"] = Field("auto", description="progress bars: auto = only in a terminal "
+                                             "(off under CI and when DVC pipes the output)")
+
+
+def show_progress(setting: bool | str) -> bool:
+    """Resolve `common.progress`: `auto` shows bars only on an interactive terminal and never under CI."""
+    import os
+    import sys
+
+    if setting == "auto":
+        return sys.stderr.isatty() and not os.environ.get("CI")
+    return bool(setting)
+
+
+class ParamsError(ValueError):
+    """Raised for malformed params; the message names the offending key."""
+
+
+def _format(err: ValidationError, prefix: str, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see params.yaml for the allowed keys)"
+        lines.append(f"{source}: {loc}: {msg} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in (override or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: params file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: top level must be a mapping of sections, got {type(raw).__name__}")
+    return raw
+
+
+def validate_section(section: str, raw: Any, models: Mapping[str, type[BaseModel]],
+                     source: str = "params.yaml") -> BaseModel:
+    """Validate one section with its model from `models` (section -> model; see `tenfold.registry.models`)."""
+    if section not in models:
+        raise ParamsError(f"{source}: {section}: unknown section (known: {', '.join(models)})")
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: {section}: must be a mapping, got {type(raw).__name__}")
+    try:
+        return models[section].model_validate(raw)
+    except ValidationError as e:
+        raise ParamsError(_format(e, section, source)) from None
+
+
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """Flatten nested params into dotted keys (for MLflow)."""
+    if isinstance(d, BaseModel):
+        d = d.model_dump()
+    out: dict[str, Any] = {}
+    if isinstance(d, dict):
+        for k, v in d.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+    else:
+        out[prefix.rstrip(".")] = d
+    return out

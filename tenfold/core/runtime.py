@@ -1,0 +1,144 @@
+"""Device and threads, atomic file writes, file hashes and fingerprints shared by every study."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+# Per-study seed offsets: common.seed + offset, so studies never share a random stream.
+_SEED_OFFSETS: dict[str, int] = {}
+
+
+def study_seed(base_seed: int, study: str) -> int:
+    """A stable per-study seed: the base seed plus a fixed offset derived from the slug."""
+    if study not in _SEED_OFFSETS:
+        _SEED_OFFSETS[study] = zlib.crc32(study.encode()) % 10_000
+    return int(base_seed) + _SEED_OFFSETS[study]
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    """`auto` picks CUDA when present, else CPU; `cuda` without a GPU is a clear error."""
+    if preference == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("common.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+    return torch.device(preference)
+
+
+def configure_threads(n: int | None) -> None:
+    if n:
+        torch.set_num_threads(int(n))
+
+
+# ---------------------------------------------------------------- atomic writes
+def atomic_write_with(path: str | os.PathLike, writer: Callable[[str], None]) -> Path:
+    """Call `writer(tmp_path)` on a temporary file beside `path`, then rename it over `path` (atomic)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    def w(tmp):
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    return atomic_write_with(path, w)
+
+
+def atomic_write_text(path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _json_default(o: Any):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, (np.bool_,)):
+        return bool(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def atomic_write_json(path, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def atomic_torch_save(path, obj: Any) -> Path:
+    return atomic_write_with(path, lambda tmp: torch.save(obj, tmp))
+
+
+def atomic_savez(path, **arrays) -> Path:
+    """Compressed .npz, byte-for-byte reproducible (fixed zip timestamps), so equal data has an equal md5."""
+    import zipfile
+
+    def w(tmp):
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name, arr in arrays.items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with zf.open(info, "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.asanyarray(arr), allow_pickle=False)
+    return atomic_write_with(path, w)
+
+
+def atomic_savefig(fig, path, **kw) -> Path:
+    path = Path(path)
+    return atomic_write_with(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", **kw))
+
+
+def md5_file(path, chunk: int = 1 << 20) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fingerprint(*parts: Any) -> str:
+    """Stable short hash of JSON-able parts (configs, data md5s, seeds): decides whether a checkpoint matches."""
+    blob = json.dumps(parts, sort_keys=True, default=_json_default)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def machine_info() -> dict[str, str]:
+    """What a floating-point difference between two runs can be traced to: CPU model, core and thread counts,
+    torch, its BLAS and CPU capability. Logged as tags on every MLflow run."""
+    import platform
+    import re
+
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            m = re.search(r"^model name\s*:\s*(.+)$", f.read(), re.M)
+            cpu = m.group(1).strip() if m else cpu
+    except OSError:
+        pass
+    cfg = torch.__config__.show()
+    blas = re.search(r"BLAS_INFO=(\w+)", cfg)
+    return {"machine.cpu": cpu, "machine.cores": str(os.cpu_count()),
+            "machine.torch_threads": str(torch.get_num_threads()), "machine.torch": torch.__version__,
+            "machine.blas": blas.group(1) if blas else "unknown",
+            "machine.cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
+            "machine.cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"}

@@ -1,0 +1,55 @@
+"""Typed params of the `depth` study (section `depth` of params.yaml)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from tenfold.core.config import Strict
+
+
+class DepthData(Strict):
+    dataset: Literal["mnist5k", "digits", "cifar10"] = "mnist5k"
+    n_train: int | None = Field(None, ge=10)
+    n_test: int | None = Field(None, ge=10)
+
+
+class DepthTrain(Strict):
+    """SGD momentum 0.9, weight decay 2e-4, exponential warmup then step decay (the official launch scripts)."""
+
+    epochs: int = Field(4, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(0.05, gt=0)
+    recurrent_lr: float | None = Field(None, gt=0, description="lr of recurrent nets; null = same as lr")
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(2e-4, ge=0)
+    warmup_epochs: int = Field(1, ge=0, description="exponential warmup lr*(1-exp(-(epoch+1)/warmup))")
+    milestones: list[float] = Field([0.5, 0.75], description="fractions of the epochs where lr is multiplied by 0.1")
+    clip: float | None = Field(None, gt=0, description="grad-norm clipping; null = off (as in the paper)")
+
+
+class Family(Strict):
+    """One model family and its effective depths (residual: 4k+3, cnn: k+3, mlp: k+2 for k iterations)."""
+
+    name: Literal["residual", "residual_bn", "cnn", "mlp"]
+    width: int = Field(16, ge=1, description="channels (residual, cnn) or hidden units (mlp)")
+    depths: list[int]
+    lr: float | None = Field(None, gt=0, description="overrides train.lr for this family")
+
+    @model_validator(mode="after")
+    def _depths_valid(self):
+        from tenfold.studies.depth.models import iterations
+
+        for d in self.depths:
+            iterations(self.name, d)  # raises a ValueError naming the bad depth
+        return self
+
+
+class DepthParams(Strict):
+    data: DepthData = DepthData()
+    families: list[Family] = [Family(name="residual", width=16, depths=[7, 11, 15]),
+                              Family(name="mlp", width=128, depths=[3, 5, 7], lr=0.02)]
+    train: DepthTrain = DepthTrain()
+    init: Literal["default", "kaiming"] = Field("default", description="default = PyTorch's init (the paper's code)")
+    seeds: int = Field(1, ge=1)
+    max_gap: float = Field(0.03, gt=0, description="depth_emulation holds if the mean |rec - ff| accuracy gap <= this")

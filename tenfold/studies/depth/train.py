@@ -1,0 +1,68 @@
+"""Training and evaluation of the depth study's classifiers, with per-epoch resumable checkpoints."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tenfold.core.runtime import atomic_torch_save
+
+
+def lr_at(epoch: int, cfg, base_lr: float) -> float:
+    """Exponential warmup (lr * (1 - exp(-(epoch+1)/w)), stepped per epoch) times 0.1 per passed milestone."""
+    warm = 1 - math.exp(-(epoch + 1) / cfg.warmup_epochs) if cfg.warmup_epochs else 1.0
+    decay = 0.1 ** sum(epoch >= round(m * cfg.epochs) for m in cfg.milestones)
+    return base_lr * warm * decay
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    model.eval()
+    out = torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
+    model.train()
+    return out
+
+
+def train(model: nn.Module, xtr: torch.Tensor, ytr: torch.Tensor, cfg, base_lr: float, seed: int,
+          checkpoint: str | Path | None = None, fingerprint: str = "") -> list[dict]:
+    """SGD with the warmup/step schedule; checkpoint after every epoch, resume a matching checkpoint.
+
+    The shuffling generator is seeded per epoch, so a resumed run gives the same weights as an uninterrupted one.
+    """
+    opt = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    start, history = 0, []
+    if checkpoint is not None and Path(checkpoint).exists():
+        try:
+            state = torch.load(checkpoint, map_location=xtr.device, weights_only=True)
+        except Exception:  # a truncated checkpoint: start over
+            state = None
+        if state and state.get("fingerprint") == fingerprint:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            start, history = state["epoch"], list(state["history"])
+    model.train()
+    for epoch in range(start, cfg.epochs):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(epoch, cfg, base_lr)
+        gen = torch.Generator().manual_seed(seed * 1000 + epoch)
+        perm = torch.randperm(len(xtr), generator=gen).to(xtr.device)
+        losses = []
+        for i in range(0, len(xtr), cfg.batch_size):
+            idx = perm[i:i + cfg.batch_size]
+            loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            opt.step()
+            losses.append(loss.item())
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": opt.param_groups[0]["lr"]})
+        if checkpoint is not None:
+            atomic_torch_save(checkpoint, {"epoch": epoch + 1, "model": model.state_dict(),
+                                           "optimizer": opt.state_dict(), "history": history,
+                                           "fingerprint": fingerprint})
+    return history

@@ -1,0 +1,56 @@
+"""Evaluation of released data: victims trained from scratch, perceptual distance, an adversary's counter-moves."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from tenfold.components.perturb.models import build
+from tenfold.components.perturb.pgd import accuracy
+from tenfold.components.perturb.train import StepLoss, clean_loss, fit
+from tenfold.core.seeds import seeded
+
+
+def perceptual(clean: torch.Tensor, released: torch.Tensor) -> dict[str, float]:
+    """Mean PSNR (dB) and SSIM between clean and released images, and the realised l_inf in /255 units."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    a, b = clean.cpu().numpy(), released.cpu().numpy()
+    psnr, ssim = [], []
+    for u, v in zip(a, b):
+        psnr.append(peak_signal_noise_ratio(u, v, data_range=1.0) if not np.array_equal(u, v) else float("inf"))
+        ssim.append(structural_similarity(u.transpose(1, 2, 0), v.transpose(1, 2, 0), data_range=1.0,
+                                          channel_axis=2))
+    finite = [p for p in psnr if np.isfinite(p)]
+    return {"psnr": float(np.mean(finite)) if finite else float("inf"), "ssim": float(np.mean(ssim)),
+            "linf_255": float((released - clean).abs().max() * 255)}
+
+
+def train_victim(arch: str, x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
+                 epochs: int, lr: float, batch_size: int, seed: int, num_classes: int,
+                 loss_fn: StepLoss = clean_loss) -> tuple[float, torch.nn.Module]:
+    """Train `arch` from scratch on (x, y) and return its clean test accuracy and the model."""
+    model = seeded(seed, lambda: build(arch, x.shape[1], num_classes, x.shape[-1])).to(x.device)
+    fit(model, x, y, epochs, lr, batch_size, seed, loss_fn=loss_fn)
+    return accuracy(model, x_test, y_test), model
+
+
+STRONG_AUGMENTATIONS = ("mixup", "cutmix")
+
+
+def strong_augmentation_loss(name: str, alpha: float, num_classes: int, nway: int = 2) -> StepLoss:
+    """The adversary's strong-augmentation counter-move, taken from the dataset-security registry
+    (`tenfold/components/defenses/augment.py`, Borgnia et al.): `mixup` (k-way, Dirichlet weights) or `cutmix` (p = 0.5);
+    the soft-label cross-entropy of the mixed batch, with every draw from the training loop's generator."""
+    from tenfold.components.defenses.augment import cutmix, mixup
+    from tenfold.components.victims import soft_ce
+
+    if name not in STRONG_AUGMENTATIONS:
+        raise ValueError(f"unknown strong augmentation {name!r}; choose from {', '.join(STRONG_AUGMENTATIONS)}")
+
+    def fn(model, xb, yb, gen):
+        if name == "mixup":
+            xm, ym = mixup(xb, yb, gen, num_classes, alpha, nway)
+        else:
+            xm, ym = cutmix(xb, yb, gen, num_classes, alpha)
+        return soft_ce(model(xm), ym).mean(), {}
+    return fn

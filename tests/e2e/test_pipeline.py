@@ -1,0 +1,124 @@
+"""End to end: the real pipeline (DVC -> Prefect flows -> MLflow) on a fresh copy of the project at tiny scale."""
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tenfold.registry import STUDIES
+from tenfold.core.config import deep_merge
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(proj: Path) -> dict:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PREFECT_HOME"] = str(proj / ".prefect")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("PREFECT_API_URL", None)
+    return env
+
+
+def _run(cmd, proj, timeout=1500):
+    r = subprocess.run(cmd, cwd=proj, env=_env(proj), capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-6000:]}"
+    return r
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, copy_project):
+    proj = copy_project(tmp_path_factory.mktemp("e2e") / "proj")
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params = deep_merge(params, yaml.safe_load((proj / "profiles" / "tiny.yaml").read_text()))
+    # dvc.yaml may name ../shared/data deps (read-only data beside the project), as in a real checkout
+    (proj.parent / "shared").symlink_to(ROOT.parent / "shared")
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for d in ("metrics", "plots", "reports"):  # outputs must come from this run, not from the copy
+        subprocess.run(["rm", "-rf", str(proj / d)], check=True)
+    _run(["git", "init", "-q"], proj)
+    _run(["git", "add", "-A"], proj)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "e2e"], proj)
+    t = time.time()
+    # what `make pipeline` runs: one local Prefect server for every stage, then `dvc repro`
+    _run(["bash", "scripts/pipeline.sh"], proj)
+    return proj, params, time.time() - t
+
+
+@pytest.mark.slow
+def test_dvc_repro_runs_every_study_with_metrics_reports_and_mlflow(project):
+    proj, params, _ = project
+    stages = yaml.safe_load((proj / "dvc.yaml").read_text())["stages"]
+    studies = [s for s in stages if s in STUDIES]
+    assert "maze" in studies
+    client = MlflowClient(f"sqlite:///{proj / 'mlflow.db'}")
+    for slug in studies:
+        m = json.loads((proj / "metrics" / f"{slug}.json").read_text())
+        assert m["study"] == slug and m["claims"], slug
+        for c in m["claims"]:
+            assert set(c) >= {"id", "claim", "paper", "measured", "target", "holds"} and isinstance(c["holds"], bool)
+        report = (proj / "reports" / f"{slug}.md").read_text()
+        assert "Paper claims / this run measured" in report
+        for c in m["claims"]:
+            assert f"`{c['id']}`" in report
+        exp = client.get_experiment_by_name(slug)
+        assert exp is not None, f"no MLflow experiment for {slug}"
+        runs = client.search_runs([exp.experiment_id])
+        assert runs and all(r.info.status == "FINISHED" for r in runs)
+        for r in runs:  # parent runs and nested ones (benchmark cells) all carry the lineage tags
+            tags = r.data.tags
+            assert tags["study"] == slug and tags["dvc_stage"] and len(tags["git_commit"]) >= 40, (slug, tags)
+        parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+        assert parents and all(any(k.startswith(f"{slug}.") for k in r.data.params) for r in parents), slug
+        # the newest parent run logged one 0/1 metric per claim, equal to the claim's `holds` in the metrics file
+        newest = max(parents, key=lambda r: r.info.start_time)
+        for c in m["claims"]:
+            assert newest.data.metrics[f"claim_{c['id']}"] == float(c["holds"]), (slug, c["id"])
+        assert newest.data.metrics["wall_seconds"] > 0
+        versions = client.search_model_versions(f"name='tenfold-{slug}'")
+        assert versions, f"no registered model for {slug}"
+    maze_tags = client.search_runs([client.get_experiment_by_name("maze").experiment_id])[0].data.tags
+    lock = yaml.safe_load((proj / "dvc.lock").read_text())
+    data_dep = next(d for d in lock["stages"]["maze"]["deps"] if d["path"] == "data/mazes")
+    # the maze run was tagged before dvc.lock existed for it, so the md5 tag comes from a later run; but the
+    # dataset inputs always carry the file digests
+    run = client.get_run(client.search_runs([client.get_experiment_by_name("maze").experiment_id])[0].info.run_id)
+    assert run.inputs.dataset_inputs, "maze run has no dataset lineage"
+    assert data_dep["md5"]
+    assert (proj / "reports" / "index.md").exists()
+    assert maze_tags["data_source"].startswith("generated")
+
+
+@pytest.mark.slow
+def test_second_repro_is_a_noop_and_a_maze_param_reruns_only_maze(project):
+    proj, params, _ = project
+    r = _run(["dvc", "repro"], proj)
+    assert "up to date" in (r.stdout + r.stderr).lower() or "didn't change" in r.stdout
+    st = json.loads(_run(["dvc", "status", "--json"], proj).stdout or "{}")
+    assert st == {}, st
+    # `dvc plots show` renders the accuracy-vs-iterations curves declared in dvc.yaml
+    shown = json.loads(_run(["dvc", "plots", "show", "--json"], proj).stdout)
+    assert not shown.get("errors"), shown.get("errors")
+    _run(["dvc", "plots", "show", "-o", "dvc_plots"], proj)
+    html = (proj / "dvc_plots" / "index.html").read_text()
+    assert "extrapolation_size" in html and "largest_size" in html
+    p = yaml.safe_load((proj / "params.yaml").read_text())
+    p["maze"]["eval"]["examples"] = 1
+    (proj / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    st = json.loads(_run(["dvc", "status", "--json"], proj).stdout or "{}")
+    assert "maze" in st and "build_mazes" not in st
+    others = [s for s in st if s not in ("maze", "report")]
+    assert not others, f"a maze param change would rerun {others}"
+    # and a rerun tags the MLflow run with the md5 of the data from dvc.lock
+    _run(["dvc", "repro", "maze"], proj)
+    client = MlflowClient(f"sqlite:///{proj / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("maze")
+    newest = client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"])[0]
+    lock = yaml.safe_load((proj / "dvc.lock").read_text())
+    md5 = next(d["md5"] for d in lock["stages"]["maze"]["deps"] if d["path"] == "data/mazes")
+    assert newest.data.tags["data_md5.data/mazes"] == md5

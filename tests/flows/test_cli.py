@@ -1,0 +1,61 @@
+from pathlib import Path
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from flows.cli import main
+from flows.common import available_targets
+from tenfold.registry import stages
+
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+def test_bad_params_fail_before_any_compute_naming_the_key(tmp_path, capsys):
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump({"maze": {"train": {"lr": -1}}}))
+    assert main(["--params", str(p), "run", "maze"]) == 2
+    err = capsys.readouterr().err
+    assert "maze.train.lr" in err and "Traceback" not in err
+
+
+def test_unknown_target(tmp_path, capsys):
+    assert main(["run", "nonsense"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown stage 'nonsense'" in err and "build_mazes" in err and "Traceback" not in err
+
+
+def test_check_and_profile(tmp_path, capsys):
+    p = tmp_path / "params.yaml"
+    p.write_text((ROOT / "params.yaml").read_text())
+    assert main(["--params", str(p), "check"]) == 0
+    assert main(["--params", str(p), "profile", str(ROOT / "profiles" / "paper.yaml")]) == 0
+    merged = yaml.safe_load(p.read_text())
+    assert merged["maze"]["data"]["scale"] == 2 and merged["maze"]["model"]["width"] == 128
+    assert main(["--params", str(p), "profile", "no-such-profile"]) == 2
+
+
+def test_available_targets_follow_params_sections(tmp_path):
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump({"common": {"seed": 1}, "maze": {}}))
+    assert available_targets(p) == ["build_mazes", "maze"]
+    assert set(available_targets(ROOT / "params.yaml")) <= set(stages())
+
+
+@pytest.mark.slow
+def test_corrupt_maze_file_gives_a_clear_error_through_the_real_flow(tmp_path, tiny):
+    params = tiny(["maze"])
+    run = lambda *a: subprocess.run([sys.executable, "-m", "flows.cli", "--params", str(params), "--root",
+                                     str(tmp_path), *a], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    r = run("run", "build_mazes")
+    assert r.returncode == 0, r.stderr[-3000:]
+    f = tmp_path / "data" / "mazes" / "train_5.npz"
+    f.write_bytes(f.read_bytes()[:100])
+    r = run("run", "maze")
+    assert r.returncode == 2
+    last = r.stderr.strip().splitlines()[-1] if "tenfold: error" in r.stderr.strip().splitlines()[-1] else \
+        next(line for line in r.stderr.splitlines() if line.startswith("tenfold: error"))
+    assert "train_5.npz: corrupt or truncated" in last and "dvc repro build_mazes" in last
+    assert not (tmp_path / "metrics" / "maze.json").exists()

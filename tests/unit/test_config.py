@@ -1,0 +1,74 @@
+from pathlib import Path
+import pytest
+import yaml
+
+from tenfold.core.config import ParamsError, flatten
+from tenfold.registry import apply_profile, load_params
+
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+def write(tmp_path, data):
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return p
+
+
+def test_repo_params_and_profiles_are_valid():
+    secs = load_params(ROOT / "params.yaml")
+    assert "maze" in secs and secs["common"].seed == 0
+    for prof in (ROOT / "profiles").glob("*.yaml"):
+        apply_profile(ROOT / "params.yaml", prof)
+
+
+def test_unknown_key_names_the_key(tmp_path):
+    p = write(tmp_path, {"maze": {"train": {"epochz": 3}}})
+    with pytest.raises(ParamsError, match=r"maze\.train\.epochz: unknown key"):
+        load_params(p)
+
+
+def test_wrong_type_names_the_key(tmp_path):
+    p = write(tmp_path, {"maze": {"train": {"epochs": "many"}}})
+    with pytest.raises(ParamsError, match=r"maze\.train\.epochs"):
+        load_params(p)
+
+
+def test_out_of_range_value_names_the_key(tmp_path):
+    p = write(tmp_path, {"maze": {"data": {"train_size": 8}}})
+    with pytest.raises(ParamsError, match=r"maze\.data\.train_size.*odd"):
+        load_params(p)
+    p = write(tmp_path, {"common": {"device": "tpu"}})
+    with pytest.raises(ParamsError, match=r"common\.device"):
+        load_params(p)
+
+
+def test_cross_field_check(tmp_path):
+    p = write(tmp_path, {"maze": {"eval": {"extrapolation_size": 21}}})
+    with pytest.raises(ParamsError, match="extrapolation_size"):
+        load_params(p)
+
+
+def test_unknown_section_and_bad_yaml(tmp_path):
+    with pytest.raises(ParamsError, match="mazes: unknown section"):
+        load_params(write(tmp_path, {"mazes": {}}))
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(write(tmp_path, "maze: [unclosed"))
+    with pytest.raises(ParamsError, match="top level must be a mapping"):
+        load_params(write(tmp_path, "- 1\n- 2\n"))
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
+
+
+def test_profile_is_validated(tmp_path):
+    prof = tmp_path / "bad.yaml"
+    prof.write_text("maze:\n  model:\n    width: -1\n")
+    with pytest.raises(ParamsError, match=r"maze\.model\.width"):
+        apply_profile(ROOT / "params.yaml", prof)
+
+
+def test_flatten():
+    secs = load_params(ROOT / "params.yaml", ["maze"])
+    flat = flatten(secs["maze"], "maze.")
+    assert flat["maze.train.epochs"] == secs["maze"].train.epochs
+    assert all("." in k for k in flat)

@@ -1,0 +1,88 @@
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from tenfold.registry import ParamsError, validate_section
+from tenfold.studies.depth.models import DepthNet, agreement, iterations
+from tenfold.studies.depth.params import DepthTrain
+from tenfold.studies.depth.train import lr_at, predict, train
+from tenfold.components.models.recurrent import count_parameters
+from tenfold.core.seeds import seeded
+
+SHAPE = (1, 8, 8)
+
+
+def net(family, depth, rec, width=4, seed=0):
+    return seeded(seed, lambda: DepthNet(family, depth, rec, width, SHAPE, 3, "kaiming"))
+
+
+@settings(max_examples=30, deadline=None)
+@given(family=st.sampled_from(["residual", "residual_bn", "cnn", "mlp"]), k=st.integers(1, 6))
+def test_effective_depth_roundtrip(family, k):
+    per, extra = {"residual": (4, 3), "residual_bn": (4, 3), "cnn": (1, 3), "mlp": (1, 2)}[family]
+    assert iterations(family, per * k + extra) == k
+
+
+def test_unreachable_depth_is_an_error():
+    with pytest.raises(ValueError, match="effective depth 8"):
+        iterations("residual", 8)
+    with pytest.raises(ParamsError, match="effective depth 9"):
+        validate_section("depth", {"families": [{"name": "residual", "depths": [9]}]})
+
+
+@pytest.mark.parametrize("family,block", [("residual", 4 * 4 * 4 * 9), ("cnn", 4 * 4 * 9), ("mlp", 4 * 4 + 4)])
+def test_parameter_counts_recurrent_vs_feedforward(family, block):
+    d = {"residual": 15, "cnn": 6, "mlp": 5}[family]
+    k = iterations(family, d)
+    r, f = net(family, d, True), net(family, d, False)
+    assert count_parameters(f) - count_parameters(r) == (k - 1) * block  # k-1 extra copies of the block
+    x = torch.rand(2, *SHAPE)
+    assert r(x).shape == f(x).shape == (2, 3)
+
+
+def test_recurrent_shares_one_block_bn_per_iteration():
+    r = net("residual_bn", 11, True)
+    assert len(r.body) == 1 and len(r.bns) == 2  # one shared conv module, one BN set per iteration
+    f = net("residual_bn", 11, False)
+    assert len(f.body) == 2
+    # BN parameters are per iteration in both, so the difference is exactly one module's convs
+    assert count_parameters(f) - count_parameters(r) == count_parameters(f.body[1])
+
+
+def test_recurrent_applies_the_same_block_k_times():
+    r = net("mlp", 5, True)
+    x = torch.rand(3, *SHAPE)
+    h = r.stem(x)
+    for _ in range(3):
+        h = r.body[0](h)
+    torch.testing.assert_close(r(x), r.head(h))
+
+
+def test_agreement():
+    assert agreement(torch.tensor([1, 2, 3, 4]), torch.tensor([1, 0, 3, 0])) == 0.5
+
+
+def test_lr_schedule_warmup_and_milestones():
+    cfg = DepthTrain(epochs=8, warmup_epochs=2, milestones=[0.5, 0.75], lr=1.0)
+    assert lr_at(0, cfg, 1.0) == pytest.approx(1 - torch.exp(torch.tensor(-0.5)).item())
+    assert lr_at(4, cfg, 1.0) == pytest.approx(0.1 * (1 - torch.exp(torch.tensor(-2.5)).item()))
+    assert lr_at(7, cfg, 1.0) < lr_at(5, cfg, 1.0) < lr_at(3, cfg, 1.0)
+
+
+def test_training_learns_and_resumes_identically(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(96, *SHAPE, generator=g)
+    y = (x[:, 0, :4].mean((1, 2)) > x[:, 0, 4:].mean((1, 2))).long()
+    cfg = DepthTrain(epochs=4, batch_size=16, lr=0.05, warmup_epochs=0, milestones=[])
+    full = net("mlp", 4, True, width=16)
+    h = train(full, x, y, cfg, 0.05, seed=1)
+    assert h[-1]["loss"] < h[0]["loss"]
+    ck = tmp_path / "ck.pt"
+    part = net("mlp", 4, True, width=16)
+    train(part, x, y, cfg.model_copy(update={"epochs": 2}), 0.05, seed=1, checkpoint=ck, fingerprint="a")
+    resumed = net("mlp", 4, True, width=16)
+    h2 = train(resumed, x, y, cfg, 0.05, seed=1, checkpoint=ck, fingerprint="a")
+    assert [r["epoch"] for r in h2] == [1, 2, 3, 4]
+    assert torch.equal(predict(resumed, x), predict(full, x))
+    for a, b in zip(resumed.parameters(), full.parameters()):
+        torch.testing.assert_close(a, b)

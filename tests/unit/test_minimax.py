@@ -1,0 +1,158 @@
+"""Weighted minimax risk: margins and weights as in the official code, trainer losses, non-uniform evaluation."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tenfold.studies.minimax.weighted import (checkpoint_epoch, importance_weights, margin, nonuniform_eval, shift_weights,
+                                      shifted_accuracy, trainer_loss, vulnerable_classes, warmup_fraction,
+                                      weighted_ce)
+from tenfold.components.perturb.pgd import accuracy, robust_accuracy
+from tenfold.components.perturb.train import fit
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 12), torch.nn.ReLU(), torch.nn.Linear(12, 3))
+
+
+def _data(n=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, 4, 4, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+
+def test_margin_in_probability_space():
+    z = torch.log(torch.tensor([[0.7, 0.2, 0.1], [0.2, 0.5, 0.3]]))
+    y = torch.tensor([0, 0])
+    assert torch.allclose(margin(z, y), torch.tensor([0.5, -0.3]), atol=1e-6)
+
+
+def test_weights_up_weight_vulnerable_examples_and_keep_gradients():
+    z = torch.randn(8, 3, requires_grad=True)
+    y = torch.randint(0, 3, (8,))
+    assert torch.allclose(importance_weights(z, y, 0.0), torch.ones(8))
+    w = importance_weights(z, y, 2.0)
+    m = margin(z, y)
+    assert bool(((w[m.argmin()] >= w) | (m == m.min())).all())  # lowest margin, largest weight
+    w.sum().backward()  # not detached, as in the official code
+    assert z.grad is not None and float(z.grad.abs().sum()) > 0
+
+
+def test_alpha_zero_trainer_equals_plain_pgd_at():
+    x, y = _data()
+    model = _model()
+    plain = trainer_loss("at", 0.1, 2, 0.05, alpha=2.0)
+    weighted0 = trainer_loss("weighted_at", 0.1, 2, 0.05, alpha=0.0)
+    l1, i1 = plain(model, x, y, torch.Generator().manual_seed(1))
+    l2, i2 = weighted0(model, x, y, torch.Generator().manual_seed(1))
+    assert torch.allclose(l1, l2) and torch.allclose(i1["weights"], torch.ones(16))
+    lw, iw = trainer_loss("weighted_at", 0.1, 2, 0.05, alpha=2.0)(model, x, y, torch.Generator().manual_seed(1))
+    assert not torch.allclose(iw["weights"], torch.ones(16))
+    with pytest.raises(ValueError):
+        trainer_loss("mart", 0.1, 1, 0.1, 1.0)
+
+
+@pytest.mark.parametrize("kind", ["trades", "weighted_trades"])
+def test_trades_losses_train(kind):
+    x, y = _data(32)
+    model = _model()
+    fn = trainer_loss(kind, 0.1, 2, 0.05, alpha=2.0, beta=5.0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    first = None
+    for i in range(15):
+        loss, info = fn(model, x, y, torch.Generator().manual_seed(i))
+        first = float(loss.detach()) if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss.detach()) < first and info["weights"].shape == (32,)
+
+
+def test_nonuniform_eval_alpha_zero_is_robust_accuracy_and_weighting():
+    x, y = _data(40)
+    model = _model()
+    r = nonuniform_eval(model, x, y, eps=0.0, steps=1, step_size=0.0, restarts=1, alphas=[0.0, 3.0])
+    assert r[0.0] == pytest.approx(accuracy(model, x, y))  # eps 0: robust = clean
+    with torch.no_grad():
+        z = model(x)
+        w = importance_weights(z, y, 3.0)
+        ref = float((w * (z.argmax(1) == y)).sum() / w.sum())
+    assert r[3.0] == pytest.approx(ref, abs=1e-6)
+    attacked = nonuniform_eval(model, x, y, eps=0.3, steps=5, step_size=0.1, restarts=2, alphas=[0.0])
+    assert attacked[0.0] <= r[0.0]
+
+
+def test_weighted_ce_alpha_zero_is_ce():
+    x, y = _data()
+    model = _model()
+    with torch.no_grad():
+        assert torch.allclose(weighted_ce(model, y, 0.0)(x), F.cross_entropy(model(x), y, reduction="none"))
+
+
+def test_eps_warmup_ramps_the_budget_and_resumes():
+    x, y = _data()
+    model = _model()
+    gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    full = trainer_loss("weighted_at", 0.3, 3, 0.1, alpha=2.0)(model, x, y, gen())[0]
+    # first step of a very long warm-up: budget ~0, so the loss is the clean weighted loss
+    tiny = trainer_loss("weighted_at", 0.3, 3, 0.1, alpha=2.0, warmup_steps=10**6)(model, x, y, gen())[0]
+    with torch.no_grad():
+        clean = weighted_ce(model, y, 2.0)(x).mean()
+    assert torch.allclose(tiny.detach(), clean, atol=1e-4) and float(full.detach()) > float(clean) + 1e-3
+    # the loss counts its calls: the 2nd call of a 2-step warm-up uses the full budget
+    ramp = trainer_loss("weighted_at", 0.3, 3, 0.1, alpha=2.0, warmup_steps=2)
+    first = ramp(model, x, y, gen())[0]
+    assert float(first.detach()) < float(full.detach())
+    assert torch.allclose(ramp(model, x, y, gen())[0], full)
+    # a resumed run past the warm-up starts at the full budget
+    resumed = trainer_loss("weighted_at", 0.3, 3, 0.1, alpha=2.0, warmup_steps=2, start_step=5)
+    assert torch.allclose(resumed(model, x, y, gen())[0], full)
+    assert warmup_fraction(0, 4) == 0.25 and warmup_fraction(3, 4) == 1.0 and warmup_fraction(0, 0) == 1.0
+
+
+def test_checkpoint_epoch_reads_fit_checkpoints(tmp_path):
+    x, y = _data(32)
+    ck = tmp_path / "ck.pt"
+    assert checkpoint_epoch(ck, "f") == 0
+    fit(_model(), x, y, 2, 0.05, 16, 0, loss_fn=trainer_loss("at", 0.1, 1, 0.05, 0.0), checkpoint=ck, fingerprint="f")
+    assert checkpoint_epoch(ck, "f") == 2 and checkpoint_epoch(ck, "other") == 0
+
+
+@pytest.mark.parametrize("kind", ["at", "weighted_at"])
+def test_at_trainers_learn_with_warmup(kind):
+    """Regression: the CPU default used to leave both AT trainers at chance. With an eps warm-up and enough SGD
+    steps, an easy separable problem must be learnt, and stay well above chance (1/3) under the attack."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 3, (96,), generator=g)
+    x = (0.3 * torch.rand(96, 1, 4, 4, generator=g) + 0.6 * F.one_hot(y, 16).float().view(96, 1, 4, 4)).clamp(0, 1)
+    model = _model()
+    fit(model, x, y, 15, 0.05, 16, 0, loss_fn=trainer_loss(kind, 0.1, 3, 0.04, alpha=2.0, warmup_steps=18))
+    assert accuracy(model, x, y) > 0.85 and robust_accuracy(model, x, y, 0.1, 5, 0.04) > 0.6
+
+
+def test_nonuniform_eval_returns_per_example_correctness():
+    x, y = _data(40)
+    model = _model()
+    r, correct = nonuniform_eval(model, x, y, eps=0.2, steps=3, step_size=0.1, restarts=1, alphas=[0.0, 2.0],
+                                 return_correct=True)
+    assert set(correct) == {0.0, 2.0} and correct[0.0].shape == (40,)
+    assert r[0.0] == pytest.approx(float(correct[0.0].mean()))  # alpha 0: plain mean of the correctness
+
+
+def test_shift_weights_put_the_mass_on_the_chosen_classes():
+    y = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2, 2])
+    w = shift_weights(y, [1], 0.8, 3)
+    assert float(w.sum()) == pytest.approx(1.0)
+    assert float(w[y == 1].sum()) == pytest.approx(0.8)
+    assert float(w[y == 0][0]) == pytest.approx(float(w[y == 2][0]))  # uniform outside the shifted classes
+    correct = (y != 1).float()  # the shifted classes are all wrong
+    assert shifted_accuracy(correct, w) == pytest.approx(0.2)
+    assert shifted_accuracy(correct, torch.ones(10)) == pytest.approx(0.8)
+    with pytest.raises(ValueError):
+        shift_weights(y, [5], 0.8, 6)
+
+
+def test_vulnerable_classes_are_the_least_robust():
+    y = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    correct = torch.tensor([1, 1, 0, 0, 1, 0, 1, 1.0])
+    assert vulnerable_classes(correct, y, 2, 4) == [1, 2]
+    assert vulnerable_classes(correct, y, 1, 4) == [1]

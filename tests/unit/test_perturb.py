@@ -1,0 +1,139 @@
+"""The perturbation engine: budgets and pixel range (property tests), masks, restarts, schedules, EOT,
+inference-mode safety, and agreement with torchattacks' PGD."""
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from tenfold.components.perturb.pgd import PGD, TranslateFlip, accuracy, attack, ce_loss, project
+from tenfold.components.perturb.models import ARCHS, build
+from tenfold.components.perturb.train import fit
+
+
+def _linear(seed=0, d=12, k=3):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(d, k))
+
+
+@settings(max_examples=12, deadline=None)
+@given(norm=st.sampled_from(["linf", "l2"]), eps=st.floats(0.0, 0.5), steps=st.integers(0, 4),
+       seed=st.integers(0, 1000), minimize=st.booleans(), restarts=st.integers(1, 2))
+def test_output_in_budget_and_pixel_range(norm, eps, steps, seed, minimize, restarts):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(5, 1, 2, 6, generator=g)
+    y = torch.randint(0, 3, (5,), generator=g)
+    model = _linear(seed)
+    xa = PGD(eps=eps, steps=steps, norm=norm, minimize=minimize, restarts=restarts).run(ce_loss(model, y), x,
+                                                                                        generator=g)
+    d = (xa - x).flatten(1)
+    size = d.abs().amax(1) if norm == "linf" else d.norm(dim=1)
+    assert bool((size <= eps + 1e-5).all())
+    assert float(xa.min()) >= 0.0 and float(xa.max()) <= 1.0
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 1000))
+def test_per_example_budget_and_mask(seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(4, 1, 3, 4, generator=g)
+    y = torch.randint(0, 3, (4,), generator=g)
+    eps = torch.tensor([0.0, 0.05, 0.1, 0.3])
+    mask = torch.zeros(1, 1, 3, 4)
+    mask[..., 1:, :2] = 1
+    xa = PGD(eps=eps, steps=3).run(ce_loss(_linear(seed), y), x, mask=mask, generator=g)
+    d = xa - x
+    assert bool((d.flatten(1).abs().amax(1) <= eps + 1e-6).all())
+    assert float(d[..., 0, :].abs().max()) == 0.0 and float(d[..., 2:].abs().max()) == 0.0
+    assert float(d[0].abs().max()) == 0.0
+
+
+def test_project_is_idempotent_and_l2_exact():
+    x = torch.full((2, 1, 2, 2), 0.5)
+    delta = torch.tensor([[3.0, 4.0, 0.0, 0.0], [0.1, 0.0, 0.0, 0.0]]).view(2, 1, 2, 2)
+    eps = torch.tensor([1.0, 1.0]).view(2, 1, 1, 1)
+    p = project(delta, x, eps, "l2", None, -10, 10)
+    assert torch.allclose(p.flatten(1).norm(dim=1), torch.tensor([1.0, 0.1]))
+    assert torch.allclose(project(p, x, eps, "l2", None, -10, 10), p)
+
+
+def test_ascent_increases_and_descent_decreases_loss():
+    torch.manual_seed(0)
+    x, y = torch.rand(16, 1, 2, 6), torch.randint(0, 3, (16,))
+    model = _linear()
+    loss = ce_loss(model, y)
+    up = PGD(eps=0.2, steps=10, random_start=False).run(loss, x)
+    down = PGD(eps=0.2, steps=10, random_start=False, minimize=True).run(loss, x)
+    with torch.no_grad():
+        assert float(loss(up).mean()) > float(loss(x).mean()) > float(loss(down).mean())
+
+
+def test_restarts_never_worse_per_example_and_deterministic():
+    torch.manual_seed(0)
+    x, y = torch.rand(32, 1, 2, 6), torch.randint(0, 3, (32,))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+    loss = ce_loss(model, y)
+    one = PGD(eps=0.3, steps=3, restarts=1).run(loss, x, generator=torch.Generator().manual_seed(5))
+    many = PGD(eps=0.3, steps=3, restarts=4).run(loss, x, generator=torch.Generator().manual_seed(5))
+    again = PGD(eps=0.3, steps=3, restarts=4).run(loss, x, generator=torch.Generator().manual_seed(5))
+    assert bool((loss(many) >= loss(one) - 1e-6).all())  # the first restart is the single run
+    assert torch.equal(many, again)
+
+
+def test_step_schedules():
+    assert PGD(eps=1, steps=8).step_factor(7) == 1.0
+    ms = PGD(eps=1, steps=250, schedule="multistep")
+    assert ms.step_factor(0) == 1.0 and ms.step_factor(100) == pytest.approx(0.1)
+    assert ms.step_factor(249) == pytest.approx(1e-3)
+    cos = PGD(eps=1, steps=10, schedule="cosine")
+    assert cos.step_factor(0) == 1.0 and cos.step_factor(10) == pytest.approx(0.0)
+    with pytest.raises(ValueError):
+        PGD(eps=1, steps=1, norm="l1")
+
+
+def test_eot_augmentation_is_differentiable_and_identity_without_shift():
+    x = torch.rand(3, 1, 8, 8, requires_grad=True)
+    out = TranslateFlip(0.0, flip=False)(x, torch.Generator().manual_seed(0))
+    assert torch.allclose(out, x, atol=1e-5)
+    TranslateFlip(0.125)(x, torch.Generator().manual_seed(0)).sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+    y = torch.randint(0, 3, (3,))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    xa = PGD(eps=0.1, steps=2, eot=3, augment=TranslateFlip()).run(ce_loss(model, y), x.detach())
+    assert float((xa - x).abs().max()) <= 0.1 + 1e-6
+
+
+def test_inference_mode_clean_and_no_parameter_grads():
+    model = _linear()
+    x, y = torch.rand(4, 1, 2, 6), torch.randint(0, 3, (4,))
+    with torch.inference_mode():
+        xi = x.clone()
+        xa = attack(model, xi, y, 0.1, 3)
+    assert xa.shape == x.shape and float((xa - x).abs().max()) <= 0.1 + 1e-6
+    assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_models_build_and_bad_name(arch):
+    assert build(arch, 1, 10, 28)(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build("vgg", 1, 10, 28)
+
+
+@pytest.mark.slow
+def test_matches_torchattacks_pgd():
+    """Same model, budget, steps and step size: robust accuracy agrees with torchattacks within noise."""
+    torchattacks = pytest.importorskip("torchattacks")
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.tensor(d.images[:, None] / 16.0, dtype=torch.float32)
+    y = torch.tensor(d.target)
+    torch.manual_seed(0)
+    model = build("mlp", 1, 10, 8)
+    fit(model, x[:1200], y[:1200], 8, 0.1, 64, 0)
+    xt, yt = x[1200:], y[1200:]
+    assert accuracy(model, xt, yt) > 0.85
+    ours = accuracy(model, attack(model, xt, yt, 0.1, 10, 0.025), yt)
+    torch.manual_seed(0)
+    ref = accuracy(model, torchattacks.PGD(model, eps=0.1, alpha=0.025, steps=10, random_start=True)(xt, yt), yt)
+    assert ours < accuracy(model, xt, yt) - 0.1  # the attack does something
+    assert abs(ours - ref) <= 0.04
