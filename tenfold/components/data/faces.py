@@ -1,6 +1,7 @@
 """Faces: the AT&T (ORL) database (40 subjects x 10 grey 92x112 images) from the data root or ../shared/data.
+The one place that locates it (lowkey, secure_release and smoothing all load it here).
 
-    load_att(roots) -> FaceData(images uint8 (400, 112, 92), subject ids 0..39, image numbers 1..10, source)
+    load_att(roots) -> FaceData(images uint8 (N, 112, 92), subject ids 0.., image numbers 1.., source)
 """
 from __future__ import annotations
 
@@ -43,17 +44,24 @@ def find_att(roots: list[str | Path]) -> Path:
 
 
 def load_att(roots: list[str | Path]) -> FaceData:
+    """Every image of the AT&T database under the first root that has it; subjects and images per subject are
+    read from the folder (`sN/M.pgm`), so a subset or a larger copy loads as it is."""
     folder = find_att(roots)
+    subjects = sorted((d for d in folder.iterdir() if d.is_dir() and d.name[1:].isdigit() and d.name[0] == "s"),
+                      key=lambda d: int(d.name[1:]))
     imgs, subj, num = [], [], []
-    for s in range(1, 41):
-        for m in range(1, 11):
-            p = folder / f"s{s}" / f"{m}.pgm"
-            if not p.exists():
-                raise FaceDataError(f"{p}: missing image of the AT&T database")
+    for k, d in enumerate(subjects):
+        files = sorted((f for f in d.glob("*.pgm") if f.stem.isdigit()), key=lambda f: int(f.stem))
+        if not files:
+            raise FaceDataError(f"{d}: no images (expected {d}/1.pgm ...)")
+        for f in files:
             try:
-                imgs.append(_read_pgm(p))
+                imgs.append(_read_pgm(f))
             except Exception as e:
-                raise FaceDataError(f"{p}: unreadable image ({e})") from None
-            subj.append(s - 1)
-            num.append(m)
+                raise FaceDataError(f"{f}: unreadable image ({e})") from None
+            subj.append(k)
+            num.append(int(f.stem))
+    shapes = {im.shape for im in imgs}
+    if len(shapes) != 1:
+        raise FaceDataError(f"{folder}: images of different sizes {sorted(shapes)}")
     return FaceData(np.stack(imgs), np.array(subj, np.int64), np.array(num, np.int64), f"files:{folder}")
