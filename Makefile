@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 
-.PHONY: setup pipeline test test-fast report bench clean-state
+.PHONY: setup pipeline test test-fast lint format report bench clean-state
 
 setup:
 	bash scripts/setup.sh
@@ -10,11 +10,17 @@ setup:
 pipeline: setup
 	bash scripts/pipeline.sh
 
-test: setup
+test: setup lint
 	$(ENV) python -m pytest -m "slow or not slow" -q
 
 test-fast: setup
 	$(ENV) python -m pytest -q
+
+lint: setup
+	$(ENV) ruff check . && ruff format --check .
+
+format: setup
+	$(ENV) ruff check --fix . && ruff format .
 
 report: setup
 	$(ENV) python -m flows.cli report

@@ -28,9 +28,26 @@ def _user_errors():
     return (ParamsError, MazeDataError, FileNotFoundError, UnknownStudy, UserError)
 
 
+def _quiet_tracebacks() -> None:
+    """Prefect logs a failing task's traceback; without --debug keep only its message (the CLI prints one line)."""
+    import logging
+
+    class NoTraceback(logging.Filter):
+        def filter(self, record):
+            record.exc_info, record.exc_text = None, None
+            return True
+
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
+        for handler in logging.getLogger(name).handlers:
+            handler.addFilter(NoTraceback())
+
+
 def cmd_run(args) -> int:
     from flows.common import available_targets, flow_for, run_flow
     from tenfold.registry import load_params, study_of_stage
+
+    if not args.debug:
+        _quiet_tracebacks()
 
     targets = available_targets(args.params) if args.target == "all" else [args.target]
     for t in targets:
@@ -58,17 +75,17 @@ def cmd_check(args) -> int:
 
 
 def cmd_profile(args) -> int:
-    import yaml
-
-    from tenfold.registry import apply_profile
+    from tenfold.core.config import overlay_yaml_text, read_yaml
     from tenfold.core.runtime import atomic_write_text
+    from tenfold.registry import apply_profile
 
     prof = Path(args.name) if args.name.endswith(".yaml") else Path("profiles") / f"{args.name}.yaml"
     if not prof.exists():
         raise UserError(f"{prof}: no such profile (see profiles/)")
-    merged = apply_profile(args.params, prof)
-    atomic_write_text(args.params, yaml.safe_dump(merged, sort_keys=False))
-    print(f"applied {prof} to {args.params}; `git checkout {args.params}` restores the CPU default")
+    apply_profile(args.params, prof)  # validate the merged result before writing anything
+    text = overlay_yaml_text(Path(args.params).read_text(), read_yaml(prof))
+    atomic_write_text(args.params, text)
+    print(f"applied {prof} to {args.params} (comments kept); `git checkout {args.params}` restores the CPU default")
     return 0
 
 
@@ -83,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="tenfold", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--root", default=".", help="project root where data/, metrics/, plots/ ... live")
+    ap.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run a study flow or a data build")
     r.add_argument("target")
@@ -104,12 +122,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command. A failure prints one line `tenfold: error: ...` and exits non-zero (2 for errors a person
+    can fix: params, data, missing or corrupt files; 1 otherwise); `--debug` shows the traceback instead."""
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except _user_errors() as e:
-        print(f"tenfold: error: {e}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("tenfold: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the CLI's one place that turns any failure into one line
+        if args.debug:
+            raise
+        user = isinstance(e, _user_errors())
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        hint = "" if user else f" ({type(e).__name__}; rerun with --debug for the traceback)"
+        print(f"tenfold: error: {msg}{hint}", file=sys.stderr)
+        return 2 if user else 1
 
 
 if __name__ == "__main__":

@@ -78,7 +78,10 @@ def read_yaml(path: str | Path) -> dict:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
-        raise ParamsError(f"{path}: not valid YAML: {e}") from e
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ParamsError(f"{path}: not valid YAML{where}: {problem}") from None
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: top level must be a mapping of sections, got {type(raw).__name__}")
     return raw
@@ -110,3 +113,33 @@ def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     else:
         out[prefix.rstrip(".")] = d
     return out
+
+
+def overlay_yaml_text(text: str, overlay: dict) -> str:
+    """`text` (a YAML mapping) with `overlay` deep-merged into it, keeping its comments, key order and layout
+    (ruamel round trip): applying a profile never rewrites a user's params file lossily."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    rt = YAML()
+    rt.preserve_quotes = True
+    rt.width = 4096
+    rt.indent(mapping=2, sequence=4, offset=2)
+    rt.representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
+    doc = rt.load(text)
+
+    def merge(node, over):
+        for k, v in over.items():
+            old = node.get(k)
+            if isinstance(v, dict) and isinstance(old, dict):
+                merge(old, v)
+            elif isinstance(v, list) and isinstance(old, list):
+                old[:] = copy.deepcopy(v)  # same node: keeps its flow/block style and comments
+            else:
+                node[k] = copy.deepcopy(v)
+
+    merge(doc, overlay or {})
+    out = io.StringIO()
+    rt.dump(doc, out)
+    return out.getvalue()
