@@ -3,6 +3,7 @@
     tenfold run maze            # one study (or a data build such as build_mazes, or `all`)
     tenfold report              # reports/<study>.md for every results file, plus reports/index.md
     tenfold check               # validate params.yaml and exit
+    tenfold data                # every dataset and model file: present / missing / corrupt
     tenfold profile paper       # merge profiles/paper.yaml into params.yaml (validated first)
     tenfold deploy              # serve scheduled deployments against a Prefect server
     tenfold release IN OUT      # protect a folder of images for release (secure_release study)
@@ -21,11 +22,11 @@ class UserError(Exception):
 
 
 def _user_errors():
-    from tenfold.core.config import ParamsError
+    from tenfold.core.errors import TenfoldError
     from tenfold.registry import UnknownStudy
     from tenfold.studies.maze.dataset import MazeDataError
 
-    return (ParamsError, MazeDataError, FileNotFoundError, UnknownStudy, UserError)
+    return (TenfoldError, MazeDataError, FileNotFoundError, UnknownStudy, UserError)
 
 
 def _quiet_tracebacks() -> None:
@@ -44,17 +45,17 @@ def _quiet_tracebacks() -> None:
 
 def cmd_run(args) -> int:
     from flows.common import available_targets, flow_for, run_flow
-    from tenfold.registry import load_params, study_of_stage
+    from tenfold.registry import flow_entry, load_params
 
     if not args.debug:
         _quiet_tracebacks()
 
     targets = available_targets(args.params) if args.target == "all" else [args.target]
     for t in targets:
-        study_of_stage(t)  # an unknown target lists the known ones
+        flow_entry(t)  # an unknown target lists the known ones
     load_params(args.params)  # validate the whole file before any compute or server start
     for t in targets:
-        run_flow(flow_for(t), study_of_stage(t).slug, args.params, root=args.root)
+        run_flow(flow_for(t), args.params, root=args.root)
     return 0
 
 
@@ -89,6 +90,23 @@ def cmd_profile(args) -> int:
     return 0
 
 
+def cmd_data(args) -> int:
+    """Every data source of the table (tenfold/components/data/sources.py) with its state under the shared root."""
+    from flows.common import shared_data
+    from tenfold.components.data.sources import SOURCES, check
+    from tenfold.registry import load_params
+
+    root = shared_data(load_params(args.params, [])["common"], args.root)
+    print(f"shared data: {root}")
+    bad = 0
+    for name, s in SOURCES.items():
+        state, detail = check(name, root, thorough=args.thorough)
+        bad += state != "present"
+        print(f"  {state:8s} {name:20s} {s.what} (used by {', '.join(s.used_by)})"
+              + ("" if state == "present" else f"\n           {detail}\n           to get it: {s.how_to_get()}"))
+    return 2 if bad and args.strict else 0
+
+
 def cmd_deploy(args) -> int:
     from flows.deploy import serve_all
 
@@ -107,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=cmd_run)
     sub.add_parser("report", help="render reports from results/").set_defaults(fn=cmd_report)
     sub.add_parser("check", help="validate params.yaml").set_defaults(fn=cmd_check)
+    da = sub.add_parser("data", help="list every data source: present / missing / corrupt")
+    da.add_argument("--thorough", action="store_true", help="also verify checksums and file counts (slower)")
+    da.add_argument("--strict", action="store_true", help="exit 2 if any source is missing or corrupt")
+    da.set_defaults(fn=cmd_data)
     pr = sub.add_parser("profile", help="apply profiles/<name>.yaml to params.yaml")
     pr.add_argument("name")
     pr.set_defaults(fn=cmd_profile)

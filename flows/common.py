@@ -21,11 +21,12 @@ from typing import Any, Iterator
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
+from tenfold.components.data import sources
 from tenfold.core.config import Common, show_progress
 from tenfold.core.outcome import Outcome
 from tenfold.core.runtime import atomic_write_json, configure_threads, pick_device, study_seed
 from tenfold.core.seeds import seed_everything, seed_for
-from tenfold.registry import Study, get, load_params, stages, study_of_stage
+from tenfold.registry import DATA_STAGES, Study, flow_entry, get, load_params, stages
 
 
 @dataclass
@@ -56,6 +57,11 @@ class StudyContext:
     def data_root(self) -> Path:
         return self.root / self.common.data_root
 
+    @property
+    def shared_data(self) -> Path:
+        """The shared offline-data folder; locate a source in it with `tenfold.components.data.sources.locate`."""
+        return shared_data(self.common, self.root)
+
     def path(self, kind: str, name: str = "") -> Path:
         """metrics/<slug>.json, results/<slug>.json, or <kind>/<slug>/<name> (plots, models, checkpoints), with
         the parent folder created."""
@@ -64,6 +70,11 @@ class StudyContext:
         p = self.root / kind / self.slug / name
         (p.parent if name else p).mkdir(parents=True, exist_ok=True)
         return p
+
+
+def shared_data(common: Common, root: str | Path = ".") -> Path:
+    """The shared offline-data folder ($TENFOLD_SHARED_DATA, else common.shared_data against the project root)."""
+    return sources.shared_root(common.shared_data, root)
 
 
 def prepare(slug: str, params_path: str | Path = "params.yaml", root: str | Path = ".") -> StudyContext:
@@ -102,22 +113,23 @@ def task_runner(common: Common):
 
 
 def available_targets(params_path: str | Path = "params.yaml") -> list[str]:
-    """DVC stages (in run order) of the studies whose params section is present: what `run all` runs."""
+    """What `run all` runs, in order: the shared data builds, then the DVC stages of the studies whose params
+    section is present."""
     from tenfold.core.config import read_yaml
 
     present = set(read_yaml(params_path))
-    return [stage for stage, study in stages().items() if study.slug in present]
+    return [*DATA_STAGES, *[stage for stage, study in stages().items() if study.slug in present]]
 
 
 def flow_for(stage: str):
     """The Prefect flow that runs DVC stage `stage` (from the study registry's "module:attribute")."""
-    module, attr = study_of_stage(stage).stages[stage].split(":")
+    module, attr = flow_entry(stage).split(":")
     return getattr(importlib.import_module(module), attr)
 
 
-def run_flow(flow_obj, study: str, params_path: str | Path = "params.yaml", **kwargs):
-    """Run a study flow with the task runner named in params."""
-    common = load_params(params_path, [study])["common"]
+def run_flow(flow_obj, params_path: str | Path = "params.yaml", **kwargs):
+    """Run a flow with the task runner named in params (`common.task_runner`)."""
+    common = load_params(params_path, [])["common"]
     return flow_obj.with_options(task_runner=task_runner(common))(params_path=str(params_path), **kwargs)
 
 

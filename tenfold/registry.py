@@ -77,6 +77,10 @@ STUDIES: dict[str, Study] = {s.slug: s for s in [
 ]}
 
 
+# Data builds shared by several studies: DVC stage -> flow; they run before the studies that read them.
+DATA_STAGES: dict[str, str] = {"build_cifar10": "flows.data:build_cifar10_flow"}
+
+
 class UnknownStudy(KeyError):
     def __str__(self) -> str:
         return self.args[0]
@@ -90,14 +94,24 @@ def get(slug: str) -> Study:
 
 
 def stages() -> dict[str, Study]:
-    """Every DVC stage of every study, in run order -> the study that owns it."""
+    """Every DVC stage of every study, in run order -> the study that owns it (data builds excluded)."""
     return {stage: s for s in STUDIES.values() for stage in s.stages}
+
+
+def flow_entry(stage: str) -> str:
+    """"module:attribute" of the Prefect flow that runs DVC stage `stage` (a study stage or a data build)."""
+    if stage in DATA_STAGES:
+        return DATA_STAGES[stage]
+    owners = stages()
+    if stage not in owners:
+        raise UnknownStudy(f"unknown stage {stage!r} (known: {', '.join([*DATA_STAGES, *owners])})")
+    return owners[stage].stages[stage]
 
 
 def study_of_stage(stage: str) -> Study:
     owners = stages()
     if stage not in owners:
-        raise UnknownStudy(f"unknown stage {stage!r} (known: {', '.join(owners)})")
+        raise UnknownStudy(f"unknown stage {stage!r} (known: {', '.join([*DATA_STAGES, *owners])})")
     return owners[stage]
 
 
@@ -138,5 +152,5 @@ def apply_profile(params_path: str | Path, profile_path: str | Path) -> dict:
     return merged
 
 
-__all__ = ["STUDIES", "Study", "UnknownStudy", "ParamsError", "get", "stages", "study_of_stage", "models",
+__all__ = ["STUDIES", "Study", "UnknownStudy", "ParamsError", "get", "stages", "study_of_stage", "flow_entry", "DATA_STAGES", "models",
            "validate_section", "load_params", "apply_profile"]

@@ -17,12 +17,13 @@ from typing import Any
 
 import torch
 
+from tenfold.core.errors import ArtifactError
 from tenfold.core.runtime import atomic_torch_save
 
 log = logging.getLogger("tenfold.checkpoints")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(ArtifactError):
     """A checkpoint file exists but cannot be loaded."""
 
 
@@ -45,11 +46,10 @@ class Checkpoint:
         try:
             state = torch.load(self.path, map_location=map_location, weights_only=True)
         except Exception as e:  # noqa: BLE001 - torch raises several types for a bad file
-            raise CheckpointError(
-                f"{self.path}: cannot load this checkpoint (truncated or corrupt: {type(e).__name__}); delete it "
-                f"(`rm {self.path}`) to train from scratch") from None
+            raise CheckpointError(self.path, f"cannot load this checkpoint (truncated or corrupt: {type(e).__name__}); "
+                                  f"delete it (`rm {self.path}`) to train from scratch") from None
         if not isinstance(state, dict) or "fingerprint" not in state:
-            raise CheckpointError(f"{self.path}: not a tenfold checkpoint (no fingerprint); delete it "
+            raise CheckpointError(self.path, f"not a tenfold checkpoint (no fingerprint); delete it "
                                   f"(`rm {self.path}`) to train from scratch")
         if state["fingerprint"] != self.fingerprint:
             log.warning("%s: made with other params, data or seed (fingerprint %s, this run %s); starting over",

@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tenfold.core.errors import TenfoldError
+
 
 class Strict(BaseModel):
     """Base for every params model: unknown keys are errors, values are validated on assignment."""
@@ -32,6 +34,7 @@ class Common(Strict):
     task_runner: Literal["thread", "dask"] = "thread"
     max_workers: int = Field(2, ge=1)
     dask_address: str | None = None
+    allow_download: bool = Field(False, description="let loaders download data (torchvision) when it is not on disk")
     progress: bool | Literal["auto"] = Field("auto", description="progress bars: auto = only in a terminal "
                                              "(off under CI and when DVC pipes the output)")
 
@@ -46,7 +49,7 @@ def show_progress(setting: bool | str) -> bool:
     return bool(setting)
 
 
-class ParamsError(ValueError):
+class ParamsError(TenfoldError, ValueError):
     """Raised for malformed params; the message names the offending key."""
 
 

@@ -44,6 +44,9 @@ def atomic_write_with(path: str | os.PathLike, writer: Callable[[str], None]) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make every output private
     try:
         writer(tmp)
         os.replace(tmp, path)
@@ -89,15 +92,18 @@ def atomic_torch_save(path, obj: Any) -> Path:
     return atomic_write_with(path, lambda tmp: torch.save(obj, tmp))
 
 
-def atomic_savez(path, **arrays) -> Path:
-    """Compressed .npz, byte-for-byte reproducible (fixed zip timestamps), so equal data has an equal md5."""
+def atomic_savez(path, compress: bool = True, **arrays) -> Path:
+    """.npz (deflated unless `compress=False`), byte-for-byte reproducible (fixed zip timestamps), so equal data
+    has an equal md5 and DVC sees an unchanged output."""
     import zipfile
 
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+
     def w(tmp):
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with zipfile.ZipFile(tmp, "w", compression=method) as zf:
             for name, arr in arrays.items():
                 info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                info.compress_type = zipfile.ZIP_DEFLATED
+                info.compress_type = method
                 with zf.open(info, "w", force_zip64=True) as f:
                     np.lib.format.write_array(f, np.asanyarray(arr), allow_pickle=False)
     return atomic_write_with(path, w)

@@ -2,7 +2,7 @@
 import pytest
 
 from flows.common import run_flow, task_runner
-from flows.data import build_mazes_flow
+from flows.maze import build_mazes_flow
 from tenfold.core.config import Common
 
 
@@ -21,8 +21,8 @@ def test_dask_runner_gives_the_same_data_as_threads(tmp_path, tiny, prefect_harn
     dask_params = tmp_path / "dask.yaml"
     dask_params.write_text(threads.read_text().replace("task_runner: thread", "task_runner: dask"))
     assert "task_runner: dask" in dask_params.read_text()
-    run_flow(build_mazes_flow, "maze", threads, root=str(tmp_path / "a"))
-    run_flow(build_mazes_flow, "maze", dask_params, root=str(tmp_path / "b"))
+    run_flow(build_mazes_flow, threads, root=str(tmp_path / "a"))
+    run_flow(build_mazes_flow, dask_params, root=str(tmp_path / "b"))
     files = sorted(p.name for p in (tmp_path / "a" / "data" / "mazes").glob("*.npz"))
     assert files == ["test_5.npz", "test_7.npz", "train_5.npz"]
     for f in files:
