@@ -62,7 +62,8 @@ def cmd_run(args) -> int:
 def cmd_report(args) -> int:
     from tenfold.core.reports import render_all
 
-    for p in render_all(Path(args.root) / "results", Path(args.root) / "reports"):
+    for p in render_all(Path(args.root) / "results", Path(args.root) / "reports",
+                          Path(args.root) / "benchmarks" / "seed_spread.json"):
         print(p)
     return 0
 

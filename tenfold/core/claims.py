@@ -48,12 +48,37 @@ def claim(id: str, text: str, paper: Any, measured, target: float | None, op: st
                  target=target, holds=bool(holds), comparison=op, note=note)
 
 
-def claims_table(claims: list[dict]) -> str:
-    """Markdown table 'paper claims / this run measured'."""
-    rows = ["| id | claim | paper | this run measured | target | holds |", "|---|---|---|---|---|---|"]
+def spread_verdict(c: dict, spread: dict | None) -> tuple[str, bool]:
+    """The seed spread of a claim's measurement (from benchmarks/seed_spread.json: values over >= 3 seeds) as a
+    table cell, and whether the claim's margin to its target is smaller than that spread (then its `holds` could
+    flip with the seed or the CPU)."""
+    if not spread or len(spread.get("values", [])) < 2:
+        return "", False
+    lo, hi = min(spread["values"]), max(spread["values"])
+    cell = f"{lo:.3g} to {hi:.3g} ({len(spread['values'])} seeds)"
+    if c.get("measured") is None or c.get("target") is None:
+        return cell, False
+    margin = abs(float(c["measured"]) - float(c["target"]))
+    return cell, margin < (hi - lo)
+
+
+def claims_table(claims: list[dict], spreads: dict | None = None) -> str:
+    """Markdown table 'paper claims / this run measured' (with the seed spread when `spreads` is given)."""
+    spreads = spreads or {}
+    if not spreads:
+        rows = ["| id | claim | paper | this run measured | target | holds |", "|---|---|---|---|---|---|"]
+    else:
+        rows = ["| id | claim | paper | this run measured | seed spread | target | holds |",
+                "|---|---|---|---|---|---|---|"]
     for c in claims:
         tgt = "" if c.get("target") is None else f"{c.get('comparison', '>=')} {c['target']}"
         meas = "n/a" if c.get("measured") is None else f"{c['measured']:.4g}"
         mark = "yes" if c["holds"] else "**no**"
-        rows.append(f"| `{c['id']}` | {c['claim']} | {c['paper']} | {meas} | {tgt} | {mark} |")
+        if not spreads:
+            rows.append(f"| `{c['id']}` | {c['claim']} | {c['paper']} | {meas} | {tgt} | {mark} |")
+            continue
+        cell, fragile = spread_verdict(c, spreads.get(c["id"]))
+        if fragile:
+            mark += " (margin < seed spread)"
+        rows.append(f"| `{c['id']}` | {c['claim']} | {c['paper']} | {meas} | {cell} | {tgt} | {mark} |")
     return "\n".join(rows)

@@ -21,8 +21,9 @@ def table_md(columns: list[str], rows: list[list]) -> str:
     return "\n".join(out)
 
 
-def render(metrics: dict, report_dir: str | Path = "reports") -> str:
-    """Render one study's report from its results dict. Figure paths are relative to the repo root."""
+def render(metrics: dict, report_dir: str | Path = "reports", spreads: dict | None = None) -> str:
+    """Render one study's report from its results dict. Figure paths are relative to the repo root. `spreads`
+    (claim id -> {"values": [...]}) adds each trained claim's seed spread and flags a margin smaller than it."""
     slug = metrics["study"]
     arxiv = metrics.get("arxiv", "")
     lines = [f"# {metrics.get('title', slug)} (arXiv:{arxiv})", ""]
@@ -32,7 +33,12 @@ def render(metrics: dict, report_dir: str | Path = "reports") -> str:
     lines += ["## Paper claims / this run measured", "",
               f"{held} of {len(metrics.get('claims', []))} claims hold in this run. `holds` is computed by the code "
               "from the measured value and the target; nothing in this table is written by hand.", "",
-              claims_table(metrics.get("claims", [])), ""]
+              claims_table(metrics.get("claims", []), spreads), ""]
+    if spreads:
+        lines += ["Seed spread: the claim's measurement over several seeds of the CPU default "
+                  "(`benchmarks/seed_spread.json`, from `python -m benchmarks.bench_seed_spread`). Another seed or "
+                  "another CPU gives other floats; a claim whose margin to its target is smaller than that spread "
+                  "is flagged.", ""]
     for name, t in (metrics.get("tables") or {}).items():
         lines += [f"## {t.get('title', name)}", ""]
         if t.get("caption"):
@@ -52,13 +58,19 @@ def render(metrics: dict, report_dir: str | Path = "reports") -> str:
     return "\n".join(lines)
 
 
-def render_all(metrics_dir: str | Path = "results", report_dir: str | Path = "reports") -> list[Path]:
+def render_all(metrics_dir: str | Path = "results", report_dir: str | Path = "reports",
+               spread_file: str | Path | None = None) -> list[Path]:
     """Write reports/<slug>.md for every results file and reports/index.md summarising every claim."""
+    from tenfold.core.claims import spread_verdict
     from tenfold.core.runtime import atomic_write_text
 
     metrics_dir, report_dir = Path(metrics_dir), Path(report_dir)
+    all_spreads = {}
+    if spread_file is not None and Path(spread_file).exists():
+        all_spreads = json.loads(Path(spread_file).read_text()).get("studies", {})
     written, index = [], ["# tenfold: every study's claims", "",
-                          "| study | claim | paper | measured | target | holds |", "|---|---|---|---|---|---|"]
+                          "| study | claim | paper | measured | seed spread | target | holds |",
+                          "|---|---|---|---|---|---|---|"]
     for path in sorted(metrics_dir.glob("*.json")):
         try:
             m = json.loads(path.read_text())
@@ -66,11 +78,14 @@ def render_all(metrics_dir: str | Path = "results", report_dir: str | Path = "re
             raise ValueError(f"{path}: not valid JSON ({e}); rerun that study's stage") from None
         if "study" not in m:
             continue
-        written.append(atomic_write_text(report_dir / f"{m['study']}.md", render(m, report_dir)))
+        spreads = all_spreads.get(m["study"], {})
+        written.append(atomic_write_text(report_dir / f"{m['study']}.md", render(m, report_dir, spreads)))
         for c in m.get("claims", []):
             meas = "n/a" if c.get("measured") is None else f"{c['measured']:.4g}"
             tgt = "" if c.get("target") is None else f"{c.get('comparison', '>=')} {c['target']}"
-            index.append(f"| [{m['study']}]({m['study']}.md) | `{c['id']}` | {c['paper']} | {meas} | {tgt} | "
-                         f"{'yes' if c['holds'] else '**no**'} |")
+            cell, fragile = spread_verdict(c, spreads.get(c["id"]))
+            holds = ("yes" if c["holds"] else "**no**") + (" (margin < seed spread)" if fragile else "")
+            index.append(f"| [{m['study']}]({m['study']}.md) | `{c['id']}` | {c['paper']} | {meas} | {cell} | {tgt} | "
+                         f"{holds} |")
     written.append(atomic_write_text(report_dir / "index.md", "\n".join(index) + "\n"))
     return written
