@@ -5,7 +5,8 @@
     tenfold check               # validate params.yaml and exit
     tenfold data                # every dataset and model file: present / missing / corrupt
     tenfold profile paper       # merge profiles/paper.yaml into params.yaml (validated first)
-    tenfold deploy              # serve scheduled deployments against a Prefect server
+    tenfold deploy              # serve the scheduled `dvc repro` deployments against a Prefect server
+    tenfold deploy --pool tenfold [--run maze]   # or register them on a work pool (run by its workers)
     tenfold release IN OUT      # protect a folder of images for release (secure_release study)
     tenfold lowkey serve        # the LowKey web tool: upload a photo, download the protected one
 """
@@ -27,6 +28,37 @@ def _user_errors():
     from tenfold.studies.maze.dataset import MazeDataError
 
     return (TenfoldError, MazeDataError, FileNotFoundError, UnknownStudy, UserError)
+
+
+def stage_producing(path: str | Path, root: str | Path = ".") -> str | None:
+    """The DVC stage whose outputs (or metrics/plots) contain `path`, from dvc.yaml (None if no stage writes it)."""
+    import yaml
+
+    root = Path(root).resolve()
+    try:
+        stages = (yaml.safe_load((root / "dvc.yaml").read_text()) or {}).get("stages", {})
+        rel = Path(path).resolve().relative_to(root)
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    for name, st in stages.items():
+        for kind in ("outs", "metrics", "plots"):
+            for out in st.get(kind) or []:
+                out = next(iter(out)) if isinstance(out, dict) else out
+                if rel == Path(out) or Path(out) in rel.parents:
+                    return name
+    return None
+
+
+def explain(e: Exception, root: str | Path = ".") -> str:
+    """One line for an error: an unreadable file a DVC stage wrote gets the command that rebuilds it."""
+    from tenfold.core.errors import ArtifactError
+
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if isinstance(e, ArtifactError) and "dvc repro" not in msg:
+        stage = stage_producing(e.path, root)
+        if stage:
+            msg += f"; rebuild it with `dvc repro {stage}`"
+    return msg
 
 
 def _quiet_tracebacks() -> None:
@@ -109,9 +141,21 @@ def cmd_data(args) -> int:
 
 
 def cmd_deploy(args) -> int:
-    from flows.deploy import serve_all
+    from flows.deploy import FLOW_NAME, deploy_to_pool, serve_all, trigger
 
-    serve_all(params_path=args.params, root=args.root, cron=args.cron)
+    opts = {"params_path": args.params, "root": args.root, "cron": args.cron, "commit": not args.no_commit,
+            "push": not args.no_push}
+    if args.run and not args.pool:
+        raise UserError("--run needs --pool (with `serve`, this process itself runs the deployments)")
+    if not args.pool:
+        serve_all(**opts)
+        return 0
+    for s in deploy_to_pool(args.pool, **opts):
+        print(f"{FLOW_NAME}/{s['name']:16s} on pool {args.pool}  cron {s['cron']:12s} "
+              f"targets {' '.join(s['parameters']['targets'])}")
+    for name in args.run:
+        fr = trigger(name, args.pool, timeout=args.timeout)
+        print(f"{FLOW_NAME}/{name}: flow run {fr.name} {fr.state.name}")
     return 0
 
 
@@ -138,8 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_release_command(sub)
     add_lowkey_command(sub)
-    d = sub.add_parser("deploy", help="serve scheduled deployments (needs PREFECT_API_URL of a running server)")
+    d = sub.add_parser("deploy", help="scheduled `dvc repro` deployments: served by this process, or on a work pool "
+                       "(needs PREFECT_API_URL of a running server)")
     d.add_argument("--cron", default=None, help="override every study's cron schedule")
+    d.add_argument("--pool", default=None, help="register the deployments on this Prefect work pool and exit "
+                   "(its workers run them) instead of serving them from this process")
+    d.add_argument("--run", action="append", default=[], metavar="NAME",
+                   help="with --pool: run deployment NAME (a study, data build or `report`) now and wait for it")
+    d.add_argument("--timeout", type=float, default=3600, help="seconds to wait for a --run (default 3600)")
+    d.add_argument("--no-commit", action="store_true", help="do not git-commit dvc.lock and outputs after a run")
+    d.add_argument("--no-push", action="store_true", help="do not `dvc push` / `git push` after a run")
     d.set_defaults(fn=cmd_deploy)
     return ap
 
@@ -157,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         user = isinstance(e, _user_errors())
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = explain(e, args.root)
         hint = "" if user else f" ({type(e).__name__}; rerun with --debug for the traceback)"
         print(f"tenfold: error: {msg}{hint}", file=sys.stderr)
         return 2 if user else 1

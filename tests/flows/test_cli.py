@@ -59,3 +59,19 @@ def test_corrupt_maze_file_gives_a_clear_error_through_the_real_flow(tmp_path, t
         next(line for line in r.stderr.splitlines() if line.startswith("tenfold: error"))
     assert "train_5.npz: corrupt or truncated" in last and "dvc repro build_mazes" in last
     assert not (tmp_path / "metrics" / "maze.json").exists()
+
+
+def test_an_unreadable_stage_output_names_the_file_and_the_stage_that_rebuilds_it(tmp_path):
+    from flows.cli import explain, stage_producing
+    from tenfold.core.checkpoints import CheckpointError
+    from tenfold.core.errors import ArtifactError
+
+    assert stage_producing(ROOT / "data" / "openreview" / "reviews.parquet", ROOT) == "scrape_openreview"
+    assert stage_producing(ROOT / "data" / "cifar10" / "cifar10.npz", ROOT) == "build_cifar10"
+    assert stage_producing(ROOT / "models" / "maze" / "recurrent.pt", ROOT) == "maze"
+    assert stage_producing(tmp_path / "elsewhere.pt", ROOT) is None
+    e = ArtifactError(ROOT / "data" / "openreview" / "reviews.parquet", "corrupt or truncated parquet")
+    assert explain(e, ROOT) == (f"{ROOT}/data/openreview/reviews.parquet: corrupt or truncated parquet; rebuild it "
+                                "with `dvc repro scrape_openreview`")
+    ck = CheckpointError(tmp_path / "x.pt", "cannot load this checkpoint\nsecond line")
+    assert explain(ck, ROOT) == f"{tmp_path}/x.pt: cannot load this checkpoint"
