@@ -1,7 +1,9 @@
-"""Prefect tasks of the `gradinit` study: one image run (Kaiming or GradInit) and one Post-LN Transformer run."""
+"""Prefect tasks of the `gradinit` study: load the (standardised) images, one image run (Kaiming or GradInit),
+GradInit on the Post-LN Transformer and one Post-LN Transformer run."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -9,11 +11,23 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from tenfold.studies.gradinit.algorithm import batch_stream, gradinit, sample_stream
+from tenfold.components.data.images import ImageData, load
+from tenfold.core.seeds import seed_for, seeded
+from tenfold.studies.gradinit.algorithm import batch_stream, gradinit, sample_stream, scale_summary
 from tenfold.studies.gradinit.models import VGG, PostLNTransformer, ResNet
 from tenfold.studies.gradinit.seqtask import make_batch, token_loss
-from tenfold.studies.gradinit.train import train_images, train_seq
-from tenfold.core.seeds import seeded
+from tenfold.studies.gradinit.train import standardize, train_images, train_seq
+
+
+@task(name="gradinit-load-images", cache_policy=NO_CACHE)
+def load_images(cfg, root: str, split_seed: int, subset_seed: int) -> ImageData:
+    """The dataset of `cfg` (`images.data`), class-stratified subset, standardised per channel with the training
+    set's statistics (as the paper's Normalize transform)."""
+    data = load(cfg.dataset, root, seed=split_seed).subset(cfg.n_train, cfg.n_test, subset_seed)
+    x_train, x_test = standardize(data.x_train, data.x_test)
+    get_run_logger().info("%s: %d train / %d test images from %s (standardised)", data.name, len(data.y_train),
+                          len(data.y_test), data.source)
+    return replace(data, x_train=x_train, x_test=x_test)
 
 
 def build_image_model(arch: str, mcfg, shape, num_classes: int):
@@ -24,21 +38,25 @@ def build_image_model(arch: str, mcfg, shape, num_classes: int):
 
 @task(name="gradinit-image-run", cache_policy=NO_CACHE)
 def image_run(arch: str, init: str, data, study, device, seed: int) -> dict:
-    """Build `arch` with Kaiming init, optionally apply GradInit, train; return history, scales, timings, model."""
+    """Build `arch` with Kaiming init, optionally apply GradInit, train; return history, scales, timings, model.
+
+    The initial weights, GradInit's batches and the training batch order each get their own seed from `seed`."""
     log = get_run_logger()
     xtr, ytr, xte, yte = (torch.as_tensor(a).to(device) for a in (data.x_train, data.y_train, data.x_test,
                                                                   data.y_test))
-    model = seeded(seed, lambda: build_image_model(arch, study.model, data.shape, data.num_classes)).to(device)
+    model = seeded(seed_for(seed, "gradinit", "weights"),
+                   lambda: build_image_model(arch, study.model, data.shape, data.num_classes)).to(device)
     out = {"arch": arch, "init": init, "seed": seed, "scales": {}, "gradinit_seconds": 0.0, "constraint_share": None}
     if init == "gradinit":
         cfg = study.vgg_init if arch == "vgg" else study.resnet_init
         t = time.time()
-        res = gradinit(model, batch_stream(xtr, ytr, cfg.batch_size, seed + 1), F.cross_entropy, cfg)
+        batches = batch_stream(xtr, ytr, cfg.batch_size, seed_for(seed, "gradinit", "gradinit_batches"))
+        res = gradinit(model, batches, F.cross_entropy, cfg)
         out.update(scales=res.scales, gradinit_seconds=time.time() - t, constraint_share=res.constraint_share)
         log.info("%s GradInit: %d iterations in %.1fs, constraint steps %.0f%%", arch, cfg.iters,
                  out["gradinit_seconds"], 100 * res.constraint_share)
     t = time.time()
-    out["history"] = train_images(model, xtr, ytr, xte, yte, study.train, seed,
+    out["history"] = train_images(model, xtr, ytr, xte, yte, study.train, seed_for(seed, "gradinit", "shuffle"),
                                   on_epoch=lambda r: log.info("%s/%s epoch %d: test acc %.3f", arch, init,
                                                               r["epoch"], r["test_acc"]),
                                   bias_lr_factor=study.train.resnet_bias_lr_factor if arch == "resnet" else 1.0)
@@ -48,21 +66,10 @@ def image_run(arch: str, init: str, data, study, device, seed: int) -> dict:
 
 
 def build_transformer(study, seed: int):
+    """The Post-LN Transformer with its initial weights drawn from `seed` (the same for every run of one seed)."""
     t, m = study.task, study.model
-    return seeded(seed, lambda: PostLNTransformer(t.vocab, t.length, m.d_model, m.heads, m.layers, m.ffn, m.dropout))
-
-
-def scale_summary(scales: dict[str, float]) -> dict:
-    """min / mean / max of the learned scales per kind of tensor (the official code logs the same statistics)."""
-    kinds = {"embedding": lambda k: k.startswith(("tok.", "pos.")), "layernorm": lambda k: ".ln" in k and "weight" in k,
-             "bias": lambda k: k.endswith("bias"), "weight": lambda k: k.endswith("weight")}
-    out, seen = {}, set()
-    for kind, pick in kinds.items():
-        vals = [v for k, v in scales.items() if k not in seen and pick(k)]
-        seen |= {k for k in scales if pick(k)}
-        if vals:
-            out[kind] = {"min": min(vals), "mean": sum(vals) / len(vals), "max": max(vals), "n": len(vals)}
-    return out
+    return seeded(seed_for(seed, "gradinit", "weights"),
+                  lambda: PostLNTransformer(t.vocab, t.length, m.d_model, m.heads, m.layers, m.ffn, m.dropout))
 
 
 @task(name="gradinit-transformer-init", cache_policy=NO_CACHE)
@@ -71,9 +78,12 @@ def transformer_init(study, device, seed: int) -> dict:
     log = get_run_logger()
     t, cfg = study.task, study.init
     model = build_transformer(study, seed).to(device)
-    sampler = lambda g: tuple(a.to(device) for a in make_batch(t.task, cfg.batch_size, t.length, t.vocab, g))  # noqa: E731
+
+    def sampler(g):
+        return tuple(a.to(device) for a in make_batch(t.task, cfg.batch_size, t.length, t.vocab, g))
+
     start = time.time()
-    res = gradinit(model, sample_stream(sampler, seed + 1), token_loss, cfg)
+    res = gradinit(model, sample_stream(sampler, seed_for(seed, "gradinit", "gradinit_batches")), token_loss, cfg)
     summary = scale_summary(res.scales)
     moved = sum(abs(v - 1.0) > 1e-6 for v in res.scales.values())
     log.info("Post-LN GradInit: %d iterations in %.1fs, %d/%d scales moved, loss %.3f -> %.3f; %s", cfg.iters,

@@ -76,9 +76,10 @@ def test_depth_flow_runs_on_cifar10(prefect_harness, tiny, fake_cifar):
     tmp_path, _ = fake_cifar
     params = tiny(["depth"], {"depth": {"data": {"dataset": "cifar10", "n_train": 100, "n_test": 30}}})
     depth_flow(params_path=str(params), root=str(tmp_path))
-    m = json.loads((tmp_path / "metrics" / "depth.json").read_text())
-    assert m["claims"][0]["id"] == "depth_emulation"
-    rows = m["tables"]["depth"]["rows"]
+    r = json.loads((tmp_path / "results" / "depth.json").read_text())
+    assert r["claims"][0]["id"] == "depth_emulation" and r["data_source"].startswith("torchvision:")
+    assert "depth_emulation" in json.loads((tmp_path / "metrics" / "depth.json").read_text())["claims"]
+    rows = r["tables"]["depth"]["rows"]
     assert {r[0] for r in rows} == {"residual", "mlp"}
     # 3x32x32 inputs: the MLP's first layer alone has 3072 * width weights
     mlp = next(r for r in rows if r[0] == "mlp")

@@ -1,13 +1,15 @@
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tenfold.components.models.recurrent import count_parameters
+from tenfold.core.checkpoints import Checkpoint, CheckpointError
+from tenfold.core.seeds import seeded
 from tenfold.registry import ParamsError, validate_section
 from tenfold.studies.depth.models import DepthNet, agreement, iterations
 from tenfold.studies.depth.params import DepthTrain
 from tenfold.studies.depth.train import lr_at, predict, train
-from tenfold.components.models.recurrent import count_parameters
-from tenfold.core.seeds import seeded
 
 SHAPE = (1, 8, 8)
 
@@ -69,20 +71,41 @@ def test_lr_schedule_warmup_and_milestones():
     assert lr_at(7, cfg, 1.0) < lr_at(5, cfg, 1.0) < lr_at(3, cfg, 1.0)
 
 
-def test_training_learns_and_resumes_identically(tmp_path):
+def _toy():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(96, *SHAPE, generator=g)
     y = (x[:, 0, :4].mean((1, 2)) > x[:, 0, 4:].mean((1, 2))).long()
-    cfg = DepthTrain(epochs=4, batch_size=16, lr=0.05, warmup_epochs=0, milestones=[])
+    return x, y, DepthTrain(epochs=4, batch_size=16, lr=0.05, warmup_epochs=0, milestones=[])
+
+
+def test_training_learns_and_resumes_identically(tmp_path):
+    x, y, cfg = _toy()
     full = net("mlp", 4, True, width=16)
     h = train(full, x, y, cfg, 0.05, seed=1)
     assert h[-1]["loss"] < h[0]["loss"]
-    ck = tmp_path / "ck.pt"
+    ck = Checkpoint(tmp_path / "ck.pt", "a")
     part = net("mlp", 4, True, width=16)
-    train(part, x, y, cfg.model_copy(update={"epochs": 2}), 0.05, seed=1, checkpoint=ck, fingerprint="a")
+    train(part, x, y, cfg.model_copy(update={"epochs": 2}), 0.05, seed=1, checkpoint=ck)  # "killed" after 2 epochs
+    assert ck.load()["epoch"] == 2
     resumed = net("mlp", 4, True, width=16)
-    h2 = train(resumed, x, y, cfg, 0.05, seed=1, checkpoint=ck, fingerprint="a")
+    h2 = train(resumed, x, y, cfg, 0.05, seed=1, checkpoint=ck)
     assert [r["epoch"] for r in h2] == [1, 2, 3, 4]
+    assert h2 == h
     assert torch.equal(predict(resumed, x), predict(full, x))
     for a, b in zip(resumed.parameters(), full.parameters()):
-        torch.testing.assert_close(a, b)
+        assert torch.equal(a, b)
+
+
+def test_checkpoint_of_other_params_starts_over_and_a_corrupt_one_is_an_error(tmp_path, caplog):
+    x, y, cfg = _toy()
+    cfg = cfg.model_copy(update={"epochs": 2})
+    path = tmp_path / "ck.pt"
+    train(net("mlp", 4, True, width=16), x, y, cfg, 0.05, seed=1, checkpoint=Checkpoint(path, "a"))
+    fresh = net("mlp", 4, True, width=16)
+    with caplog.at_level("WARNING", logger="tenfold.checkpoints"):
+        h = train(fresh, x, y, cfg, 0.05, seed=1, checkpoint=Checkpoint(path, "b"))  # fingerprint mismatch
+    assert [r["epoch"] for r in h] == [1, 2] and "starting over" in caplog.text
+    assert Checkpoint(path, "b").load()["epoch"] == 2  # overwritten by the new run
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="ck.pt"):
+        train(net("mlp", 4, True, width=16), x, y, cfg, 0.05, seed=1, checkpoint=Checkpoint(path, "b"))

@@ -4,15 +4,23 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tenfold.core.seeds import seeded
 from tenfold.registry import ParamsError, validate_section
-from tenfold.studies.gradinit.algorithm import RescaleAdam, batch_stream, gradinit, sample_stream, scale_bounds
+from tenfold.studies.gradinit.algorithm import (
+    RescaleAdam,
+    batch_stream,
+    gradinit,
+    sample_stream,
+    scale_bounds,
+    scale_summary,
+)
 from tenfold.studies.gradinit.models import VGG, PostLNTransformer, ResNet
 from tenfold.studies.gradinit.params import GradInitConfig, SeqTask, SeqTrain
 from tenfold.studies.gradinit.seqtask import make_batch, token_loss
 from tenfold.studies.gradinit.train import train_seq
-from tenfold.core.seeds import seeded
 
 
 def tiny_vgg():
@@ -151,7 +159,7 @@ def test_params_reject_unknown_and_bad_values():
         validate_section("gradinit", {"transformer": {"model": {"layerz": 2}}})
     with pytest.raises(ParamsError, match="divisible"):
         validate_section("gradinit", {"transformer": {"model": {"d_model": 10, "heads": 3}}})
-    assert math.isclose(validate_section("gradinit", {}).transformer.init.eta, 1e-3)
+    assert math.isclose(validate_section("gradinit", {}).transformer.init.eta, 0.02)  # the CPU default
 
 
 def test_resnet_init_follows_the_official_no_bn_code():
@@ -182,8 +190,8 @@ def test_standardize_uses_training_statistics_per_channel():
 
 
 def test_resnet_biases_train_at_a_tenth_of_the_lr():
-    from tenfold.studies.gradinit.train import param_groups, train_images
     from tenfold.studies.gradinit.params import ImageTrain
+    from tenfold.studies.gradinit.train import param_groups, train_images
 
     model = seeded(0, lambda: ResNet(1, 4, 1, 10))
     groups = param_groups(model, 0.05, 0.1)
@@ -223,8 +231,6 @@ def test_divergence_criterion():
 
 
 def test_transformer_scale_summary_groups_every_tensor_once():
-    from tasks.gradinit import scale_summary
-
     t = seeded(0, lambda: PostLNTransformer(5, 4, 16, 2, 2, 16, 0.0))
     scales = {k: 1.0 + 0.01 * i for i, (k, _) in enumerate(t.named_parameters())}
     out = scale_summary(scales)

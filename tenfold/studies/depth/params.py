@@ -10,22 +10,22 @@ from tenfold.core.config import Strict
 
 class DepthData(Strict):
     dataset: Literal["mnist5k", "digits", "cifar10"] = "mnist5k"
-    n_train: int | None = Field(None, ge=10)
-    n_test: int | None = Field(None, ge=10)
+    n_train: int | None = Field(2000, ge=10, description="null = the whole training split")
+    n_test: int | None = Field(1000, ge=10, description="null = the whole test split")
 
 
 class DepthTrain(Strict):
     """SGD momentum 0.9, weight decay 2e-4, exponential warmup then step decay (the official launch scripts)."""
 
-    epochs: int = Field(4, ge=1)
-    batch_size: int = Field(128, ge=1)
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(32, ge=1)
     lr: float = Field(0.05, gt=0)
     recurrent_lr: float | None = Field(None, gt=0, description="lr of recurrent nets; null = same as lr")
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(2e-4, ge=0)
     warmup_epochs: int = Field(1, ge=0, description="exponential warmup lr*(1-exp(-(epoch+1)/warmup))")
-    milestones: list[float] = Field([0.5, 0.75], description="fractions of the epochs where lr is multiplied by 0.1")
-    clip: float | None = Field(None, gt=0, description="grad-norm clipping; null = off (as in the paper)")
+    milestones: list[float] = Field([0.6, 0.8], description="fractions of the epochs where lr is multiplied by 0.1")
+    clip: float | None = Field(1.0, gt=0, description="grad-norm clipping; null = off (as in the paper)")
 
 
 class Family(Strict):
@@ -47,9 +47,10 @@ class Family(Strict):
 
 class DepthParams(Strict):
     data: DepthData = DepthData()
-    families: list[Family] = [Family(name="residual", width=16, depths=[7, 11, 15]),
-                              Family(name="mlp", width=128, depths=[3, 5, 7], lr=0.02)]
+    families: list[Family] = [Family(name="residual", width=12, depths=[11, 15]),
+                              Family(name="mlp", width=128, depths=[4, 6, 8], lr=0.02),
+                              Family(name="cnn", width=16, depths=[5, 7])]
     train: DepthTrain = DepthTrain()
-    init: Literal["default", "kaiming"] = Field("default", description="default = PyTorch's init (the paper's code)")
-    seeds: int = Field(1, ge=1)
+    init: Literal["default", "kaiming"] = Field("kaiming", description="default = PyTorch's init (the paper's code)")
+    seeds: int = Field(3, ge=1)
     max_gap: float = Field(0.03, gt=0, description="depth_emulation holds if the mean |rec - ff| accuracy gap <= this")

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tenfold.core.runtime import atomic_torch_save
+from tenfold.core.checkpoints import Checkpoint
+from tenfold.core.seeds import generator, seed_for
 
 
 def lr_at(epoch: int, cfg, base_lr: float) -> float:
@@ -28,28 +28,24 @@ def predict(model: nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor
 
 
 def train(model: nn.Module, xtr: torch.Tensor, ytr: torch.Tensor, cfg, base_lr: float, seed: int,
-          checkpoint: str | Path | None = None, fingerprint: str = "") -> list[dict]:
+          checkpoint: Checkpoint | None = None) -> list[dict]:
     """SGD with the warmup/step schedule; checkpoint after every epoch, resume a matching checkpoint.
 
-    The shuffling generator is seeded per epoch, so a resumed run gives the same weights as an uninterrupted one.
+    The shuffling generator of each epoch is seeded with `seed_for(seed, "depth", "epoch", epoch)`, so a resumed run
+    gives the same weights as an uninterrupted one.
     """
     opt = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     start, history = 0, []
-    if checkpoint is not None and Path(checkpoint).exists():
-        try:
-            state = torch.load(checkpoint, map_location=xtr.device, weights_only=True)
-        except Exception:  # a truncated checkpoint: start over
-            state = None
-        if state and state.get("fingerprint") == fingerprint:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            start, history = state["epoch"], list(state["history"])
+    state = checkpoint.load(map_location=xtr.device) if checkpoint else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start, history = state["epoch"], list(state["history"])
     model.train()
     for epoch in range(start, cfg.epochs):
         for g in opt.param_groups:
             g["lr"] = lr_at(epoch, cfg, base_lr)
-        gen = torch.Generator().manual_seed(seed * 1000 + epoch)
-        perm = torch.randperm(len(xtr), generator=gen).to(xtr.device)
+        perm = torch.randperm(len(xtr), generator=generator(seed_for(seed, "depth", "epoch", epoch))).to(xtr.device)
         losses = []
         for i in range(0, len(xtr), cfg.batch_size):
             idx = perm[i:i + cfg.batch_size]
@@ -61,8 +57,6 @@ def train(model: nn.Module, xtr: torch.Tensor, ytr: torch.Tensor, cfg, base_lr: 
             opt.step()
             losses.append(loss.item())
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": opt.param_groups[0]["lr"]})
-        if checkpoint is not None:
-            atomic_torch_save(checkpoint, {"epoch": epoch + 1, "model": model.state_dict(),
-                                           "optimizer": opt.state_dict(), "history": history,
-                                           "fingerprint": fingerprint})
+        if checkpoint:
+            checkpoint.save(epoch=epoch + 1, model=model.state_dict(), optimizer=opt.state_dict(), history=history)
     return history

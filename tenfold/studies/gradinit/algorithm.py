@@ -14,8 +14,8 @@ Finally the scales are multiplied into the module's parameters in place.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -158,3 +158,17 @@ def sample_stream(sampler: Callable[[torch.Generator], Batch], seed: int) -> Ite
     gen = torch.Generator().manual_seed(seed)
     while True:
         yield sampler(gen)
+
+
+def scale_summary(scales: dict[str, float]) -> dict:
+    """min / mean / max of the learned scales per kind of tensor (the official code logs the same statistics):
+    embeddings (`tok.`, `pos.`), LayerNorm weights, biases, other weights; each tensor counted once."""
+    kinds = {"embedding": lambda k: k.startswith(("tok.", "pos.")), "layernorm": lambda k: ".ln" in k and "weight" in k,
+             "bias": lambda k: k.endswith("bias"), "weight": lambda k: k.endswith("weight")}
+    out, seen = {}, set()
+    for kind, pick in kinds.items():
+        vals = [v for k, v in scales.items() if k not in seen and pick(k)]
+        seen |= {k for k in scales if pick(k)}
+        if vals:
+            out[kind] = {"min": min(vals), "mean": sum(vals) / len(vals), "max": max(vals), "n": len(vals)}
+    return out

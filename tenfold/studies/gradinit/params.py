@@ -26,16 +26,16 @@ class GradInitConfig(Strict):
 
 class ImageData(Strict):
     dataset: Literal["mnist5k", "digits", "cifar10"] = "mnist5k"
-    n_train: int | None = Field(None, ge=10)
-    n_test: int | None = Field(None, ge=10)
+    n_train: int | None = Field(4000, ge=10, description="null = the whole training split")
+    n_test: int | None = Field(500, ge=10, description="null = the whole test split")
 
 
 class ImageTrain(Strict):
     """Training after initialisation: SGD momentum 0.9, cosine schedule, grad-norm clip (as `--train-clip 1`)."""
 
-    epochs: int = Field(3, ge=1)
-    batch_size: int = Field(128, ge=1)
-    lr: float = Field(0.1, gt=0)
+    epochs: int = Field(2, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(0.05, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(1e-4, ge=0)
     clip: float | None = Field(1.0, gt=0, description="gradient-norm clipping during training; null = off")
@@ -45,9 +45,9 @@ class ImageTrain(Strict):
 
 class ImageModel(Strict):
     vgg_depth: Literal[11, 13, 16, 19] = 11
-    vgg_width: float = Field(0.25, gt=0, description="channel multiplier of VGG (1 = 64..512)")
+    vgg_width: float = Field(0.125, gt=0, description="channel multiplier of VGG (1 = 64..512)")
     resnet_blocks: int = Field(3, ge=1, description="BasicBlocks per stage; depth = 6 * blocks + 2")
-    resnet_width: int = Field(16, ge=1, description="channels of the first stage (16 in the paper)")
+    resnet_width: int = Field(8, ge=1, description="channels of the first stage (16 in the paper)")
 
 
 class ImageStudy(Strict):
@@ -57,22 +57,22 @@ class ImageStudy(Strict):
     data: ImageData = ImageData()
     model: ImageModel = ImageModel()
     train: ImageTrain = ImageTrain()
-    vgg_init: GradInitConfig = GradInitConfig(lr=1e-2, iters=390)
-    resnet_init: GradInitConfig = GradInitConfig(lr=5e-2, iters=390)
+    vgg_init: GradInitConfig = GradInitConfig(lr=1e-2, iters=40, batch_size=64)
+    resnet_init: GradInitConfig = GradInitConfig(lr=5e-2, iters=40, batch_size=64)
 
 
 class SeqTask(Strict):
     task: Literal["copy", "reverse", "sort"] = "sort"
-    vocab: int = Field(16, ge=2)
-    length: int = Field(12, ge=2)
-    n_test: int = Field(512, ge=16)
+    vocab: int = Field(10, ge=2)
+    length: int = Field(8, ge=2)
+    n_test: int = Field(256, ge=16)
 
 
 class SeqModel(Strict):
-    d_model: int = Field(64, ge=8)
+    d_model: int = Field(32, ge=8)
     heads: int = Field(4, ge=1)
-    layers: int = Field(6, ge=1)
-    ffn: int = Field(256, ge=8)
+    layers: int = Field(8, ge=1)
+    ffn: int = Field(64, ge=8)
     dropout: float = Field(0.1, ge=0, lt=1)
 
     @model_validator(mode="after")
@@ -85,9 +85,9 @@ class SeqModel(Strict):
 class SeqTrain(Strict):
     """Adam (0.9, 0.98), constant learning rate, no warmup (the setting of the paper's IWSLT experiment)."""
 
-    steps: int = Field(300, ge=1)
-    batch_size: int = Field(64, ge=1)
-    lrs: list[float] = [3e-4, 1e-3, 3e-3]
+    steps: int = Field(200, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lrs: list[float] = [0.005, 0.01, 0.014, 0.02]
     weight_decay: float = Field(0.0, ge=0)
     trains_threshold: float = Field(0.8, gt=0, le=1, description="a run 'trains' if test token accuracy >= this")
     diverge_window: int = Field(50, ge=1, description="a run 'diverged' if its loss is non-finite or the mean "
@@ -101,8 +101,8 @@ class TransformerStudy(Strict):
     task: SeqTask = SeqTask()
     model: SeqModel = SeqModel()
     train: SeqTrain = SeqTrain()
-    init: GradInitConfig = GradInitConfig(alg="adam", iters=780, lr=2.5e-3, eta=1e-3, gamma=1000.0, beta2=0.98,
-                                          grad_clip=1e8, max_scale=100.0, batch_size=64)
+    init: GradInitConfig = GradInitConfig(alg="adam", iters=100, lr=1e-2, eta=0.02, gamma=1000.0, beta2=0.98,
+                                          grad_clip=1e8, max_scale=100.0, batch_size=32)
 
 
 class GradInitParams(Strict):

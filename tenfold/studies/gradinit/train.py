@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tenfold.core.seeds import generator, seed_for
 from tenfold.studies.gradinit.seqtask import make_batch, token_loss
 
 
@@ -113,12 +114,16 @@ def diverged(losses: list[float], window: int, reference: float | None = None, t
 
 def train_seq(model: nn.Module, task, cfg, lr: float, device, seed: int, eval_every: int = 50) -> dict:
     """Adam (0.9, 0.98) at a constant `lr` with no warmup on fresh generated batches; held-out accuracy curve,
-    the first-step loss, the mean loss of the last `cfg.diverge_window` steps and the divergence verdict."""
-    gen = torch.Generator().manual_seed(seed)
-    test_gen = torch.Generator().manual_seed(10_000 + seed)
+    the first-step loss, the mean loss of the last `cfg.diverge_window` steps and the divergence verdict.
+
+    Training batches, the held-out set and the dropout masks each get their own seed from `seed` (the held-out set
+    is the same for every run of one seed)."""
+    gen = generator(seed_for(seed, "gradinit", "seq_batches"))
+    test_gen = generator(seed_for(seed, "gradinit", "seq_test"))
     xte, yte = (t.to(device) for t in make_batch(task.task, task.n_test, task.length, task.vocab, test_gen))
     if hasattr(model, "seed_dropout"):
-        model.seed_dropout(20_000 + seed)  # dropout masks independent of other threads' use of the global RNG
+        # dropout masks independent of other threads' use of the global RNG
+        model.seed_dropout(seed_for(seed, "gradinit", "dropout"))
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
     curve, losses = [], []
     model.train()
@@ -139,4 +144,5 @@ def train_seq(model: nn.Module, task, cfg, lr: float, device, seed: int, eval_ev
     window = cfg.diverge_window
     return {"lr": lr, "curve": curve, "final_test_acc": final["test_acc"], "final_test_loss": final["test_loss"],
             "initial_loss": float(losses[0]), "final_train_loss": float(np.mean(losses[-window:])),
-            "diverged": diverged(losses, window, math.log(task.vocab), cfg.diverge_tolerance), "trains": bool(final["test_acc"] >= cfg.trains_threshold)}
+            "diverged": diverged(losses, window, math.log(task.vocab), cfg.diverge_tolerance),
+            "trains": bool(final["test_acc"] >= cfg.trains_threshold)}
