@@ -1,5 +1,6 @@
-"""Prefect tasks of the `security` and `augmentation` studies: train the clean network, craft one poison, run one
-benchmark cell (each cell also becomes a nested MLflow run under the study's parent run)."""
+"""Prefect tasks of the `security` and `augmentation` studies: load the data, train the clean network, craft one
+poison, load what craft_poisons made, run one benchmark cell or one dilution check; and the helpers that log the
+cells as nested MLflow runs under the study's run."""
 from __future__ import annotations
 
 import torch
@@ -9,7 +10,16 @@ from prefect.logging import get_run_logger
 
 from tenfold.components.attacks.base import Poison
 from tenfold.core.runtime import atomic_torch_save
-from tenfold.studies.security import benchmark
+from tenfold.studies.security import benchmark, crafted
+from tenfold.studies.security.params import Data, SecurityParams
+
+
+@task(name="load-security-data", cache_policy=NO_CACHE)
+def load_data(cfg: Data, data_root: str, seed: int):
+    data = benchmark.load_data(cfg, data_root, seed)
+    get_run_logger().info("%s: %d training / %d test images (source %s)", cfg.dataset, len(data.y_train),
+                          len(data.y_test), data.source)
+    return data
 
 
 @task(name="train-clean-net", cache_policy=NO_CACHE)
@@ -25,14 +35,24 @@ def train_clean(data, victim, device, seed: int, path: str):
 @task(name="craft-poison", cache_policy=NO_CACHE)
 def craft_poison(attack: str, data, surrogate, budget, craft_cfg, trial: int, seed: int, device, path: str,
                  mix=None, label: str | None = None) -> dict:
+    """Trial `trial` of `attack` (`seed`: that trial's setup seed), saved to `path`; its manifest entry."""
     torch.set_num_threads(1)
-    poison = benchmark.craft(attack, data, surrogate, budget, craft_cfg, trial, seed, device, mix)
+    poison = benchmark.craft(attack, data, surrogate, budget, craft_cfg, seed, device, mix)
     poison.attack = label or attack
     poison.save(path)
     get_run_logger().info("crafted %s trial %d: %d poisons %s", poison.attack, trial, len(poison.indices),
                           poison.info)
     return {"attack": poison.attack, "trial": trial, "path": path, "n_poison": int(len(poison.indices)),
             **{k: float(v) for k, v in poison.info.items() if isinstance(v, (int, float))}}
+
+
+@task(name="load-crafted", cache_policy=NO_CACHE)
+def load_crafted(data_root: str, security: SecurityParams, common_seed: int):
+    """(data, clean network, manifest) of craft_poisons, checked against these params (`crafted.load_crafted`)."""
+    data, net, manifest = crafted.load_crafted(data_root, security, common_seed)
+    get_run_logger().info("loaded %d crafted poisons and the clean network (accuracy %.4f) from %s",
+                          len(manifest["poisons"]), manifest["clean_acc"], crafted.poison_dir(data_root))
+    return data, net, manifest
 
 
 @task(name="benchmark-cell", cache_policy=NO_CACHE)
@@ -72,3 +92,10 @@ def log_cells(run, cells: list[dict]) -> None:
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 client.log_metric(child, k.replace("(", "_").replace(")", "").replace("=", "_"), float(v))
         client.set_terminated(child)
+
+
+def log_dilution(run, diag: list[dict]) -> None:
+    """The dilution check's gains, one pair of metrics per gradient-matching poison."""
+    for d in diag:
+        key = f"dilution.{d['attack'].replace('+', '_')}.{d['trial_seed']}"
+        run.log_metrics({f"{key}.gain": d["gain"], f"{key}.set_gain": d["set_gain"]})

@@ -1,46 +1,33 @@
-"""The augmentation study's claim logic on synthetic cell summaries (holds is computed, never written)."""
-from flows.augmentation import _claims, dp_label
+"""The augmentation study's params and plan: its defense rows and the crafted poisons they need."""
+import pytest
+from pydantic import ValidationError
+
+from tenfold.studies.augmentation import plan
 from tenfold.studies.augmentation.params import AugmentationParams
-
-
-def _run(summary):
-    p = AugmentationParams()
-    labels = ["none", "cutmix", "mixup", dp_label(0.5), dp_label(1.5)]
-
-    def m(a, d, k):
-        return summary.get((a, d), {}).get(k)
-    return _claims(p, summary, labels, m)
-
-
-def _s(succ, acc):
-    return {"success": succ, "clean_acc": acc}
-
-
-def test_cutmix_claim_needs_both_the_cut_and_the_accuracy():
-    base = {("badnets", "none"): _s(0.8, 0.95), ("badnets", "mixup"): _s(0.5, 0.95),
-            ("badnets", dp_label(0.5)): _s(0.6, 0.9), ("badnets", dp_label(1.5)): _s(0.1, 0.6)}
-    ok = _run({**base, ("badnets", "cutmix"): _s(0.2, 0.945)})[0]
-    assert ok[0].holds and abs(ok[0].measured - 0.75) < 1e-9
-    too_costly = _run({**base, ("badnets", "cutmix"): _s(0.2, 0.90)})[0]
-    assert not too_costly[0].holds
-    weak = _run({**base, ("badnets", "cutmix"): _s(0.6, 0.95)})[0]
-    assert not weak[0].holds
-
-
-def test_dpsgd_cost_uses_smallest_noise_that_defends_as_well_as_cutmix():
-    s = {("badnets", "none"): _s(0.8, 0.95), ("badnets", "cutmix"): _s(0.2, 0.94), ("badnets", "mixup"): _s(0.5, 0.95),
-         ("badnets", dp_label(0.5)): _s(0.6, 0.9), ("badnets", dp_label(1.5)): _s(0.1, 0.6)}
-    claims, notes = _run(s)
-    assert claims[1].holds and abs(claims[1].measured - (0.35 - 0.01)) < 1e-9
-    assert any("dpsgd(sigma=1.5)" in n for n in notes)
-    s[("badnets", dp_label(1.5))] = _s(0.3, 0.6)
-    claims, notes = _run(s)
-    assert claims[1].measured is None and not claims[1].holds
+from tenfold.studies.security.params import DPSGD
 
 
 def test_params_reject_unknown_defense():
-    import pytest
-    from pydantic import ValidationError
-
     with pytest.raises(ValidationError, match="unknown defense"):
         AugmentationParams(defenses=["none", "magic"])
+
+
+def test_defense_plan_adds_one_dpsgd_row_per_noise_level():
+    p = AugmentationParams(defenses=["none", "cutmix"], dp_noise=[0.5, 1.5])
+    base = DPSGD(noise_multiplier=1.0, max_grad_norm=2.0)
+    rows = plan.defense_plan(p, base)
+    assert [(lab, name) for lab, name, _ in rows] == [("none", "none"), ("cutmix", "cutmix"),
+                                                      ("dpsgd(sigma=0.5)", "dpsgd"), ("dpsgd(sigma=1.5)", "dpsgd")]
+    assert rows[0][2] is None and rows[3][2].noise_multiplier == 1.5 and rows[3][2].max_grad_norm == 2.0
+    assert base.noise_multiplier == 1.0                          # security's params are not modified
+
+
+def test_poisons_of_the_study_and_a_clear_error_for_uncrafted_attacks():
+    p = AugmentationParams(attacks=["badnets", "gradient_matching+cutmix"])
+    crafted = [{"attack": a, "path": f"{a}_{t}.npz"} for a in ["badnets", "poison_frogs", "gradient_matching+cutmix"]
+               for t in range(2)]
+    assert [e["path"] for e in plan.poisons(p, crafted)] == ["badnets_0.npz", "badnets_1.npz",
+                                                             "gradient_matching+cutmix_0.npz",
+                                                             "gradient_matching+cutmix_1.npz"]
+    with pytest.raises(ValueError, match=r"\['gradient_matching\+cutmix'\] not crafted.*rerun craft_poisons"):
+        plan.poisons(p, crafted[:4])

@@ -8,7 +8,8 @@ from tenfold.components.attacks import ATTACKS
 from tenfold.components.defenses import DEFENSES
 from tenfold.studies.security.taxonomy import taxonomy_tables
 from tenfold.components.data.images import ImageData
-from tenfold.studies.security import benchmark
+from tenfold.studies.security import benchmark, crafted
+from tenfold.studies.security.plan import craft_jobs, dilution_poisons, grid_jobs
 from tenfold.studies.security.params import SecurityParams
 
 torch.set_num_threads(1)  # tiny tensors: extra threads only add contention
@@ -46,7 +47,7 @@ def test_backdoor_cell_and_filter_report_precision_recall():
                                         "craft": {"badnets": {"fraction": None}}})  # use the budget
     data = _data()
     net = benchmark.train_clean(data, sp.victim, "cpu", 0)
-    p = benchmark.craft("badnets", data, net, sp.budget, sp.craft, 0, 0, "cpu")
+    p = benchmark.craft("badnets", data, net, sp.budget, sp.craft, 0, "cpu")
     assert len(p.indices) == 6
     cell = benchmark.run_cell(p, "spectral_signatures", data, sp.victim, sp.defense, net, "cpu", 1)
     assert cell["victim"] == "from-scratch" and 0 <= cell["success"] <= 1
@@ -64,7 +65,7 @@ def test_victim_kind_override_fine_tunes_only_the_head():
     data = _data()
     net = benchmark.train_clean(data, sp.victim, "cpu", 0)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    p = benchmark.craft("badnets", data, net, sp.budget, sp.craft, 0, 0, "cpu")
+    p = benchmark.craft("badnets", data, net, sp.budget, sp.craft, 0, "cpu")
     ft = benchmark.run_cell(p, "none", data, sp.victim, sp.defense, net, "cpu", 1, victim="fine-tune")
     sc = benchmark.run_cell(p, "none", data, sp.victim, sp.defense, net, "cpu", 1, victim="from-scratch")
     assert ft["victim"] == "fine-tune" and sc["victim"] == "from-scratch"
@@ -74,8 +75,6 @@ def test_victim_kind_override_fine_tunes_only_the_head():
 
 
 def test_grid_jobs_cover_both_victims_and_focus_blocks():
-    from flows.security import grid_jobs
-
     sp = SecurityParams.model_validate({
         "craft": {"attacks": ["badnets", "poison_frogs"]}, "grid_defenses": ["none", "strip"],
         "grid_focus": [{"attacks": ["badnets"], "defenses": ["cutmix", "strip"]},
@@ -103,7 +102,7 @@ def test_dilution_diagnostic_separates_crafting_from_dilution():
     data = _data()
     net = benchmark.train_clean(data, sp.victim, "cpu", 0)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    p = benchmark.craft("gradient_matching", data, net, sp.budget, sp.craft, 0, 0, "cpu")
+    p = benchmark.craft("gradient_matching", data, net, sp.budget, sp.craft, 0, "cpu")
     set_cfg = benchmark.TrainConfig(1, 16, 0.01, 0.0)
     d = benchmark.dilution_diagnostic(p, data, net, 3, 0.05, set_cfg, "cpu", 1)
     assert d["n_poison"] == 6 and d["gain"] == pytest.approx(d["poisons_only"] - d["bases_only"])
@@ -112,3 +111,43 @@ def test_dilution_diagnostic_separates_crafting_from_dilution():
     p.x = data.x_train[p.indices].copy()                          # no perturbation: nothing to gain
     d0 = benchmark.dilution_diagnostic(p, data, net, 3, 0.05, set_cfg, "cpu", 1)
     assert d0["gain"] == 0 and d0["set_gain"] == 0
+
+
+def test_craft_jobs_add_the_adaptive_variants_and_dilution_takes_every_gradient_matching_poison():
+    sp = SecurityParams.model_validate({"craft": {"attacks": ["badnets", "gradient_matching"], "adaptive": ["cutmix"]}})
+    assert craft_jobs(sp) == [("badnets", None), ("gradient_matching", None), ("gradient_matching+cutmix", "cutmix")]
+    assert craft_jobs(sp.model_copy(update={"craft": sp.craft.model_copy(update={"attacks": ["badnets"]})})) == \
+        [("badnets", None)]
+    poisons = [{"attack": a, "path": a} for a in ["badnets", "gradient_matching", "gradient_matching+cutmix"]]
+    assert [e["attack"] for e in dilution_poisons(sp, poisons)] == ["gradient_matching", "gradient_matching+cutmix"]
+    off = SecurityParams.model_validate({"diagnostic": {"enabled": False}})
+    assert dilution_poisons(off, poisons) == []
+
+
+def test_manifest_records_its_params_and_refuses_other_ones(tmp_path):
+    """craft_poisons records the data, clean-network and seed params; a later stage with other ones fails naming
+    them (not with a shape error when the width differs, nor silently on another data subset)."""
+    sp = SecurityParams.model_validate({"victim": {"width": 4, "epochs": 1, "batch_size": 16}})
+    data = _data()
+    net = benchmark.train_clean(data, sp.victim, "cpu", 0)
+    out = crafted.poison_dir(tmp_path)
+    out.mkdir(parents=True)
+    torch.save(net.state_dict(), out / crafted.CLEAN_NET)
+    entry = {"attack": "badnets", "trial": 0, "path": "elsewhere/badnets_0.npz", "n_poison": 3}
+    crafted.write_manifest(out, crafted.manifest(sp, 0, data, 11, 0.5, [entry]))
+    m = crafted.read_manifest(out, sp, 0)
+    assert m["data_seed"] == 11 and m["poisons"][0]["path"] == str(out / "badnets_0.npz")
+    assert m["made_with"]["security.victim.width"] == 4 and m["made_with"]["security.data.dataset"] == "mnist5k"
+    wider = sp.model_copy(update={"victim": sp.victim.model_copy(update={"width": 8})})
+    with pytest.raises(crafted.CraftedMismatch, match=r"security\.victim\.width: crafted with 4, this run 8"):
+        crafted.read_manifest(out, wider, 0)
+    other = sp.model_copy(update={"data": sp.data.model_copy(update={"n_train": 500})})
+    with pytest.raises(crafted.CraftedMismatch, match=r"security\.data\.n_train") as err:
+        crafted.read_manifest(out, other, 1)
+    assert "common.seed: crafted with 0, this run 1" in str(err.value)
+    assert "width" not in str(err.value)                         # only the params that differ are named
+    # the fine-tuning victim's params do not make the clean network: changing them needs no recrafting
+    ft = sp.model_copy(update={"victim": sp.victim.model_copy(update={"finetune_epochs": 9})})
+    assert crafted.read_manifest(out, ft, 0)["clean_acc"] == 0.5
+    with pytest.raises(FileNotFoundError, match="run craft_poisons|craft_poisons"):
+        crafted.read_manifest(tmp_path / "nowhere", sp, 0)

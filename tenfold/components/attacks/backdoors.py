@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from tenfold.components.attacks.base import CraftContext, Poison, project_linf, random_trigger, sample_poison_indices, stamp
 from tenfold.components.attacks.registry import register_attack
+from tenfold.core.seeds import seed_for
 
 
 def _trigger(ctx: CraftContext) -> np.ndarray:
@@ -59,7 +60,8 @@ def craft_hidden_trigger(ctx: CraftContext, cfg) -> Poison:
     as in Saha et al.'s greedy assignment, here simply a seeded permutation)."""
     s, trig, dev, model = ctx.setup, _trigger(ctx), ctx.device, ctx.surrogate.to(ctx.device).eval()
     idx = sample_poison_indices(ctx.y_train, ctx.n_poison, ctx.seed, cls=s.adv_class)
-    src = sample_poison_indices(ctx.y_train, ctx.n_poison, ctx.seed + 1, cls=s.source_class)
+    src = sample_poison_indices(ctx.y_train, ctx.n_poison, seed_for(ctx.seed, "attacks", "hidden_trigger", "source"),
+                                cls=s.source_class)
     xb = torch.as_tensor(ctx.x_train[idx]).to(dev)
     with torch.no_grad():
         fs = model.features(torch.as_tensor(stamp(ctx.x_train[src], trig)).to(dev))

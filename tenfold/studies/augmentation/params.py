@@ -13,7 +13,7 @@ class AugmentationParams(Strict):
 
     attacks: list[str] = ["badnets", "gradient_matching", "gradient_matching+cutmix"]
     defenses: list[str] = ["none", "mixup", "cutmix", "cutout", "maxup", "batch_clip_noise"]
-    dp_noise: list[float] = Field([0.3, 1.0], description="DP-SGD noise multipliers (one defense row each)")
+    dp_noise: list[float] = Field([0.5, 1.5], description="DP-SGD noise multipliers (one defense row each)")
     backdoor_cut_target: float = Field(0.5, gt=0, le=1, description="backdoor success must drop by this fraction")
     max_acc_drop: float = Field(0.01, ge=0, description="allowed clean-accuracy drop (fraction, 0.01 = 1 point)")
 

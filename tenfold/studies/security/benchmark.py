@@ -55,14 +55,16 @@ def mixer(name: str, defenses: Defenses, num_classes: int):
     return get_defense(name).build(getattr(defenses, name), num_classes).mix
 
 
-def craft(attack: str, data: ImageData, surrogate: ConvNet, budget: Budget, craft_cfg: Craft, trial: int,
-          seed: int, device, mix=None) -> Poison:
-    """Craft the poison of one setup (trial) of `attack`; the setup depends only on (seed, trial, goal)."""
+def craft(attack: str, data: ImageData, surrogate: ConvNet, budget: Budget, craft_cfg: Craft, seed: int, device,
+          mix=None) -> Poison:
+    """Craft the poison of one setup of `attack`: `seed` is the setup's seed (one per trial, shared by every
+    attack, so that the targeted attacks of a trial aim at the same target); the setup depends only on (seed, goal)
+    and the crafting's own draws are seeded by it too."""
     spec = get_attack(attack)
-    setup = make_setup(spec.goal, data.y_test, data.num_classes, seed * 1000 + trial)
+    setup = make_setup(spec.goal, data.y_test, data.num_classes, seed)
     ctx = CraftContext(data.x_train, data.y_train, data.x_test, data.y_test, data.num_classes,
                        copy.deepcopy(surrogate), device, setup, n_poison(data, budget), budget.eps / 255,
-                       budget.patch_size, seed * 1000 + trial, mix)
+                       budget.patch_size, seed, mix)
     return spec.craft(ctx, getattr(craft_cfg, attack, None))
 
 

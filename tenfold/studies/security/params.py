@@ -12,14 +12,14 @@ from tenfold.core.config import Strict
 
 class Data(Strict):
     dataset: Literal["mnist5k", "digits", "cifar10"] = "mnist5k"
-    n_train: int = Field(4000, ge=20)
+    n_train: int = Field(2000, ge=20)
     n_test: int = Field(1000, ge=10)
 
 
 class Victim(Strict):
-    width: int = Field(16, ge=2)
-    epochs: int = Field(8, ge=1)
-    finetune_epochs: int = Field(10, ge=1, description="head-only epochs of the fine-tuning victim")
+    width: int = Field(8, ge=2)
+    epochs: int = Field(5, ge=1)
+    finetune_epochs: int = Field(5, ge=1, description="head-only epochs of the fine-tuning victim")
     batch_size: int = Field(64, ge=2)
     lr: float = Field(0.05, gt=0)
     finetune_lr: float = Field(0.05, gt=0)
@@ -42,25 +42,25 @@ class Budget(Strict):
 
 
 class GradientMatching(Strict):
-    iters: int = Field(120, ge=1)
-    restarts: int = Field(2, ge=1)
+    iters: int = Field(250, ge=1)
+    restarts: int = Field(4, ge=1)
     tau: float = Field(0.1, gt=0, description="signAdam step = tau * eps")
     augment: bool = True
 
 
 class FeatureCollision(Strict):
-    iters: int = Field(200, ge=1)
+    iters: int = Field(150, ge=1)
     lr: float = Field(0.01, gt=0)
     beta: float = Field(0.25, ge=0)
 
 
 class AdamCraft(Strict):
-    iters: int = Field(200, ge=1)
+    iters: int = Field(150, ge=1)
     lr: float = Field(0.01, gt=0)
 
 
 class PGDCraft(Strict):
-    steps: int = Field(20, ge=1)
+    steps: int = Field(10, ge=1)
     step: float = Field(0.25, gt=0, description="PGD step in units of eps")
 
 
@@ -79,7 +79,7 @@ class Craft(Strict):
                           "clean_label_backdoor", "hidden_trigger"]
     adaptive: list[Literal["mixup", "cutmix"]] = Field(["cutmix"], description="adaptive gradient matching: defense "
                                                        "mixing inside the crafting loss")
-    trials: int = Field(4, ge=1, description="setups (target images / backdoor classes) per attack, fixed by seed")
+    trials: int = Field(2, ge=1, description="setups (target images / backdoor classes) per attack, fixed by seed")
     gradient_matching: GradientMatching = GradientMatching()
     poison_frogs: FeatureCollision = FeatureCollision()
     bullseye_polytope: AdamCraft = AdamCraft()
@@ -178,8 +178,14 @@ class SecurityParams(Strict):
     budget: Budget = Budget()
     craft: Craft = Craft()
     defense: Defenses = Defenses()
-    grid_defenses: list[str] = ["none", "spectral_signatures", "activation_clustering", "strip", "cutmix", "dpsgd"]
-    grid_focus: list[FocusGroup] = Field([], description="extra (attacks x defenses) blocks beyond the full grid")
+    grid_defenses: list[str] = ["none", "spectral_signatures", "activation_clustering", "strip"]
+    grid_focus: list[FocusGroup] = Field(
+        default_factory=lambda: [
+            FocusGroup(attacks=["badnets", "gradient_matching"],
+                       defenses=["mixup", "cutmix", "cutout", "maxup", "batch_clip_noise", "dpsgd"]),
+            FocusGroup(attacks=["gradient_matching+cutmix"], defenses=["none", "cutmix"])],
+        description="extra (attacks x defenses) blocks beyond the full grid: every other registered defense "
+                    "against BadNets and gradient matching, the adaptive attack against none and CutMix")
     victims: list[Literal["from-scratch", "fine-tune"]] = Field(
         ["from-scratch", "fine-tune"], description="victims trained for every attack under the `none` defense "
         "(other defenses use the attack's registry victim)")

@@ -1,4 +1,4 @@
-"""Figures of the security benchmark (attack x defense heat map) and the augmentation study (accuracy vs success)."""
+"""Figures of the security benchmark: the attack x defense heat map."""
 from __future__ import annotations
 
 import numpy as np
@@ -25,20 +25,4 @@ def heatmap(path, attacks: list[str], defenses: list[str], values: dict[tuple[st
                 ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=8)
     fig.colorbar(im, ax=ax, label="attack success")
     ax.set_title(title)
-    return save(fig, path)
-
-
-def acc_vs_success(path, points: dict[str, dict[str, tuple[float, float]]], title: str):
-    """One panel per attack: a labelled point (attack success, clean accuracy) per defense."""
-    fig, axes = plt.subplots(1, len(points), figsize=(4.5 * len(points), 4), squeeze=False)
-    for ax, (attack, by_def) in zip(axes[0], points.items()):
-        for d, (succ, acc) in by_def.items():
-            ax.scatter(succ, acc)
-            ax.annotate(d, (succ, acc), fontsize=8, xytext=(3, 3), textcoords="offset points")
-        ax.set_xlabel("attack success")
-        ax.set_ylabel("clean validation accuracy")
-        ax.set_title(attack)
-        ax.set_xlim(-0.05, 1.05)
-        ax.grid(alpha=0.3)
-    fig.suptitle(title)
     return save(fig, path)

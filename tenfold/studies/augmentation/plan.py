@@ -1,0 +1,26 @@
+"""What the augmentation stage runs: its defense rows and the crafted poisons they are tried against."""
+from __future__ import annotations
+
+from typing import Any
+
+from tenfold.studies.augmentation.outcome import dp_label
+from tenfold.studies.augmentation.params import AugmentationParams
+
+
+def defense_plan(p: AugmentationParams, dpsgd: Any) -> list[tuple[str, str, Any]]:
+    """(label, registered defense, params override or None) of every defense row: `augmentation.defenses` with
+    their `security.defense` params, then DP-SGD (`dpsgd`: the `security.defense.dpsgd` params) at each noise
+    multiplier of `augmentation.dp_noise`."""
+    rows: list[tuple[str, str, Any]] = [(d, d, None) for d in p.defenses]
+    rows += [(dp_label(n), "dpsgd", dpsgd.model_copy(update={"noise_multiplier": n})) for n in p.dp_noise]
+    return rows
+
+
+def poisons(p: AugmentationParams, crafted: list[dict]) -> list[dict]:
+    """The crafted poisons (manifest entries) of `augmentation.attacks`; a clear error if one was not crafted."""
+    have = {e["attack"] for e in crafted}
+    missing = [a for a in p.attacks if a not in have]
+    if missing:
+        raise ValueError(f"augmentation.attacks: {missing} not crafted; add them to security.craft.attacks / "
+                         f"security.craft.adaptive and rerun craft_poisons (crafted: {sorted(have)})")
+    return [e for e in crafted if e["attack"] in p.attacks]
