@@ -18,11 +18,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tenfold.components.data.images import load  # noqa: E402
+from tenfold.core.seeds import seeded  # noqa: E402
 from tenfold.studies.smoothing.models import ConvAutoencoder  # noqa: E402
 from tenfold.studies.smoothing.reference import certify_loop  # noqa: E402
 from tenfold.studies.smoothing.smooth import Smooth  # noqa: E402
-from tenfold.components.data.images import load  # noqa: E402
-from tenfold.core.seeds import seeded  # noqa: E402
 
 
 def main(argv=None) -> dict:

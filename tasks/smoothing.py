@@ -1,4 +1,5 @@
-"""Prefect tasks of the `smoothing` study: train a base model with Gaussian noise, certify inputs with `Smooth`."""
+"""Prefect tasks of the `smoothing` study: load the images, train a base model with Gaussian noise, certify inputs
+with `Smooth`, and log the measurements on the study's MLflow run."""
 from __future__ import annotations
 
 import copy
@@ -10,21 +11,24 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tenfold.components.data import images as image_data
+from tenfold.core.seeds import seed_for, seeded
 from tenfold.studies.smoothing.experiment import certify_inputs, per_input, summarize
 from tenfold.studies.smoothing.models import ConvAutoencoder, CSReconstructor, gaussian_matrix
 from tenfold.studies.smoothing.params import SmoothConfig, TrainConfig
 from tenfold.studies.smoothing.smooth import Smooth
 from tenfold.studies.smoothing.train import reconstruction_mse, train_denoising
-from tenfold.core.seeds import seeded
 
 
 def build_base(kind: str, shape: tuple, cfg, seed: int) -> torch.nn.Module:
-    """The untrained autoencoder or reconstructor of a task section (`cfg`), with seeded weights."""
+    """The untrained autoencoder or reconstructor of a task section (`cfg`), with weights (and the reconstructor's
+    measurement matrix) drawn from seeds named after `seed`."""
+    init = seed_for(seed, "smoothing", "init")
     if kind == "autoencoder":
-        return seeded(seed, lambda: ConvAutoencoder(shape, cfg.latent_dim, tuple(cfg.widths)))
+        return seeded(init, lambda: ConvAutoencoder(shape, cfg.latent_dim, tuple(cfg.widths)))
     if kind == "reconstructor":
-        matrix = gaussian_matrix(int(np.prod(shape)), cfg.measurements, seed)
-        return seeded(seed, lambda: CSReconstructor(matrix, shape, tuple(cfg.widths)))
+        matrix = gaussian_matrix(int(np.prod(shape)), cfg.measurements, seed_for(seed, "smoothing", "matrix"))
+        return seeded(init, lambda: CSReconstructor(matrix, shape, tuple(cfg.widths)))
     raise ValueError(f"unknown base model {kind!r}")
 
 
@@ -32,16 +36,28 @@ def _to_input(model):
     return model.measure if isinstance(model, CSReconstructor) else None
 
 
+@task(name="smoothing-load-images", cache_policy=NO_CACHE)
+def load_images(dataset: str, data_root: str, seed: int) -> image_data.ImageData:
+    """The image dataset of the autoencoder and reconstructor tasks (seeded train/test split)."""
+    data = image_data.load(dataset, data_root, seed=seed)
+    get_run_logger().info("%s (%s): %d training, %d test images", data.name, data.source, len(data.x_train),
+                          len(data.x_test))
+    return data
+
+
 @task(name="smoothing-train-base", cache_policy=NO_CACHE)
 def train_base(kind: str, images: np.ndarray, test_images: np.ndarray, cfg, sigma: float, device, seed: int):
-    """Train the task's base model with noise `sigma`; returns (model in eval mode, history, test MSE)."""
+    """Train the task's base model with noise `sigma`; returns (model in eval mode, history, test MSE). Weights,
+    training order and noise, and the test noise come from seeds named after `seed`."""
     log = get_run_logger()
     model = build_base(kind, tuple(images.shape[1:]), cfg, seed)
     tc: TrainConfig = cfg.train
     x = images[:tc.n_train] if tc.n_train else images
     t0 = time.time()
-    history = train_denoising(model, x, sigma, tc, device, seed, to_input=_to_input(model))
-    mse = reconstruction_mse(model, test_images, sigma, device, seed, to_input=_to_input(model))
+    history = train_denoising(model, x, sigma, tc, device, seed_for(seed, "smoothing", "train"),
+                              to_input=_to_input(model))
+    mse = reconstruction_mse(model, test_images, sigma, device, seed_for(seed, "smoothing", "test_noise"),
+                             to_input=_to_input(model))
     log.info("%s sigma=%g: %d epochs on %d images in %.1fs, loss %.4f, test mse clean %.4f noisy %.4f", kind,
              sigma, tc.epochs, len(x), time.time() - t0, history[-1]["loss"], mse["mse_clean"], mse["mse_noisy"])
     if device.type == "cpu":
@@ -69,3 +85,17 @@ def certify(task_name: str, base, inputs: torch.Tensor, sigma: float, distance: 
     return {"task": task_name, "sigma": sigma, "distance": distance, "eval_mode": eval_mode, "summary": summary,
             "inputs": per_input(certs, eps_in), "certificates": certs, "seconds": wall,
             "certificates_per_second": len(inputs) / wall if wall else None}
+
+
+def log_measurements(run, results: dict, training: dict) -> None:
+    """Per-eps_in median eps_out, abstain rate and certificate rate of every certification, and the training
+    loss curves of the base models, as MLflow metrics of the study's run."""
+    for (kind, s, dname), res in results.items():
+        for r in res["summary"]:
+            run.log_metrics({f"{kind}_{dname}_sigma{s:g}_median_eps_out": r["median_eps_out"]},
+                            step=int(round(r["eps_in"] * 1000)))
+        run.log_metrics({f"{kind}_{dname}_sigma{s:g}_abstain_rate": res["summary"][0]["abstain_rate"],
+                         f"{kind}_{dname}_sigma{s:g}_cert_per_s": res["certificates_per_second"]})
+    for (kind, s), (history, _) in training.items():
+        for h in history:
+            run.log_metrics({f"train_loss_{kind}_sigma{s:g}": h["loss"]}, step=h["epoch"])

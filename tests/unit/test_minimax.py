@@ -3,11 +3,22 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tenfold.studies.minimax.weighted import (checkpoint_epoch, importance_weights, margin, nonuniform_eval, shift_weights,
-                                      shifted_accuracy, trainer_loss, vulnerable_classes, warmup_fraction,
-                                      weighted_ce)
 from tenfold.components.perturb.pgd import accuracy, robust_accuracy
 from tenfold.components.perturb.train import fit
+from tenfold.core.checkpoints import Checkpoint
+from tenfold.studies.minimax.weighted import (
+    checkpoint_epoch,
+    importance_weights,
+    label_shift,
+    margin,
+    nonuniform_eval,
+    shift_weights,
+    shifted_accuracy,
+    trainer_loss,
+    vulnerable_classes,
+    warmup_fraction,
+    weighted_ce,
+)
 
 
 def _model(seed=0):
@@ -111,10 +122,41 @@ def test_eps_warmup_ramps_the_budget_and_resumes():
 
 def test_checkpoint_epoch_reads_fit_checkpoints(tmp_path):
     x, y = _data(32)
-    ck = tmp_path / "ck.pt"
-    assert checkpoint_epoch(ck, "f") == 0
-    fit(_model(), x, y, 2, 0.05, 16, 0, loss_fn=trainer_loss("at", 0.1, 1, 0.05, 0.0), checkpoint=ck, fingerprint="f")
-    assert checkpoint_epoch(ck, "f") == 2 and checkpoint_epoch(ck, "other") == 0
+    ck = Checkpoint(tmp_path / "ck.pt", "f")
+    assert checkpoint_epoch(ck) == 0 and checkpoint_epoch(None) == 0
+    fit(_model(), x, y, 2, 0.05, 16, 0, loss_fn=trainer_loss("at", 0.1, 1, 0.05, 0.0), checkpoint=ck)
+    assert checkpoint_epoch(ck) == 2 and checkpoint_epoch(Checkpoint(ck.path, "other")) == 0
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_killed_weighted_trainer_resumes_warmup_to_identical_weights(tmp_path):
+    """A run killed after epoch 2 of 4 and restarted (warm-up counter from the checkpoint) ends with exactly the
+    weights of an uninterrupted run, although the eps warm-up spans the kill."""
+    x, y = _data(32)
+    seeds = [11, 12, 13, 14]
+
+    def run(ck, kill_after=None):
+        model = _model()
+        start = checkpoint_epoch(ck) * 2  # 2 steps per epoch
+        loss = trainer_loss("weighted_at", 0.2, 2, 0.05, alpha=2.0, warmup_steps=6, start_step=start)
+
+        def on_epoch(r):
+            if r["epoch"] == kill_after:
+                raise _Killed
+        hist = fit(model, x, y, 4, 0.05, 16, 0, loss_fn=loss, checkpoint=ck, epoch_seeds=seeds, on_epoch=on_epoch)
+        return model, hist
+
+    ref, ref_hist = run(Checkpoint(None, ""))
+    ck = Checkpoint(tmp_path / "ck.pt", "fp")
+    with pytest.raises(_Killed):
+        run(ck, kill_after=2)
+    assert checkpoint_epoch(ck) == 2
+    resumed, hist = run(ck)
+    assert [r["loss"] for r in hist] == [r["loss"] for r in ref_hist]
+    assert all(torch.equal(a, b) for a, b in zip(ref.state_dict().values(), resumed.state_dict().values()))
 
 
 @pytest.mark.parametrize("kind", ["at", "weighted_at"])
@@ -149,6 +191,14 @@ def test_shift_weights_put_the_mass_on_the_chosen_classes():
     assert shifted_accuracy(correct, torch.ones(10)) == pytest.approx(0.8)
     with pytest.raises(ValueError):
         shift_weights(y, [5], 0.8, 6)
+
+
+def test_label_shift_pools_every_run_and_reweights():
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    runs = {("at", 1): torch.tensor([1, 1, 0, 0, 1, 1.0]), ("weighted_at", 1): torch.tensor([1, 1, 1, 0, 0, 0.0])}
+    classes, acc = label_shift(runs, y, 1, 0.8, 3)
+    assert classes == [1]  # pooled accuracy: class 0 1.0, class 1 0.25, class 2 0.5
+    assert acc[("at", 1)] == pytest.approx(0.2) and acc[("weighted_at", 1)] == pytest.approx(0.1 + 0.4)
 
 
 def test_vulnerable_classes_are_the_least_robust():

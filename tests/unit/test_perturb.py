@@ -2,11 +2,13 @@
 inference-mode safety, and agreement with torchattacks' PGD."""
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tenfold.components.perturb.pgd import PGD, TranslateFlip, accuracy, attack, ce_loss, project
 from tenfold.components.perturb.models import ARCHS, build
-from tenfold.components.perturb.train import fit
+from tenfold.components.perturb.pgd import PGD, TranslateFlip, accuracy, attack, ce_loss, project
+from tenfold.components.perturb.train import clean_loss, fit, pgd_at_loss
+from tenfold.core.checkpoints import Checkpoint, CheckpointError
 
 
 def _linear(seed=0, d=12, k=3):
@@ -116,6 +118,53 @@ def test_models_build_and_bad_name(arch):
     assert build(arch, 1, 10, 28)(torch.rand(2, 1, 28, 28)).shape == (2, 10)
     with pytest.raises(ValueError, match="unknown architecture"):
         build("vgg", 1, 10, 28)
+
+
+class _Killed(Exception):
+    pass
+
+
+def _fit_run(ck=None, kill_after=None, epochs=3, **kw):
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(40, 1, 2, 6, generator=g), torch.randint(0, 3, (40,), generator=g)
+    model = _linear(1)
+
+    def on_epoch(r):
+        if r["epoch"] == kill_after:
+            raise _Killed
+    hist = fit(model, x, y, epochs, 0.1, 16, 7, checkpoint=ck, on_epoch=on_epoch, **kw)
+    return model, hist
+
+
+@pytest.mark.parametrize("loss", ["clean", "pgd_at"])
+def test_fit_killed_run_resumes_to_identical_weights(tmp_path, loss):
+    kw = {"loss_fn": clean_loss if loss == "clean" else pgd_at_loss(0.1, 2)}
+    ref, ref_hist = _fit_run(**kw)
+    ck = Checkpoint(tmp_path / "ck.pt", "fp")
+    with pytest.raises(_Killed):
+        _fit_run(ck, kill_after=2, **kw)
+    resumed, hist = _fit_run(ck, **kw)
+    assert hist == ref_hist
+    assert all(torch.equal(a, b) for a, b in zip(ref.state_dict().values(), resumed.state_dict().values()))
+
+
+def test_fit_checkpoint_mismatch_starts_over_and_corrupt_file_raises(tmp_path, caplog):
+    ck = Checkpoint(tmp_path / "ck.pt", "one")
+    _fit_run(ck)
+    other, hist = _fit_run(Checkpoint(ck.path, "two"))  # other params: trained from scratch, logged
+    assert [r["epoch"] for r in hist] == [1, 2, 3] and "starting over" in caplog.text
+    ck.path.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="ck.pt"):
+        _fit_run(ck)
+
+
+def test_fit_epoch_seeds_replace_the_default_stream():
+    a, ha = _fit_run(epoch_seeds=[1, 2, 3])
+    b, hb = _fit_run(epoch_seeds=[1, 2, 3])
+    c, hc = _fit_run()
+    assert ha == hb and ha != hc
+    with pytest.raises(ValueError, match="epoch_seeds"):
+        _fit_run(epoch_seeds=[1])
 
 
 @pytest.mark.slow

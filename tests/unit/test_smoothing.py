@@ -1,22 +1,22 @@
 """Unit tests of center smoothing: distances, the blocked median step, `Smooth` against the one-at-a-time
 reference, the certificate's guarantee on a known function, params and base models."""
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import norm
 
+from tenfold.core.seeds import seeded
+from tenfold.registry import ParamsError, validate_section
 from tenfold.studies.smoothing import distances as D
 from tenfold.studies.smoothing.experiment import certify_inputs, summarize
 from tenfold.studies.smoothing.models import ConvAutoencoder, CSReconstructor, HaarFaceBoxes, gaussian_matrix
 from tenfold.studies.smoothing.params import SmoothingParams
 from tenfold.studies.smoothing.reference import certify_loop
 from tenfold.studies.smoothing.smooth import Certificate, Smooth
-from tenfold.registry import ParamsError, validate_section
-from tenfold.core.seeds import seeded
 
 
 @pytest.fixture(autouse=True)
@@ -240,10 +240,10 @@ def test_models_shapes_and_seeded_matrix():
         CSReconstructor(a, (1, 4, 4))
 
 
-def test_haar_finds_an_att_face_and_reports_none_on_a_blank_image():
+def test_haar_finds_an_att_face_and_reports_none_on_a_blank_image(root):
     from tenfold.components.data.faces import load_att
 
-    faces = load_att([Path(__file__).resolve().parents[2] / "shared" / "data"])
+    faces = load_att([root.parent / "shared" / "data"])
     det = HaarFaceBoxes(downscale=1.5, min_size=40)
     boxes = det(torch.from_numpy(np.stack([faces.images[0], np.zeros_like(faces.images[0])]).astype(np.float32)))
     h, w = faces.images[0].shape

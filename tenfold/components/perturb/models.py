@@ -2,7 +2,8 @@
 
     build(arch, in_ch, num_classes, side)  ->  nn.Module
     arch: `smallcnn` (the MNIST net of the weighted-minimax code: conv 32-32-64-64, FC 200-200, dropout 0.5),
-          `cnn` (two conv blocks of 16/32 channels, a fast surrogate), `mlp` (two hidden layers), `resnet` (a narrow ResNet-8).
+          `cnn` (two conv blocks of 16/32 channels, a fast surrogate), `mlp` (two hidden layers),
+          `resnet` (a narrow ResNet-8).
 """
 from __future__ import annotations
 

@@ -14,8 +14,9 @@ differentiable augmentations (EOT: the loss is averaged over `eot` random augmen
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 

@@ -1,19 +1,19 @@
 """A plain, seeded classifier training loop with a pluggable per-batch loss (clean, adversarial, weighted, augmented).
 
-The loop owns shuffling, SGD with momentum, the learning-rate schedule and optional atomic checkpoints that a
-killed run resumes from; `loss_fn(model, xb, yb, gen) -> (loss, info)` decides what a step optimises, so the
-release victims, the adversarially trained counter-move and the minimax trainers all share it.
+The loop owns shuffling, SGD with momentum, the learning-rate schedule and an optional
+`tenfold.core.checkpoints.Checkpoint` that a killed run resumes from; `loss_fn(model, xb, yb, gen) -> (loss, info)`
+decides what a step optimises, so the release victims, the adversarially trained counter-move and the minimax
+trainers all share it.
 """
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from tenfold.core.runtime import atomic_torch_save
+from tenfold.core.checkpoints import Checkpoint
 
 StepLoss = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, dict]]
 
@@ -26,27 +26,28 @@ def clean_loss(model, xb, yb, gen):
 def fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float, batch_size: int,
         seed: int, loss_fn: StepLoss = clean_loss, weight_decay: float = 5e-4, momentum: float = 0.9,
         schedule: str = "cosine", milestones: tuple[float, ...] = (), augment=None,
-        checkpoint: str | Path | None = None, fingerprint: str = "",
-        on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+        checkpoint: Checkpoint | None = None, on_epoch: Callable[[dict], None] | None = None,
+        epoch_seeds: Sequence[int] | None = None) -> list[dict]:
     """Train `model` in place on tensors already on its device; returns per-epoch records.
 
     schedule: `cosine` (to 0), `multistep` (x0.1 at the given fractions of training) or `constant`.
     augment: optional `f(x, gen)` applied to every batch before the loss (e.g. random crop/flip).
-    A checkpoint with the same `fingerprint` is resumed; shuffles are seeded per epoch, so a resumed run
-    reproduces an uninterrupted one.
+    checkpoint: saved after every epoch and resumed when it matches (see `tenfold.core.checkpoints`: a
+    fingerprint mismatch starts over, a corrupt file raises). Every epoch's shuffle, augmentation and loss
+    draws come from one generator seeded for that epoch, so a resumed run reproduces an uninterrupted one.
+    epoch_seeds: the seed of each epoch's generator (e.g. from `tenfold.core.seeds.seed_for`); default
+    `seed * 1_000_003 + epoch`, kept for the callers that have not switched yet.
     """
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     n, history, start = len(x), [], 0
     steps_per_epoch = math.ceil(n / batch_size)
-    if checkpoint is not None and Path(checkpoint).exists():
-        try:
-            state = torch.load(checkpoint, map_location=x.device, weights_only=True)
-        except Exception:  # a truncated checkpoint restarts training rather than crashing
-            state = None
-        if state is not None and state.get("fingerprint") == fingerprint:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            history, start = list(state["history"]), int(state["epoch"])
+    if epoch_seeds is not None and len(epoch_seeds) < epochs:
+        raise ValueError(f"epoch_seeds has {len(epoch_seeds)} seeds for {epochs} epochs")
+    state = checkpoint.load(map_location=x.device) if checkpoint else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        history, start = list(state["history"]), int(state["epoch"])
 
     def lr_at(step: int) -> float:
         frac = step / max(1, epochs * steps_per_epoch)
@@ -58,9 +59,10 @@ def fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, l
 
     for epoch in range(start, epochs):
         model.train()
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        gen = torch.Generator().manual_seed(int(epoch_seeds[epoch]) if epoch_seeds is not None
+                                            else seed * 1_000_003 + epoch)
         perm = torch.randperm(n, generator=gen).to(x.device)
-        tot, correct, infos = 0.0, 0, []
+        tot, infos = 0.0, []
         for b, lo in enumerate(range(0, n, batch_size)):
             for g in opt.param_groups:
                 g["lr"] = lr_at(epoch * steps_per_epoch + b)
@@ -79,9 +81,8 @@ def fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, l
             vals = [i[k] for i in infos]
             rec[k] = torch.cat(vals).tolist() if isinstance(vals[0], torch.Tensor) else sum(vals) / len(vals)
         history.append(rec)
-        if checkpoint is not None:
-            atomic_torch_save(checkpoint, {"epoch": epoch + 1, "model": model.state_dict(), "fingerprint": fingerprint,
-                                           "optimizer": opt.state_dict(), "history": history})
+        if checkpoint:
+            checkpoint.save(epoch=epoch + 1, model=model.state_dict(), optimizer=opt.state_dict(), history=history)
         if on_epoch:
             on_epoch(rec)
     return history

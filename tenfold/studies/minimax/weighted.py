@@ -10,13 +10,12 @@ weighted CE with alpha_pgd, and the weighted robust accuracy is sum(w_i * correc
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 
 from tenfold.components.perturb.pgd import PGD
 from tenfold.components.perturb.train import StepLoss
+from tenfold.core.checkpoints import Checkpoint
 
 TRAINERS = ("at", "weighted_at", "trades", "weighted_trades")
 
@@ -47,16 +46,11 @@ def warmup_fraction(step: int, warmup_steps: int) -> float:
     return 1.0 if warmup_steps <= 0 else min(1.0, (step + 1) / warmup_steps)
 
 
-def checkpoint_epoch(path: str | Path | None, fingerprint: str) -> int:
-    """Epochs already done in a `fit` checkpoint with this fingerprint (0 if none), so a resumed run picks up
-    the eps warm-up where it stopped."""
-    if path is None or not Path(path).exists():
-        return 0
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # fit restarts from scratch on a truncated checkpoint, and so does the warm-up
-        return 0
-    return int(state["epoch"]) if state.get("fingerprint") == fingerprint else 0
+def checkpoint_epoch(checkpoint: Checkpoint | None) -> int:
+    """Epochs already done in a matching `fit` checkpoint (0 if none or another run's), so a resumed run picks
+    up the eps warm-up where it stopped."""
+    state = checkpoint.load() if checkpoint else None
+    return 0 if state is None else int(state["epoch"])
 
 
 def trainer_loss(kind: str, eps: float, steps: int, step_size: float, alpha: float, beta: float = 5.0,
@@ -157,6 +151,17 @@ def shift_weights(y: torch.Tensor, classes: list[int], mass: float, num_classes:
 def shifted_accuracy(correct: torch.Tensor, weights: torch.Tensor) -> float:
     """Accuracy under a re-weighted test distribution: sum(w * correct) / sum(w)."""
     return float((weights * correct.float()).sum() / weights.sum())
+
+
+def label_shift(uniform_correct: dict, y: torch.Tensor, k: int, mass: float, num_classes: int
+                ) -> tuple[list[int], dict]:
+    """The shifted test distribution: the `k` classes with the lowest uniform robust accuracy pooled over every
+    run in `uniform_correct` ({key: per-example 0/1 correctness}; so the choice favours no trainer) carry `mass`
+    of the test probability. Returns (those classes, {key: accuracy on the shifted distribution})."""
+    pooled = torch.stack(list(uniform_correct.values())).mean(0)
+    classes = vulnerable_classes(pooled, y, k, num_classes)
+    w = shift_weights(y, classes, mass, num_classes)
+    return classes, {key: shifted_accuracy(c, w) for key, c in uniform_correct.items()}
 
 
 def vulnerable_classes(correct: torch.Tensor, y: torch.Tensor, k: int, num_classes: int) -> list[int]:

@@ -17,7 +17,7 @@ center smoothing never holds n^2 values at once.
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 

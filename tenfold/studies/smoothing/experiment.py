@@ -4,20 +4,28 @@ abstained on), plus the abstain rate and the share of inputs with a certificate.
 from __future__ import annotations
 
 import statistics
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
+from tenfold.core.seeds import seed_for
 from tenfold.studies.smoothing.smooth import Certificate, Smooth
+
+
+def input_seed(seed: int, i: int) -> int:
+    """The noise seed of the i-th input certified with `seed` (the same for every sigma, distance and batch-norm
+    mode, so those runs compare on common noise)."""
+    return seed_for(seed, "smoothing", "input", i)
 
 
 def certify_inputs(smooth: Smooth, inputs: torch.Tensor, eps_in: Sequence[float], seed: int,
                    scale: float = 1.0) -> list[Certificate]:
-    """Certify each input (seed + its index) for every eps_in; `scale` converts eps_in to the input's units
-    (e.g. 255 for faces in [0, 255]) and the returned certificates are keyed by the unscaled eps_in."""
+    """Certify each input for every eps_in, input i with the noise of `input_seed(seed, i)`; `scale` converts
+    eps_in to the input's units (e.g. 255 for faces in [0, 255]) and the returned certificates are keyed by the
+    unscaled eps_in."""
     certs = []
     for i, x in enumerate(inputs):
-        c = smooth.certify(x, [e * scale for e in eps_in], seed=seed + i)
+        c = smooth.certify(x, [e * scale for e in eps_in], seed=input_seed(seed, i))
         c.eps_out = {e: c.eps_out[e * scale] for e in eps_in}
         c.quantile = {e: c.quantile[e * scale] for e in eps_in}
         certs.append(c)

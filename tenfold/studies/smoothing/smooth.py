@@ -22,8 +22,8 @@ for several eps_in come from one set of n_cert samples.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
 
 import torch
 from scipy.stats import norm
@@ -53,10 +53,10 @@ class Smooth:
     """Center smoothing of `base` (a callable or module mapping a batch of inputs to a batch of outputs).
 
     Defaults are the official code's: n_pred = 10^4, n_cert = 10^6, n_cntr = 30, alpha_1 = alpha_2 = 0.005,
-    Delta = 0.05, radius_coeff = 1 + beta = 3. `distance` is a name from `tenfold.studies.smoothing.distances` or a callable
-    on flattened outputs (..., D). A module base is put in eval mode (batch norm uses its running statistics, so
-    each sample's output does not depend on the other samples of its batch) unless `eval_mode=False`, which
-    reproduces the official code (it never called `.eval()`).
+    Delta = 0.05, radius_coeff = 1 + beta = 3. `distance` is a name from `tenfold.studies.smoothing.distances` or a
+    callable on flattened outputs (..., D). A module base is put in eval mode (batch norm uses its running
+    statistics, so each sample's output does not depend on the other samples of its batch) unless `eval_mode=False`,
+    which reproduces the official code (it never called `.eval()`).
     """
 
     def __init__(self, base: Callable[[torch.Tensor], torch.Tensor], distance: str | Distance, sigma: float,

@@ -3,7 +3,7 @@ Adam, MSE to the clean image, noise of the smoothing sigma added to the model's 
 measurements for the reconstructor)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ def train_denoising(model: nn.Module, images: np.ndarray, sigma: float, cfg: Tra
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total, count = total + float(loss) * len(x), count + len(x)
+            total, count = total + float(loss.detach()) * len(x), count + len(x)
         rec = {"epoch": epoch, "loss": total / count}
         history.append(rec)
         if on_epoch:
