@@ -14,11 +14,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+# tests/support by path: a `tests` package in site-packages would shadow the namespace package `tests`
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "support")]
 
 import openreview  # noqa: E402
-
 from fake_openreview import FakeOpenReview, make_venue  # noqa: E402
+
 from tenfold.studies.openreview.params import ScrapeParams, VenueSpec  # noqa: E402
 from tenfold.studies.openreview.scrape import configure_retries, scrape_venue  # noqa: E402
 

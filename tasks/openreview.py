@@ -1,4 +1,5 @@
-"""Prefect tasks of the OpenReview study: build the tables (offline or live), analyse each year, cross-year."""
+"""Prefect tasks of the OpenReview study: build the tables (offline or live), read them for the analysis, analyse
+each year, cross-year."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +8,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from tenfold.studies.openreview import analysis as A
-from tenfold.studies.openreview.source import live_tables, offline_tables
+from tenfold.studies.openreview.source import analysis_tables, live_tables, offline_tables
 
 
 @task(name="openreview-offline-tables", cache_policy=NO_CACHE)
@@ -25,14 +26,22 @@ def build_live(p, work_dir: str):
     return tables, sources
 
 
+@task(name="openreview-read-tables", cache_policy=NO_CACHE)
+def read_tables_for_analysis(tables_dir: str, years: list[int], ap):
+    """The normalized tables of `years`, the per-paper frame and the manifest."""
+    tables, manifest = analysis_tables(tables_dir, years)
+    return tables, A.papers(tables, ap.accept_categories, ap.exclude_categories), manifest
+
+
 def _year(tables, y):
     return {k: v[v.year == y] for k, v in tables.items()}
 
 
 @task(name="openreview-year", cache_policy=NO_CACHE)
 def analyse_year(tables, paper_df, year: int, ap, seed: int) -> dict:
-    """The per-year analyses with their own random stream (seed, year): results do not depend on scheduling."""
-    rng = np.random.default_rng([seed, year])
+    """The per-year analyses with their own random stream (`seed`, one per year from the flow): results do not
+    depend on scheduling."""
+    rng = np.random.default_rng(seed)
     counts = ap.reviewer_counts if year == ap.reviewer_count_year else None
     out = A.year_summary(_year(tables, year), paper_df[paper_df.year == year], ap, rng, counts,
                          ap.reviewer_count_iterations)
@@ -44,7 +53,7 @@ def analyse_year(tables, paper_df, year: int, ap, seed: int) -> dict:
 @task(name="openreview-cross-year", cache_policy=NO_CACHE)
 def analyse_cross_year(tables, paper_df, years: list[int], ap, seed: int) -> dict:
     """Citations vs rating, institution effect (per year and pooled), gender gap, trends."""
-    rng = np.random.default_rng([seed, 0])
+    rng = np.random.default_rng(seed)
     authors, cites = tables["authors"], tables["citations"]
     lists = {"paper_top10": ap.top_institutions,
              "top_by_submissions": A.top_by_submissions(authors, ap.top_k_by_submissions, ap.personal_domains)}

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 import torch
-from fairlearn.metrics import demographic_parity_difference, equal_opportunity_difference, \
-    equalized_odds_difference
-from hypothesis import given, settings, strategies as st
+from fairlearn.metrics import demographic_parity_difference, equal_opportunity_difference, equalized_odds_difference
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tenfold.studies.fairness.metrics import gap, permutation_floor, report
 

@@ -3,13 +3,13 @@ import numpy as np
 import pytest
 import torch
 
+from tenfold.core.seeds import seeded
 from tenfold.registry import ParamsError, validate_section
 from tenfold.studies.fairness.data import FairData
 from tenfold.studies.fairness.models import Adversary, make_model
 from tenfold.studies.fairness.params import FairnessParams, FairnessTrain
 from tenfold.studies.fairness.study import RunSpec, gap_resolution, overfit_summary, plan_runs, results_frame
 from tenfold.studies.fairness.train import _project_out, fairlearn_baseline, train_fair
-from tenfold.core.seeds import seeded
 
 
 def _biased(n=400, seed=0):
@@ -117,16 +117,27 @@ def test_train_task_resumes_a_finished_run_from_its_checkpoint(tmp_path, monkeyp
     import logging
 
     import tasks.fairness as tf
+    from tenfold.core.checkpoints import Checkpoint, CheckpointError
 
     monkeypatch.setattr(tf, "get_run_logger", lambda: logging.getLogger("test"))
     data, spec = _biased(100), RunSpec("toy", "penalty", "dp", 4, 0)
-    cfg, ckpt = _cfg(epochs=3, eval_epochs=[3]), str(tmp_path / "run.pt")
-    first = tf.train_fair_net.fn(data, spec, 1, cfg, torch.device("cpu"), 0, 0, ckpt, "fp1", keep_model=True)
+    cfg, path = _cfg(epochs=3, eval_epochs=[3]), tmp_path / "run.pt"
+    first = tf.train_fair_net.fn(data, spec, 1, cfg, torch.device("cpu"), 0, 0, Checkpoint(path, "fp1"),
+                                 keep_model=True)
+    fresh = tf.train_fair_net.fn(data, spec, 1, cfg, torch.device("cpu"), 0, 0, Checkpoint(None, "fp1"),
+                                 keep_model=True)
+    assert fresh["history"] == first["history"]  # the same seed trains the same net
+    assert all(torch.equal(fresh["state"][k], v) for k, v in first["state"].items())
     monkeypatch.setattr(tf, "train_fair", lambda *a, **k: pytest.fail("a finished run must not be retrained"))
-    again = tf.train_fair_net.fn(data, spec, 1, cfg, torch.device("cpu"), 0, 0, ckpt, "fp1", keep_model=True)
-    assert again["history"] == first["history"] and again["state"].keys() == first["state"].keys()
+    again = tf.train_fair_net.fn(data, spec, 1, cfg, torch.device("cpu"), 0, 0, Checkpoint(path, "fp1"),
+                                 keep_model=True)
+    assert again["history"] == first["history"]
+    assert all(torch.equal(again["state"][k], v) for k, v in first["state"].items())
     with pytest.raises(BaseException, match="must not be retrained"):  # a changed fingerprint retrains
-        tf.train_fair_net.fn(data, spec, 1, cfg, torch.device("cpu"), 0, 0, ckpt, "fp2")
+        tf.train_fair_net.fn(data, spec, 1, cfg, torch.device("cpu"), 0, 0, Checkpoint(path, "fp2"))
+    path.write_bytes(b"truncated")
+    with pytest.raises(CheckpointError, match="run.pt"):  # a corrupt file is never silently discarded
+        tf.train_fair_net.fn(data, spec, 1, cfg, torch.device("cpu"), 0, 0, Checkpoint(path, "fp1"))
 
 
 def test_image_tasks_get_a_small_cnn_whose_channels_follow_the_width():

@@ -11,9 +11,9 @@ from tenfold.studies.openreview import analysis as A
 from tenfold.studies.openreview.dumps import load_year
 from tenfold.studies.openreview.model import AcceptanceModel
 from tenfold.studies.openreview.people import first_name, infer_gender, institution_domain
-from tenfold.studies.openreview.schema import TableError, category, concat, validate, write_tables, read_tables
+from tenfold.studies.openreview.schema import TableError, category, concat, read_tables, validate, write_tables
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "openreview"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "openreview"  # ../shared beside the checkout
 
 
 def _reviews(matrix):

@@ -1,5 +1,4 @@
 """The scraper against a fake OpenReview API on 127.0.0.1, driven by the real openreview-py client."""
-import os
 import signal
 import subprocess
 import sys
@@ -9,10 +8,10 @@ from pathlib import Path
 import openreview
 import pytest
 
-from tests.support.fake_openreview import FakeOpenReview, make_venue
 from tenfold.studies.openreview.params import ScrapeParams, VenueSpec
 from tenfold.studies.openreview.schema import TableError, concat, validate
 from tenfold.studies.openreview.scrape import ScrapeError, assemble_venue, configure_retries, scrape_venue
+from tests.support.fake_openreview import FakeOpenReview, make_venue
 
 ROOT = Path(__file__).resolve().parents[2]
 VENUE = "ICLR.cc/2020/Conference"

@@ -43,6 +43,13 @@ def plan_runs(p: FairnessParams) -> list[RunSpec]:
     return runs
 
 
+def main_spec(p: FairnessParams) -> RunSpec:
+    """The run whose weights are kept and registered: the main dataset, the Lagrangian method (else the first
+    constrained one), the claim's notion, the largest width, seed 0."""
+    method = "lagrangian" if "lagrangian" in p.train.methods else next(m for m in p.train.methods if m != "erm")
+    return RunSpec(p.data.main, method, p.eval.claim_notion, max(p.model.widths), 0)
+
+
 def results_frame(results: list[tuple[RunSpec, list[dict]]]) -> pd.DataFrame:
     """One row per (run, evaluated epoch)."""
     rows = [{**spec.as_dict(), **rec} for spec, hist in results for rec in hist]

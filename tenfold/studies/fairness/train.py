@@ -15,13 +15,13 @@ Each run evaluates train and test accuracy and all three gaps (hard 0.5-threshol
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tenfold.core.seeds import seeded
+from tenfold.core.seeds import generator, seed_for, seeded
 from tenfold.studies.fairness import metrics
 from tenfold.studies.fairness.data import FairData
 from tenfold.studies.fairness.models import Adversary
@@ -70,10 +70,10 @@ def train_fair(model, data: FairData, method: str, notion: str, cfg: FairnessTra
     n = len(y)
     adv = opt_a = None
     if method == "adversarial":
-        adv = seeded(seed + 1, lambda: Adversary(notion, cfg.adversary_width)).to(device)
+        adv = seeded(seed_for(seed, "fairness", "adversary"), lambda: Adversary(notion, cfg.adversary_width)).to(device)
         opt_a = torch.optim.Adam(adv.parameters(), lr=cfg.adversary_lr)
     lam = 0.0
-    gen = torch.Generator().manual_seed(seed)
+    gen = generator(seed_for(seed, "fairness", "batches"))
     history, evals = [], set(cfg.eval_epochs)
     for epoch in range(1, cfg.epochs + 1):
         order = torch.randperm(n, generator=gen).to(device)
@@ -101,7 +101,8 @@ def train_fair(model, data: FairData, method: str, notion: str, cfg: FairnessTra
                 pred = (predict_proba(model, data.x_test, device) >= 0.5).astype(np.int64)
                 for nt in metrics.NOTION_NAMES:
                     rec[f"test_floor_{nt}"] = metrics.permutation_floor(pred, data.y_test, data.s_test, nt,
-                                                                        noise_permutations, seed)
+                                                                        noise_permutations,
+                                                                        seed_for(seed, "fairness", "noise_floor"))
             history.append(rec)
             if on_eval:
                 on_eval(rec)

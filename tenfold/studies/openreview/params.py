@@ -11,6 +11,27 @@ from pydantic import Field, model_validator
 
 from tenfold.core.config import Strict
 
+TOP_INSTITUTIONS = ("cmu.edu", "mit.edu", "stanford.edu", "berkeley.edu", "illinois.edu", "cornell.edu",
+                    "washington.edu", "uw.edu", "gatech.edu", "umich.edu", "ucsd.edu")
+PERSONAL_DOMAINS = ("gmail.com", "googlemail.com", "hotmail.com", "outlook.com", "live.com", "yahoo.com", "icloud.com",
+                    "me.com", "163.com", "126.com", "qq.com", "foxmail.com", "sina.com", "protonmail.com", "mail.com",
+                    "yandex.ru")
+# ICLR 2017-2020 on OpenReview (API v1; v2 from ICLR 2024)
+ICLR_VENUES: dict[int, dict] = {
+    2017: {"venue": "ICLR.cc/2017/conference", "submission_invitation": "ICLR.cc/2017/conference/-/submission",
+           "review_suffix": "official/review", "decision_suffixes": ["acceptance"]},
+    2018: {"venue": "ICLR.cc/2018/Conference", "submission_invitation": "ICLR.cc/2018/Conference/-/Blind_Submission",
+           "extra_invitations": {"Withdraw": "ICLR.cc/2018/Conference/-/Withdrawn_Submission"},
+           "decision_suffixes": ["Acceptance_Decision"]},
+    2019: {"venue": "ICLR.cc/2019/Conference", "submission_invitation": "ICLR.cc/2019/Conference/-/Blind_Submission",
+           "extra_invitations": {"Withdraw": "ICLR.cc/2019/Conference/-/Withdrawn_Submission"},
+           "decision_suffixes": ["Meta_Review"], "decision_field": "recommendation"},
+    2020: {"venue": "ICLR.cc/2020/Conference", "submission_invitation": "ICLR.cc/2020/Conference/-/Blind_Submission",
+           "extra_invitations": {"Withdraw": "ICLR.cc/2020/Conference/-/Withdrawn_Submission",
+                                 "Desk Reject": "ICLR.cc/2020/Conference/-/Desk_Rejected_Submission"},
+           "confidence_field": None, "rating_scale": [1.0, 3.0, 6.0, 8.0]},
+}
+
 
 class VenueSpec(Strict):
     """How one conference-year is laid out on OpenReview (see the study notes, section 5)."""
@@ -49,16 +70,20 @@ class AnalysisParams(Strict):
     mc_reviewers: int = Field(3, ge=1, description="reviewers per simulated re-review (paper: 3)")
     reviewer_counts: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7, 8])
     reviewer_count_year: int = 2020
-    reviewer_count_iterations: int = Field(500, ge=10, description="iterations per reviewer count")
+    reviewer_count_iterations: int = Field(300, ge=10, description="iterations per reviewer count (paper profile: "
+                                           "2000)")
     logistic_c: float = Field(1.0, gt=0, description="sklearn LogisticRegression C (paper: default 1.0)")
     round_mean_to: float = Field(0.1, gt=0)
-    n_boot: int = Field(500, ge=10, description="bootstrap resamples for confidence intervals")
+    n_boot: int = Field(300, ge=10, description="bootstrap resamples for confidence intervals")
     ci_level: float = Field(0.95, gt=0.5, lt=1)
     institution_year: int = 2020
-    top_institutions: list[str] = Field(default_factory=list,
-                                        description="institution domains of the paper's top-10 group")
+    top_institutions: list[str] = Field(
+        default_factory=lambda: list(TOP_INSTITUTIONS),
+        description="institution domains of the paper's top-10 group (CSRankings top-10, all areas, around 2020, "
+                    "as e-mail domains: an approximation of the paper's list)")
     top_k_by_submissions: int = Field(10, ge=1)
-    personal_domains: list[str] = Field(default_factory=list)
+    personal_domains: list[str] = Field(default_factory=lambda: list(PERSONAL_DOMAINS),
+                                        description="e-mail domains that name no institution")
     gender_year: int = 2020
     gender_min_confidence: Literal["mostly", "sure"] = "mostly"
     accept_min_accuracy: float = Field(0.8, ge=0, le=1, description="acceptance model check for the alias")
@@ -77,12 +102,15 @@ class ClaimTargets(Strict):
 
 class OpenReviewParams(Strict):
     source: Literal["offline", "live"] = "offline"
+    snapshot: str = Field("initial", description="label of the data snapshot (a date): a new value invalidates the "
+                          "scrape stage in DVC; the yearly scheduled run (flows/deploy.py) sets the run's date")
     years: list[int] = Field(default_factory=lambda: [2017, 2018, 2019, 2020], min_length=1)
     dump_dir: str = "openreview"
     dump_pattern: str = "iclr{year}.json"
     citations_pattern: str = "citations/iclr{year}.json"
     tables_dir: str = "openreview"
-    venues: dict[int, VenueSpec] = Field(default_factory=dict)
+    venues: dict[int, VenueSpec] = Field(default_factory=lambda: {y: VenueSpec(**v) for y, v in ICLR_VENUES.items()},
+                                         description="one entry per conference-year; a new year = a new entry")
     status_map: dict[str, str] = Field(default_factory=dict,
                                        description="decision/status string -> category (accept, reject, ...)")
     scrape: ScrapeParams = ScrapeParams()

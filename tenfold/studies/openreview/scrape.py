@@ -19,8 +19,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import requests
@@ -28,7 +29,6 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from tenfold.core.runtime import atomic_write_json
-
 from tenfold.studies.openreview.params import ScrapeParams, VenueSpec
 from tenfold.studies.openreview.people import institution_domain
 from tenfold.studies.openreview.schema import TABLES, TableError, category, frame
