@@ -6,9 +6,9 @@ from pathlib import Path
 
 
 def cmd_lowkey_serve(args) -> int:
+    from tenfold.core.runtime import configure_threads
     from tenfold.registry import load_params
     from tenfold.studies.lowkey.web import serve
-    from tenfold.core.runtime import configure_threads
 
     sections = load_params(args.params, ["lowkey"])
     p = sections["lowkey"]

@@ -83,7 +83,7 @@ def test_lowkey_moves_features_and_respects_step_budget():
     models = [FaceNet("vgg", 32, 16, 4).eval(), FaceNet("resnet", 32, 16, 4).eval()]
     x = torch.rand(3, 3, 40, 36)
     th = thetas([None] * 3, (40, 36), 32)
-    cfg = LowKeyAttack(n_iters=5, lr=0.01, c_sim=0.0, batch_size=3)
+    cfg = LowKeyAttack(n_iters=5, lr=0.01, c_sim=0.0, smooth_sigma=0.0, batch_size=3)
     lk = LowKey(models, 32, cfg)
     adv, stats = lk.protect(x, th, seed=1)
     with torch.no_grad():
@@ -155,7 +155,8 @@ def test_smoothed_perturbation_is_low_frequency_and_bounded():
     models = [FaceNet("vgg", 32, 16, 4).eval()]
     x = torch.rand(2, 3, 40, 36)
     th = thetas([None] * 2, (40, 36), 32)
-    rough = LowKey(models, 32, LowKeyAttack(n_iters=6, lr=0.01, c_sim=0.0)).protect(x, th, seed=0)[0] - x
+    per_pixel = LowKeyAttack(n_iters=6, lr=0.01, c_sim=0.0, smooth_sigma=0.0)
+    rough = LowKey(models, 32, per_pixel).protect(x, th, seed=0)[0] - x
     cfg = LowKeyAttack(n_iters=6, lr=0.01, c_sim=0.0, smooth_sigma=2.0)
     smooth = LowKey(models, 32, cfg).protect(x, th, seed=0)[0] - x
     assert smooth.abs().max() <= cfg.n_iters * cfg.lr + cfg.init_noise + 1e-6
@@ -167,7 +168,7 @@ def test_smoothed_perturbation_is_low_frequency_and_bounded():
 def test_eps_bounds_the_perturbation():
     models = [FaceNet("vgg", 32, 16, 4).eval()]
     x = torch.rand(1, 3, 40, 36)
-    cfg = LowKeyAttack(n_iters=8, lr=0.01, c_sim=0.0, eps=0.02)
+    cfg = LowKeyAttack(n_iters=8, lr=0.01, c_sim=0.0, smooth_sigma=0.0, eps=0.02)
     adv, _ = LowKey(models, 32, cfg).protect(x, thetas([None], (40, 36), 32), seed=0)
     assert (adv - x).abs().max() <= 0.02 + 1e-6
 
@@ -186,3 +187,104 @@ def test_best_points_pick_the_reported_operating_points():
     ssim_, rank1 = [0.9, 0.86, 0.7, 0.5], [0.95, 0.9, 0.6, 0.6]
     assert best_points(ssim_, rank1, 0.85) == {"meets_ssim": 1, "lowest_rank1": 2}
     assert best_points(ssim_, rank1, 0.95)["meets_ssim"] is None
+
+
+# ---------------------------------------------------------------- surrogate training: checkpoints, determinism
+def _train_data(n=12, side=40, classes=3):
+    g = torch.Generator().manual_seed(0)
+    return (torch.rand(n, 3, side, side, generator=g), thetas([None] * n, (side, side), 32),
+            torch.arange(n) % classes)
+
+
+def _cfg(epochs=2):
+    from tenfold.studies.lowkey.params import LowKeyTrain
+
+    return LowKeyTrain(epochs=epochs, batch_size=4, width=4, embedding_dim=8)
+
+
+SPEC = dict(name="vgg_arcface", backbone="vgg", head="arcface")
+
+
+def _same(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_surrogate_training_ignores_the_global_rng():
+    """Dropout masks, shuffles and jitter come from the surrogate's own generator: what other threads draw from
+    torch's global RNG (surrogates train concurrently) cannot change the weights."""
+    from tenfold.studies.lowkey.params import Surrogate
+    from tenfold.studies.lowkey.train import train_surrogate
+
+    x, th, y = _train_data()
+    torch.manual_seed(1)
+    a, ha = train_surrogate(Surrogate(**SPEC), x, th, y, 32, _cfg(), seed=5)
+    torch.manual_seed(2)
+    torch.rand(100)
+    b, hb = train_surrogate(Surrogate(**SPEC), x, th, y, 32, _cfg(), seed=5)
+    assert _same(a, b) and ha == hb
+    c, _ = train_surrogate(Surrogate(**SPEC), x, th, y, 32, _cfg(), seed=6)
+    assert not _same(a, c)
+    assert all(m.gen is None for m in a.modules() if hasattr(m, "gen"))  # no generator left on the model
+
+
+def test_killed_surrogate_training_resumes_to_identical_weights(tmp_path):
+    from tenfold.core.checkpoints import Checkpoint
+    from tenfold.studies.lowkey.params import Surrogate
+    from tenfold.studies.lowkey.train import train_surrogate
+
+    x, th, y = _train_data()
+    full, hist = train_surrogate(Surrogate(**SPEC), x, th, y, 32, _cfg(3), 5, checkpoint=Checkpoint(None, ""))
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_first(rec):
+        if rec["epoch"] == 1:
+            raise Killed
+
+    ckpt = Checkpoint(tmp_path / "s.pt", "fp")
+    with pytest.raises(Killed):
+        train_surrogate(Surrogate(**SPEC), x, th, y, 32, _cfg(3), 5, checkpoint=ckpt, on_epoch=kill_after_first)
+    assert torch.load(tmp_path / "s.pt", weights_only=True)["epoch"] == 1
+    seen = []
+    resumed, hist2 = train_surrogate(Surrogate(**SPEC), x, th, y, 32, _cfg(3), 5, checkpoint=ckpt,
+                                     on_epoch=lambda r: seen.append(r["epoch"]))
+    assert seen == [2, 3] and hist2 == hist and _same(full, resumed)
+    # a finished checkpoint is loaded, not retrained
+    again, _ = train_surrogate(Surrogate(**SPEC), x, th, y, 32, _cfg(3), 5, checkpoint=ckpt,
+                               on_epoch=lambda r: seen.append(r["epoch"]))
+    assert seen == [2, 3] and _same(full, again)
+
+
+def test_surrogate_checkpoint_mismatch_restarts_and_corrupt_file_raises(tmp_path):
+    from tenfold.core.checkpoints import Checkpoint, CheckpointError
+    from tenfold.studies.lowkey.params import Surrogate
+    from tenfold.studies.lowkey.train import train_surrogate
+
+    x, th, y = _train_data()
+    train_surrogate(Surrogate(**SPEC), x, th, y, 32, _cfg(1), 5, checkpoint=Checkpoint(tmp_path / "s.pt", "old"))
+    seen = []
+    train_surrogate(Surrogate(**SPEC), x, th, y, 32, _cfg(1), 5, checkpoint=Checkpoint(tmp_path / "s.pt", "new"),
+                    on_epoch=lambda r: seen.append(r["epoch"]))
+    assert seen == [1]  # other params: trained from scratch
+    (tmp_path / "s.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="s.pt"):
+        train_surrogate(Surrogate(**SPEC), x, th, y, 32, _cfg(1), 5, checkpoint=Checkpoint(tmp_path / "s.pt", "new"))
+
+
+def test_split_reads_the_subject_count_from_the_data():
+    from tenfold.components.data.faces import FaceData
+    from tenfold.studies.lowkey.data import split, sweep_subset
+    from tenfold.studies.lowkey.params import LowKeyData
+
+    subjects, numbers = np.repeat(np.arange(6), 4), np.tile(np.arange(1, 5), 6)  # 6 subjects x 4 images
+    faces = FaceData(np.zeros((24, 8, 8), np.uint8), subjects, numbers, "test")
+    sp = split(faces, LowKeyData(train_subjects=2, gallery_number=1, probes_per_subject=2))
+    assert sp.eval_subjects == 4 and sp.train.sum() == 8 and sp.gallery.sum() == 4 and sp.probes.sum() == 8
+    assert set(numbers[sp.probes]) == {2, 3} and set(subjects[sp.probes]) == {2, 3, 4, 5}
+    assert split(faces, LowKeyData(train_subjects=2, eval_subjects=3)).eval_subjects == 3
+    sub, in_prb = sweep_subset(faces, sp.probes, 1)
+    assert set(numbers[sub]) == {2} and in_prb.sum() == 4 and len(in_prb) == 8
+    with pytest.raises(ValueError, match="train_subjects=5"):
+        split(faces, LowKeyData(train_subjects=5))

@@ -13,7 +13,7 @@ The optimiser is signed gradient ascent from uniform start noise, with no L-inf 
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn

@@ -51,6 +51,25 @@ def _features(kind: str, w: int) -> nn.Sequential:
     raise ValueError(f"unknown backbone {kind!r} (resnet, vgg, mobilenet)")
 
 
+class SeededDropout(nn.Module):
+    """Dropout drawing its masks from a generator set by `FaceNet.seed_dropout` (the training loop's), so training
+    gives the same weights whatever other threads do with torch's global RNG (surrogates train concurrently in a
+    thread pool) and a resumed run continues the same mask stream. Without a generator it is ordinary dropout.
+    No parameters or buffers: state dicts are those of `nn.Dropout`."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p, self.gen = p, None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if self.gen is None:
+            return F.dropout(x, self.p, True)
+        keep = torch.rand(x.shape, generator=self.gen, device=self.gen.device) >= self.p
+        return x * keep.to(x.device) / (1 - self.p)
+
+
 class FaceNet(nn.Module):
     """Backbone + BN-dropout-linear-BN embedding layer (the face.evoLVe output layer), input in [0, 1]."""
 
@@ -60,8 +79,14 @@ class FaceNet(nn.Module):
         self.features = _features(backbone, width)
         with torch.no_grad():
             c, h, w = self.features(torch.zeros(1, 3, crop, crop)).shape[1:]
-        self.output = nn.Sequential(nn.BatchNorm2d(c), nn.Dropout(0.2), nn.Flatten(), nn.Linear(c * h * w, dim),
+        self.output = nn.Sequential(nn.BatchNorm2d(c), SeededDropout(0.2), nn.Flatten(), nn.Linear(c * h * w, dim),
                                     nn.BatchNorm1d(dim))
+
+    def seed_dropout(self, gen: torch.Generator | None) -> None:
+        """Draw dropout masks from `gen` (None: torch's global RNG)."""
+        for m in self.modules():
+            if isinstance(m, SeededDropout):
+                m.gen = gen
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.output(self.features((x - 0.5) / 0.5))

@@ -29,7 +29,7 @@ class Surrogate(Strict):
 
 
 class LowKeyTrain(Strict):
-    epochs: int = Field(40, ge=1)
+    epochs: int = Field(30, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(5e-4, ge=0)
@@ -42,17 +42,18 @@ class LowKeyTrain(Strict):
 
 
 class LowKeyAttack(Strict):
-    """The released LowKey settings (lowkey_attack.py): signed gradient ascent, lr 0.0025, 50 steps."""
+    """Signed gradient ascent as in the released lowkey_attack.py (50 steps); the CPU default steps with lr 0.002
+    on a Gaussian-smoothed perturbation (smooth_sigma 2); the release itself is lr 0.0025, smooth_sigma 0."""
 
     n_iters: int = Field(50, ge=1)
-    lr: float = Field(0.0025, gt=0)
+    lr: float = Field(0.002, gt=0, description="signed step size (release: 0.0025)")
     init_noise: float = Field(0.005, ge=0, description="uniform start noise +-init_noise")
     n_starts: int = Field(1, ge=1)
     c_sim: float = Field(0.05, ge=0, description="weight of the perceptual penalty")
     perceptual: Literal["ssim"] = Field("ssim", description="LPIPS weights are not available offline: 1-SSIM")
     blur_kernel: int = Field(5, ge=1, description="Gaussian smoothing copies (paper: 7 at 112 px)")
     blur_sigma: float = Field(1.3, gt=0, description="paper: 3 at 112 px; scaled to the crop size")
-    smooth_sigma: float = Field(0.0, ge=0, description="Gaussian smoothing (px, full image) of the perturbation; "
+    smooth_sigma: float = Field(2.0, ge=0, description="Gaussian smoothing (px, full image) of the perturbation; "
                                 "0 = per-pixel steps as in the release")
     eps: float = Field(0.0, ge=0, description="L-inf bound on the (unsmoothed) perturbation; 0 = none (release)")
     warp: bool = Field(True, description="detection+alignment inside the loop (differentiable warp)")
@@ -82,8 +83,10 @@ class SweepPoint(Strict):
 class LowKeySweep(Strict):
     """Attack settings evaluated on a probe subset (dlib rank-1 vs SSIM); empty `points` = no sweep."""
 
-    probes_per_subject: int = Field(2, ge=1, le=9, description="first probes of each evaluated subject")
-    points: list[SweepPoint] = []
+    probes_per_subject: int = Field(1, ge=1, le=9, description="first probes of each evaluated subject")
+    points: list[SweepPoint] = Field(default_factory=lambda: [SweepPoint(smooth_sigma=0.0, lr=0.0025),
+                                                              SweepPoint(lr=0.005), SweepPoint(lr=0.01)],
+                                     description="the release's per-pixel steps, then larger steps")
 
 
 class LowKeyWeb(Strict):

@@ -80,6 +80,11 @@ def warp(images: torch.Tensor, theta: torch.Tensor, crop: int) -> torch.Tensor:
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def aligned(images: np.ndarray, theta: torch.Tensor, crop: int) -> torch.Tensor:
+    """Aligned crops (B, 3, crop, crop) of uint8 images (B, H, W, 3) with known thetas."""
+    return warp(to_tensor(images), theta, crop)
+
+
 def to_tensor(images: np.ndarray) -> torch.Tensor:
     """(B, H, W, 3) uint8 -> (B, 3, H, W) float in [0, 1]."""
     return torch.from_numpy(np.array(images, copy=True)).permute(0, 3, 1, 2).float().div(255.0)

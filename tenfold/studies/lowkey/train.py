@@ -1,15 +1,16 @@
 """Training a surrogate face model: aligned crops (alignment jittered), margin-head softmax, AdamW, cosine lr."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tenfold.core.checkpoints import Checkpoint
 from tenfold.core.runtime import atomic_torch_save
-from tenfold.core.seeds import seeded
+from tenfold.core.seeds import generator, seed_for, seeded
 from tenfold.studies.lowkey.models import FaceNet, MarginHead
 from tenfold.studies.lowkey.params import LowKeyTrain, Surrogate
 from tenfold.studies.lowkey.pipeline import warp
@@ -27,35 +28,41 @@ def _jitter(theta: torch.Tensor, amount: float, gen: torch.Generator) -> torch.T
 
 
 def train_surrogate(spec: Surrogate, images: torch.Tensor, thetas: torch.Tensor, labels: torch.Tensor,
-                    crop: int, cfg: LowKeyTrain, seed: int, device="cpu", checkpoint: str | Path | None = None,
-                    fingerprint: str = "", on_epoch: Callable[[dict], None] | None = None):
+                    crop: int, cfg: LowKeyTrain, seed: int, device="cpu", checkpoint: Checkpoint | None = None,
+                    on_epoch: Callable[[dict], None] | None = None):
     """Train one surrogate on full images (B, 3, H, W) with their alignment thetas; returns (model, history).
 
-    A finished model whose checkpoint carries the same `fingerprint` (params, data, seed) is loaded instead
-    of retrained; each epoch is checkpointed atomically so a killed run resumes.
+    `seed` is this surrogate's seed: the backbone's and the head's initial weights and the generator of every
+    training draw (shuffles, alignment jitter, flips, dropout masks) get their own seeds from it (`seed_for`).
+
+    With a `checkpoint` (`tenfold.core.checkpoints.Checkpoint`, fingerprinted by params, data and seed), each
+    epoch is saved atomically with the optimiser, schedule and generator states, so a killed run resumes to the
+    same weights and a finished one is loaded instead of retrained.
     """
     classes = int(labels.max()) + 1
-    model = seeded(seed, lambda: FaceNet(spec.backbone, crop, cfg.embedding_dim, cfg.width))
+    model = seeded(seed_for(seed, "lowkey", "backbone"),
+                   lambda: FaceNet(spec.backbone, crop, cfg.embedding_dim, cfg.width))
     margin = cfg.arcface_margin if spec.head == "arcface" else cfg.cosface_margin
-    head = seeded(seed + 1, lambda: MarginHead(spec.head, cfg.embedding_dim, classes, cfg.scale, margin))
+    head = seeded(seed_for(seed, "lowkey", "head"),
+                  lambda: MarginHead(spec.head, cfg.embedding_dim, classes, cfg.scale, margin))
     params = list(model.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = -(-len(labels) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
                                                 pct_start=0.15)
     start, history = 0, []
-    gen = torch.Generator().manual_seed(seed)
-    if checkpoint and Path(checkpoint).exists():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if state.get("fingerprint") == fingerprint:
-            model.load_state_dict(state["model"])
-            head.load_state_dict(state["head"])
-            opt.load_state_dict(state["opt"])
-            sched.load_state_dict(state["sched"])
-            gen.set_state(state["gen"])
-            start, history = state["epoch"], state["history"]
+    gen = generator(seed_for(seed, "lowkey", "batches"))  # shuffles, jitter, flips and dropout masks
+    state = checkpoint.load() if checkpoint else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        head.load_state_dict(state["head"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        gen.set_state(state["gen"])
+        start, history = state["epoch"], state["history"]
     model.to(device)
     head.to(device)
+    model.seed_dropout(gen)
     for epoch in range(start, cfg.epochs):
         model.train()
         head.train()
@@ -79,13 +86,12 @@ def train_surrogate(spec: Surrogate, images: torch.Tensor, thetas: torch.Tensor,
             n += len(idx)
         rec = {"epoch": epoch + 1, "loss": total / n, "train_acc": correct / n}
         history.append(rec)
+        if checkpoint:
+            checkpoint.save(model=model.state_dict(), head=head.state_dict(), opt=opt.state_dict(),
+                            sched=sched.state_dict(), gen=gen.get_state(), epoch=epoch + 1, history=history)
         if on_epoch:
             on_epoch(rec)
-        if checkpoint:
-            atomic_torch_save(checkpoint, {"fingerprint": fingerprint, "model": model.state_dict(),
-                                           "head": head.state_dict(), "opt": opt.state_dict(),
-                                           "sched": sched.state_dict(), "gen": gen.get_state(),
-                                           "epoch": epoch + 1, "history": history})
+    model.seed_dropout(None)
     return model.cpu().eval(), history
 
 
@@ -99,10 +105,8 @@ def embed(model: torch.nn.Module, crops: torch.Tensor, batch: int = 256) -> np.n
 def save_ensemble(path: str | Path, models: dict[str, torch.nn.Module], specs: list[Surrogate], crop: int,
                   cfg: LowKeyTrain) -> Path:
     """One file holding every surrogate's weights and what is needed to rebuild it (for the web tool)."""
-    from tenfold.core.runtime import atomic_torch_save as save
-
     by_name = {s.name: s for s in specs}
-    return save(path, {"crop": crop, "embedding_dim": cfg.embedding_dim, "width": cfg.width,
+    return atomic_torch_save(path, {"crop": crop, "embedding_dim": cfg.embedding_dim, "width": cfg.width,
                        "surrogates": [{"name": n, "backbone": by_name[n].backbone, "head": by_name[n].head,
                                        "state": m.state_dict()} for n, m in models.items()]})
 

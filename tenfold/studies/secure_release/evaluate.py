@@ -7,7 +7,7 @@ import torch
 from tenfold.components.perturb.models import build
 from tenfold.components.perturb.pgd import accuracy
 from tenfold.components.perturb.train import StepLoss, clean_loss, fit
-from tenfold.core.seeds import seeded
+from tenfold.core.seeds import seed_for, seeded
 
 
 def perceptual(clean: torch.Tensor, released: torch.Tensor) -> dict[str, float]:
@@ -25,12 +25,17 @@ def perceptual(clean: torch.Tensor, released: torch.Tensor) -> dict[str, float]:
             "linf_255": float((released - clean).abs().max() * 255)}
 
 
+def epoch_seeds(seed: int, epochs: int) -> list[int]:
+    """The seed of each training epoch's generator (shuffle, augmentation and loss draws) of a model seeded `seed`."""
+    return [seed_for(seed, "secure_release", "epoch", e) for e in range(epochs)]
+
+
 def train_victim(arch: str, x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
                  epochs: int, lr: float, batch_size: int, seed: int, num_classes: int,
                  loss_fn: StepLoss = clean_loss) -> tuple[float, torch.nn.Module]:
     """Train `arch` from scratch on (x, y) and return its clean test accuracy and the model."""
     model = seeded(seed, lambda: build(arch, x.shape[1], num_classes, x.shape[-1])).to(x.device)
-    fit(model, x, y, epochs, lr, batch_size, seed, loss_fn=loss_fn)
+    fit(model, x, y, epochs, lr, batch_size, seed, loss_fn=loss_fn, epoch_seeds=epoch_seeds(seed, epochs))
     return accuracy(model, x_test, y_test), model
 
 
@@ -39,8 +44,8 @@ STRONG_AUGMENTATIONS = ("mixup", "cutmix")
 
 def strong_augmentation_loss(name: str, alpha: float, num_classes: int, nway: int = 2) -> StepLoss:
     """The adversary's strong-augmentation counter-move, taken from the dataset-security registry
-    (`tenfold/components/defenses/augment.py`, Borgnia et al.): `mixup` (k-way, Dirichlet weights) or `cutmix` (p = 0.5);
-    the soft-label cross-entropy of the mixed batch, with every draw from the training loop's generator."""
+    (`tenfold/components/defenses/augment.py`, Borgnia et al.): `mixup` (k-way, Dirichlet weights) or `cutmix`
+    (p = 0.5); the soft-label cross-entropy of the mixed batch, with every draw from the training loop's generator."""
     from tenfold.components.defenses.augment import cutmix, mixup
     from tenfold.components.victims import soft_ce
 

@@ -26,11 +26,12 @@ class Surrogate(Strict):
 
 class Craft(Strict):
     eps: float = Field(64.0, gt=0, le=255, description="l_inf budget in pixel units /255 (paper: 8)")
-    steps: int = Field(20, ge=1, description="PGD iterations (paper code: 250)")
+    steps: int = Field(40, ge=1, description="PGD iterations (paper code: 250)")
     tau: float = Field(0.1, gt=0, description="step size as a fraction of eps (paper code: 0.1)")
     restarts: int = Field(1, ge=1, description="paper code: 8")
     augment: bool = Field(True, description="differentiable translation in the loss (paper code: on)")
-    schedule: Literal["constant", "multistep", "cosine"] = "constant"
+    schedule: Literal["constant", "multistep", "cosine"] = Field(
+        "multistep", description="step-size schedule of the PGD steps (the lab's multistep decay)")
     batch_size: int = Field(250, ge=1, description="poison batch (paper code: --pbatch 512)")
 
 
@@ -51,7 +52,7 @@ class Victims(Strict):
 class Online(Strict):
     enabled: bool = True
     batch_size: int = Field(10, ge=1, description="items protected per service call")
-    steps: int | None = Field(None, ge=1, description="PGD steps online (null = craft.steps)")
+    steps: int | None = Field(20, ge=1, description="PGD steps online (null = craft.steps)")
 
 
 class Counter(Strict):
@@ -62,8 +63,8 @@ class Counter(Strict):
     at_steps: int = Field(3, ge=1)
     mixup_alpha: float | None = Field(1.0, gt=0, description="alpha of the strong augmentations; null = off")
     augmentations: list[Literal["mixup", "cutmix"]] = Field(
-        default_factory=lambda: ["mixup"], description="strong augmentations from the dataset-security registry "
-        "(tenfold/components/defenses/augment.py)")
+        default_factory=lambda: ["mixup", "cutmix"],
+        description="strong augmentations from the dataset-security registry (tenfold/components/defenses/augment.py)")
     mixup_nway: int = Field(2, ge=2, description="k-way mixup (registry); 2 = classic mixup")
 
 

@@ -14,7 +14,7 @@ training error falls below a threshold).
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +34,8 @@ def _params(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def target_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> list[torch.Tensor]:
+def target_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                    batch_size: int = 512) -> list[torch.Tensor]:
     """g_t: the gradient of the mean reverse cross-entropy over the target set, w.r.t. the surrogate's weights."""
     model.eval()
     params = _params(model)
@@ -107,7 +108,7 @@ def unlearnable(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: f
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
     pgd = PGD(eps=eps, steps=steps, step_size=step_size, random_start=False, minimize=True)
     rounds, err = 0, 1.0
-    for rounds in range(1, max_rounds + 1):
+    for rounds in range(1, max_rounds + 1):  # noqa: B007 - `rounds` is returned: how many rounds ran
         model.train()
         for _ in range(train_steps):
             idx = torch.randint(0, len(x), (batch_size,), generator=gen).to(x.device)
@@ -119,7 +120,7 @@ def unlearnable(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: f
         for lo in range(0, len(x), batch_size):
             xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
             start = (xb + delta[lo:lo + batch_size]).clamp(0, 1)
-            adv = pgd.run(lambda xin: F.cross_entropy(model(xin), yb, reduction="none"), start, generator=gen)
+            adv = pgd.run(lambda xin, yb=yb: F.cross_entropy(model(xin), yb, reduction="none"), start, generator=gen)
             # the PGD ball is centred on the current iterate: re-project onto the eps-ball around the clean image
             delta[lo:lo + batch_size] = (adv - xb).clamp(-eps, eps)
         with torch.no_grad():

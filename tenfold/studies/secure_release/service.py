@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tenfold.core.runtime import atomic_torch_save, atomic_write_bytes, atomic_write_text
 from tenfold.components.perturb.models import build
+from tenfold.core.runtime import atomic_torch_save, atomic_write_bytes, atomic_write_text
+from tenfold.core.seeds import seed_for
 from tenfold.studies.secure_release.poison import craft
 
 IMAGE_EXTS = (".png", ".pgm", ".jpg", ".jpeg", ".bmp")
@@ -52,7 +53,7 @@ class ReleaseService:
 
     def protect(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Protect a batch (N, C, H, W) in [0, 1] with labels y; deterministic given the service seed and the
-        number of earlier calls."""
+        number of earlier calls (each call's draws get their own seed from both)."""
         if tuple(x.shape[1:]) != tuple(self.shape):
             raise ReleaseError(f"images must have shape {self.shape}, got {tuple(x.shape[1:])}")
         if int(y.min()) < 0 or int(y.max()) >= self.num_classes:
@@ -61,7 +62,7 @@ class ReleaseService:
         dev = next(self.model.parameters()).device
         out = craft("alignment", self.model, x.to(dev), y.to(dev), self.eps, self.steps, self.step_size,
                     augment=self.augment, batch_size=len(x), num_classes=self.num_classes, g_t=self.g_t,
-                    seed=self.seed * 1_000_003 + self.calls)
+                    seed=seed_for(self.seed, "secure_release", "protect", self.calls))
         self.calls += 1
         self.protected += len(x)
         self.seconds += time.perf_counter() - t0
@@ -82,7 +83,7 @@ class ReleaseService:
             "step_size": self.step_size, "augment": self.augment, "seed": self.seed})
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "ReleaseService":
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> ReleaseService:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no release service (run the secure_release study first)")
