@@ -27,14 +27,14 @@ DIRECT = r'''
 import sys, time
 import torch
 from tenfold.registry import load_params
-from tenfold.core.runtime import study_seed, pick_device, fingerprint
-from tenfold.core.seeds import seed_everything, seeded
+from tenfold.core.runtime import pick_device
+from tenfold.core.seeds import seed_everything, seed_for, seeded
 from tenfold.studies.maze import dataset
 from tenfold.studies.maze.train import train, evaluate
 from tenfold.components.models.recurrent import SegmentNet
 params, root = sys.argv[1], sys.argv[2]
 P = load_params(params, ["maze"]); c, p = P["common"], P["maze"]; d = p.data
-seed = study_seed(c.seed, "maze"); seed_everything(seed); dev = pick_device(c.device)
+seed = seed_for(c.seed, "maze", "net"); seed_everything(seed_for(c.seed, "maze")); dev = pick_device(c.device)
 codes, targets, _ = dataset.load(f"{root}/data/mazes/train_{d.train_size}.npz", d.train_size, d.scale)
 tests = {s: dataset.load(f"{root}/data/mazes/test_{s}.npz", s, d.scale) for s in d.test_sizes}
 T = p.model.train_iters
@@ -45,8 +45,9 @@ acc = {s: evaluate(m, c_, t_, iters, dev, p.eval.batch_size) for s, (c_, t_, _) 
 cfg = p.train.model_copy(update={"epochs": p.compare.epochs}); n = min(p.compare.train_count, len(codes))
 for k in p.compare.iters:
     for rec in (True, False):
-        mk = seeded(seed + k, lambda: SegmentNet(p.model.width, k, rec, p.model.recall, init=p.model.init))
-        train(mk, codes[:n], targets[:n], cfg, dev, seed=seed + k)
+        sk = seed_for(c.seed, "maze", "twin", k)
+        mk = seeded(sk, lambda: SegmentNet(p.model.width, k, rec, p.model.recall, init=p.model.init))
+        train(mk, codes[:n], targets[:n], cfg, dev, seed=sk)
         evaluate(mk, *tests[d.train_size][:2], [k], dev, p.eval.batch_size)
 print(acc)
 '''
@@ -79,7 +80,7 @@ def run(quick: bool = False) -> dict:
         direct = _timed([sys.executable, "-c", DIRECT, str(pfile), str(tmp)], env, ROOT)
         # a fresh checkpoint dir so the orchestrated run trains from scratch too
         orchestrated = _timed(cli + ["run", "maze"], env, ROOT)
-        flow_wall = json.loads((tmp / "metrics" / "maze.json").read_text())["run"]["wall_seconds"]
+        flow_wall = json.loads((tmp / "results" / "maze.json").read_text())["run"]["wall_seconds"]
     return {"profile": "quick" if quick else "cpu-default", "direct_seconds": round(direct, 1),
             "orchestrated_seconds": round(orchestrated, 1), "flow_body_seconds": flow_wall,
             "overhead_fraction": round((orchestrated - direct) / orchestrated, 4)}

@@ -12,6 +12,8 @@ A study flow reads as inputs -> tasks -> outcome -> publish:
 from __future__ import annotations
 
 import importlib
+import os
+import socket
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,8 +25,9 @@ from pydantic import BaseModel
 
 from tenfold.components.data import sources
 from tenfold.core.config import Common, show_progress
+from tenfold.core.errors import TenfoldError
 from tenfold.core.outcome import Outcome
-from tenfold.core.runtime import atomic_write_json, configure_threads, pick_device, study_seed
+from tenfold.core.runtime import atomic_write_json, configure_threads, pick_device
 from tenfold.core.seeds import seed_everything, seed_for
 from tenfold.registry import DATA_STAGES, Study, flow_entry, get, load_params, stages
 
@@ -83,7 +86,7 @@ def prepare(slug: str, params_path: str | Path = "params.yaml", root: str | Path
     sections = load_params(params_path, [slug])
     common = sections["common"]
     configure_threads(common.threads)
-    seed = study_seed(common.seed, slug)
+    seed = seed_for(common.seed, slug)  # the study's base seed; named draws use ctx.seed_for(...)
     seed_everything(seed)
     return StudyContext(study, common, sections[slug], seed, pick_device(common.device), Path(root),
                         {u: sections[u] for u in study.uses})
@@ -100,13 +103,38 @@ def tracked(ctx: StudyContext, stage: str | None = None, tags: dict | None = Non
         yield run
 
 
+class DaskUnavailable(TenfoldError):
+    """The Dask scheduler a flow should fan out to does not answer."""
+
+
+def dask_address(common: Common) -> str | None:
+    """The Dask scheduler to fan out to: $TENFOLD_DASK_ADDRESS (written to .cluster/env by scripts/cluster.sh) wins
+    over `common.dask_address` (used when `common.task_runner: dask`); None = no external cluster."""
+    return os.environ.get("TENFOLD_DASK_ADDRESS") or (common.dask_address if common.task_runner == "dask" else None)
+
+
+def check_dask(address: str, timeout: float = 3.0) -> None:
+    """Fail in seconds, naming the scheduler, when nothing listens at `address` (tcp://host:port)."""
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as e:
+        raise DaskUnavailable(f"Dask scheduler at {address} is not answering ({e}): start it (`dask scheduler`, or "
+                              "`scripts/cluster.sh up`) or fix common.dask_address / TENFOLD_DASK_ADDRESS") from None
+
+
 def task_runner(common: Common):
-    """Threads by default; `common.task_runner: dask` fans out to a Dask cluster (address or a local one)."""
+    """Threads by default; `common.task_runner: dask` fans out to a Dask cluster (address or a local one);
+    $TENFOLD_DASK_ADDRESS sends every flow to that cluster."""
+    address = dask_address(common)
+    if address:
+        from prefect_dask import DaskTaskRunner
+
+        check_dask(address)
+        return DaskTaskRunner(address=address)
     if common.task_runner == "dask":
         from prefect_dask import DaskTaskRunner
 
-        if common.dask_address:
-            return DaskTaskRunner(address=common.dask_address)
         return DaskTaskRunner(cluster_kwargs={"n_workers": common.max_workers, "threads_per_worker": 1,
                                               "processes": True, "dashboard_address": None})
     return ThreadPoolTaskRunner(max_workers=common.max_workers)

@@ -24,9 +24,9 @@ def build_mazes_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
     ctx = prepare("maze", params_path, root)
     d = ctx.params.data
     jobs = [("train", d.train_size, d.train_count)] + [("test", s, d.test_count) for s in d.test_sizes]
-    # distinct, reproducible streams per split: train and test never share mazes
+    # distinct, reproducible streams per file: train and test never share mazes
     futures = [build_maze_file.submit(str(maze_file(ctx.data_root, split, size)), count, size, d.scale,
-                                      ctx.seed * 2 + (0 if split == "train" else 1)) for split, size, count in jobs]
+                                      ctx.seed_for("mazes", split, size)) for split, size, count in jobs]
     return {f"{s}_{z}": f.result() for (s, z, _), f in zip(jobs, futures)}
 
 
@@ -42,19 +42,20 @@ def maze_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
     with tracked(ctx, tags={"data_source": "generated (tenfold.studies.maze.generate)"}) as run:
         for k, path in paths.items():
             run.log_dataset(path.stem, md5[k], str(Path(path).resolve()), "training" if k == "train" else "evaluation")
+        seed = ctx.seed_for("net")
         ckpt = Checkpoint(ctx.path("checkpoints", "recurrent.pt"),
-                          fingerprint(p.model.model_dump(), p.train.model_dump(), md5["train"], ctx.seed))
+                          fingerprint(p.model.model_dump(), p.train.model_dump(), md5["train"], seed))
         main = train_maze.submit(codes, targets, p.model.width, T, True, p.model.recall, p.model.init, p.train,
-                                 ctx.device, ctx.seed, ckpt, ctx.progress)
+                                 ctx.device, seed, ckpt, ctx.progress)
         twins = {}  # recurrent vs feed-forward at matched effective depth, fanned out through the task runner
         cfg, n = p.train.model_copy(update={"epochs": p.compare.epochs}), min(p.compare.train_count, len(codes))
         for k in p.compare.iters if p.compare.enabled else []:
             for rec in (True, False):
-                name = f"{'recurrent' if rec else 'feedforward'}_{k}"
+                name, seed_k = f"{'recurrent' if rec else 'feedforward'}_{k}", ctx.seed_for("twin", k)  # shared by both
                 ck = Checkpoint(ctx.path("checkpoints", f"{name}.pt"),
-                                fingerprint(name, p.model.width, cfg.model_dump(), md5["train"], n, ctx.seed))
+                                fingerprint(name, p.model.width, cfg.model_dump(), md5["train"], n, seed_k))
                 twins[(k, rec)] = train_maze.submit(codes[:n], targets[:n], p.model.width, k, rec, p.model.recall,
-                                                    p.model.init, cfg, ctx.device, ctx.seed + k, ck, False)
+                                                    p.model.init, cfg, ctx.device, seed_k, ck, False)
         model, history = main.result()
         iters = outcome.iteration_counts(p)
         evals = {s: evaluate_mazes.submit(model, c, t, iters, ctx.device, p.eval.batch_size, f"size {s}")

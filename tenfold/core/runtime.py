@@ -5,23 +5,11 @@ import hashlib
 import json
 import os
 import tempfile
-import zlib
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
-
-# Per-study seed offsets: common.seed + offset, so studies never share a random stream.
-_SEED_OFFSETS: dict[str, int] = {}
-
-
-def study_seed(base_seed: int, study: str) -> int:
-    """A stable per-study seed: the base seed plus a fixed offset derived from the slug."""
-    if study not in _SEED_OFFSETS:
-        _SEED_OFFSETS[study] = zlib.crc32(study.encode()) % 10_000
-    return int(base_seed) + _SEED_OFFSETS[study]
-
 
 def pick_device(preference: str = "auto") -> torch.device:
     """`auto` picks CUDA when present, else CPU; `cuda` without a GPU is a clear error."""

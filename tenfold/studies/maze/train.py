@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from tenfold.components.models.recurrent import SegmentNet
 from tenfold.core.checkpoints import Checkpoint
+from tenfold.core.seeds import seed_for
 from tenfold.studies.maze.generate import WALL, _PALETTE
 from tenfold.studies.maze.params import MazeTrain
 
@@ -95,7 +96,7 @@ def train(model: SegmentNet, codes: np.ndarray, targets: np.ndarray, cfg: MazeTr
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, epochs):
         model.train()
-        gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        gen = torch.Generator().manual_seed(seed_for(seed, "maze", "epoch", epoch))
         perm = torch.randperm(n, generator=gen).numpy()
         tot, cnt = 0.0, 0
         it = range(0, n, cfg.batch_size)
