@@ -7,6 +7,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks.progress import progress as track_progress
+
 from tenfold.components.models.recurrent import SegmentNet, count_parameters
 from tenfold.core.checkpoints import Checkpoint
 from tenfold.core.seeds import seeded
@@ -39,8 +41,13 @@ def train_maze(codes, targets, width: int, iters: int, recurrent: bool, recall: 
     kind = "recurrent" if recurrent else "feed-forward"
     log.info("training %s net: width %d, %d iterations (effective depth %d), %d parameters, %d mazes",
              kind, width, iters, model.effective_depth, count_parameters(model), len(codes))
-    history = train(model, codes, targets, cfg, device, seed=seed, checkpoint=checkpoint, progress=progress,
-                    on_epoch=lambda r: log.info("%s epoch %d loss %.4f", kind, r["epoch"], r["loss"]))
+    def on_epoch(rec, step):
+        log.info("%s epoch %d loss %.4f", kind, rec["epoch"], rec["loss"])
+        step()
+
+    with track_progress(f"maze: train {kind} net ({iters} iterations)", cfg.epochs, progress) as step:
+        history = train(model, codes, targets, cfg, device, seed=seed, checkpoint=checkpoint, progress=progress,
+                        on_epoch=lambda rec: on_epoch(rec, step))
     return model, history
 
 

@@ -1,0 +1,36 @@
+"""Progress: a bar only when asked, and a Prefect progress artifact that reaches 100% inside a flow run."""
+import pytest
+
+from tasks.progress import progress
+
+
+def test_outside_a_run_progress_only_counts(capsys):
+    with progress("loop", total=3, enabled=False) as step:
+        for _ in range(3):
+            step()
+    assert capsys.readouterr().err == ""
+
+
+def test_bar_when_enabled(capsys):
+    with progress("visible loop", total=2, enabled=True, artifact=False) as step:
+        step()
+        step()
+    assert "visible loop" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_progress_artifact_in_a_flow_run(prefect_harness):
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    @flow
+    def looping():
+        with progress("Test loop: crafting", total=4) as step:
+            for _ in range(4):
+                step()
+
+    looping()
+    with get_client(sync_client=True) as c:
+        arts = c.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["test-loop-crafting"])))
+    assert arts and arts[0].type == "progress" and float(arts[0].data) == 100.0
