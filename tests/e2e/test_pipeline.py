@@ -39,7 +39,7 @@ def project(tmp_path_factory, copy_project):
     # dvc.yaml may name ../shared/data deps (read-only data beside the project), as in a real checkout
     (proj.parent / "shared").symlink_to(ROOT.parent / "shared")
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for d in ("metrics", "plots", "reports"):  # outputs must come from this run, not from the copy
+    for d in ("metrics", "results", "plots", "reports"):  # outputs must come from this run, not from the copy
         subprocess.run(["rm", "-rf", str(proj / d)], check=True)
     _run(["git", "init", "-q"], proj)
     _run(["git", "add", "-A"], proj)
@@ -55,33 +55,43 @@ def test_dvc_repro_runs_every_study_with_metrics_reports_and_mlflow(project):
     proj, params, _ = project
     stages = yaml.safe_load((proj / "dvc.yaml").read_text())["stages"]
     studies = [s for s in stages if s in STUDIES]
-    assert "maze" in studies
+    assert set(studies) == set(STUDIES)
     client = MlflowClient(f"sqlite:///{proj / 'mlflow.db'}")
     for slug in studies:
+        r = json.loads((proj / "results" / f"{slug}.json").read_text())
         m = json.loads((proj / "metrics" / f"{slug}.json").read_text())
-        assert m["study"] == slug and m["claims"], slug
-        for c in m["claims"]:
+        assert r["study"] == slug and r["claims"], slug
+        for c in r["claims"]:
             assert set(c) >= {"id", "claim", "paper", "measured", "target", "holds"} and isinstance(c["holds"], bool)
+            assert m["claims"][c["id"]] == {k: c[k] for k in ("measured", "target", "holds")}
+        assert set(m) == {"claims", *r["headline"]} and len(r["headline"]) <= 20, slug
         report = (proj / "reports" / f"{slug}.md").read_text()
         assert "Paper claims / this run measured" in report
-        for c in m["claims"]:
+        for c in r["claims"]:
             assert f"`{c['id']}`" in report
         exp = client.get_experiment_by_name(slug)
         assert exp is not None, f"no MLflow experiment for {slug}"
         runs = client.search_runs([exp.experiment_id])
-        assert runs and all(r.info.status == "FINISHED" for r in runs)
-        for r in runs:  # parent runs and nested ones (benchmark cells) all carry the lineage tags
-            tags = r.data.tags
+        assert runs and all(run.info.status == "FINISHED" for run in runs)
+        for run in runs:  # parent runs and nested ones (benchmark cells) all carry the lineage tags
+            tags = run.data.tags
             assert tags["study"] == slug and tags["dvc_stage"] and len(tags["git_commit"]) >= 40, (slug, tags)
-        parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-        assert parents and all(any(k.startswith(f"{slug}.") for k in r.data.params) for r in parents), slug
-        # the newest parent run logged one 0/1 metric per claim, equal to the claim's `holds` in the metrics file
-        newest = max(parents, key=lambda r: r.info.start_time)
-        for c in m["claims"]:
-            assert newest.data.metrics[f"claim_{c['id']}"] == float(c["holds"]), (slug, c["id"])
-        assert newest.data.metrics["wall_seconds"] > 0
+            assert tags["machine.cpu"] and tags["machine.torch_threads"] and tags["machine.blas"], (slug, tags)
+        parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+        assert parents and all(any(k.startswith(f"{slug}.") for k in run.data.params) for run in parents), slug
+        # the run that published logged the headline numbers and one 0/1 metric per claim, as in the files
+        published = client.get_run(r["run"]["mlflow_run_id"])
+        for c in r["claims"]:
+            assert published.data.metrics[f"claim_{c['id']}"] == float(c["holds"]), (slug, c["id"])
+        for k, v in r["headline"].items():
+            if v is not None:
+                assert published.data.metrics[k] == pytest.approx(float(v)), (slug, k)
+        assert published.data.metrics["wall_seconds"] > 0
         versions = client.search_model_versions(f"name='tenfold-{slug}'")
         assert versions, f"no registered model for {slug}"
+    # `dvc metrics show` stays readable: one line per headline number and claim field, no tables or texts
+    shown = _run(["dvc", "metrics", "show"], proj).stdout
+    assert len(shown.splitlines()) < 250 and "notes" not in shown and "description" not in shown
     maze_tags = client.search_runs([client.get_experiment_by_name("maze").experiment_id])[0].data.tags
     lock = yaml.safe_load((proj / "dvc.lock").read_text())
     data_dep = next(d for d in lock["stages"]["maze"]["deps"] if d["path"] == "data/mazes")
@@ -122,3 +132,25 @@ def test_second_repro_is_a_noop_and_a_maze_param_reruns_only_maze(project):
     lock = yaml.safe_load((proj / "dvc.lock").read_text())
     md5 = next(d["md5"] for d in lock["stages"]["maze"]["deps"] if d["path"] == "data/mazes")
     assert newest.data.tags["data_md5.data/mazes"] == md5
+
+
+@pytest.mark.slow
+def test_a_dvc_experiment_is_listed_compared_and_applied(project):
+    """`dvc exp run -S` on one param: `dvc exp show --only-changed` lists the changed param and the metrics that
+    moved, `dvc metrics diff` compares it with the workspace's commit, `dvc plots diff` renders both."""
+    proj, _, _ = project
+    _run(["dvc", "exp", "run", "-n", "longer-maze", "-S", "maze.train.epochs=4", "maze"], proj)
+    shown = json.loads(_run(["dvc", "exp", "show", "--json"], proj).stdout)
+    exps = [e for row in shown for e in (row.get("experiments") or []) if e.get("name") == "longer-maze"]
+    assert exps, shown
+    rev = exps[0]["revs"][0]["data"]
+    assert rev["params"]["params.yaml"]["data"]["maze"]["train"]["epochs"] == 4
+    assert "claims" in rev["metrics"]["metrics/maze.json"]["data"]
+    table = _run(["dvc", "exp", "show", "--only-changed", "--no-pager", "--md"], proj).stdout
+    assert "maze.train.epochs" in table and "longer-maze" in table
+    diff = json.loads(_run(["dvc", "metrics", "diff", "HEAD", "longer-maze", "--json"], proj).stdout)
+    assert "metrics/maze.json" in diff
+    _run(["dvc", "plots", "diff", "HEAD", "longer-maze", "-o", "plots_diff"], proj)
+    assert (proj / "plots_diff" / "index.html").exists()
+    _run(["dvc", "exp", "apply", "longer-maze"], proj)
+    assert yaml.safe_load((proj / "params.yaml").read_text())["maze"]["train"]["epochs"] == 4
