@@ -46,7 +46,7 @@ def maze_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
         ckpt = Checkpoint(ctx.path("checkpoints", "recurrent.pt"),
                           fingerprint(p.model.model_dump(), p.train.model_dump(), md5["train"], seed))
         main = train_maze.submit(codes, targets, p.model.width, T, True, p.model.recall, p.model.init, p.train,
-                                 ctx.device, seed, ckpt, ctx.progress)
+                                 ctx.device, seed, ckpt, ctx.progress, ctx.common.nproc, ctx.common.threads)
         twins = {}  # recurrent vs feed-forward at matched effective depth, fanned out through the task runner
         cfg, n = p.train.model_copy(update={"epochs": p.compare.epochs}), min(p.compare.train_count, len(codes))
         for k in p.compare.iters if p.compare.enabled else []:

@@ -1,16 +1,20 @@
 """Prefect tasks of the `maze` study: build and load maze files, train a maze net, evaluate exact match."""
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks.ddp import run_torchrun
 from tasks.progress import progress as track_progress
 
 from tenfold.components.models.recurrent import SegmentNet, count_parameters
+from tenfold.core.artifacts import torch_load
 from tenfold.core.checkpoints import Checkpoint
+from tenfold.core.runtime import atomic_savez
 from tenfold.core.seeds import seeded
 from tenfold.studies.maze import dataset
 from tenfold.studies.maze.params import MazeTrain
@@ -35,12 +39,26 @@ def load_mazes(path: str, size: int, scale: int):
 
 @task(name="train-maze-net", cache_policy=NO_CACHE)
 def train_maze(codes, targets, width: int, iters: int, recurrent: bool, recall: bool, init: str, cfg: MazeTrain,
-               device, seed: int, checkpoint: Checkpoint, progress: bool = False):
+               device, seed: int, checkpoint: Checkpoint, progress: bool = False, nproc: int = 1, threads: int = 1):
+    """Train one maze net; with `nproc > 1` data-parallel under torchrun (rank 0 checkpoints, this task logs)."""
     log = get_run_logger()
-    model = seeded(seed, lambda: SegmentNet(width=width, iters=iters, recurrent=recurrent, recall=recall, init=init))
+    net = {"width": width, "iters": iters, "recurrent": recurrent, "recall": recall, "init": init}
+    model = seeded(seed, lambda: SegmentNet(**net))
     kind = "recurrent" if recurrent else "feed-forward"
-    log.info("training %s net: width %d, %d iterations (effective depth %d), %d parameters, %d mazes",
-             kind, width, iters, model.effective_depth, count_parameters(model), len(codes))
+    log.info("training %s net: width %d, %d iterations (effective depth %d), %d parameters, %d mazes, %d process(es)",
+             kind, width, iters, model.effective_depth, count_parameters(model), len(codes), nproc)
+    if nproc > 1:
+        with tempfile.TemporaryDirectory(prefix="maze-ddp-") as tmp:
+            atomic_savez(Path(tmp) / "data.npz", compress=False, codes=codes, targets=targets)
+            spec = {"data": str(Path(tmp) / "data.npz"), "net": net, "cfg": cfg.model_dump(), "seed": seed,
+                    "checkpoint": None if checkpoint.path is None else str(checkpoint.path),
+                    "fingerprint": checkpoint.fingerprint, "threads": threads, "device": str(device)}
+            state = torch_load(run_torchrun("tenfold.studies.maze.distributed", spec, nproc, tmp))
+        model.load_state_dict(state["model"])
+        for rec in state["history"]:
+            log.info("%s epoch %d loss %.4f (%d processes)", kind, rec["epoch"], rec["loss"], nproc)
+        return model, state["history"]
+
     def on_epoch(rec, step):
         log.info("%s epoch %d loss %.4f", kind, rec["epoch"], rec["loss"])
         step()

@@ -31,6 +31,8 @@ class Common(Strict):
     data_root: str = "data"
     shared_data: str = "../shared/data"
     mlflow_uri: str = "sqlite:///mlflow.db"
+    nproc: int = Field(1, ge=1, description="processes per training job: > 1 trains data-parallel under torchrun "
+                       "(gloo on CPU, NCCL on GPU) where a study supports it (maze, depth)")
     task_runner: Literal["thread", "dask"] = "thread"
     max_workers: int = Field(2, ge=1)
     dask_address: str | None = None

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tenfold.components import distributed
 from tenfold.components.models.recurrent import SegmentNet
 from tenfold.core.checkpoints import Checkpoint
 from tenfold.core.seeds import seed_for
@@ -25,11 +26,13 @@ def batch_tensors(codes: np.ndarray, targets: np.ndarray, idx, device) -> tuple[
     return x, y, mask
 
 
-def masked_ce(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Per-pixel cross-entropy averaged over the open (non-wall) pixels."""
+def masked_ce(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
+              denom: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-pixel cross-entropy averaged over the open (non-wall) pixels (of the global batch when `denom`, the
+    global count, is given: data-parallel ranks then sum to the single-process loss)."""
     loss = F.cross_entropy(logits, y, reduction="none")
     m = mask.float()
-    return (loss * m).sum() / m.sum().clamp_min(1.0)
+    return (loss * m).sum() / (m.sum().clamp_min(1.0) if denom is None else denom)
 
 
 def make_optimizer(model: SegmentNet, cfg: MazeTrain) -> torch.optim.Optimizer:
@@ -52,13 +55,14 @@ def lr_factor(step: int, steps_per_epoch: int, cfg: MazeTrain) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
 
 
-def train_step(model: SegmentNet, x, y, mask, cfg: MazeTrain, gen: torch.Generator) -> torch.Tensor:
+def train_step(model: SegmentNet, x, y, mask, cfg: MazeTrain, gen: torch.Generator,
+               denom: torch.Tensor | None = None) -> torch.Tensor:
     """The progressive loss of Bansal et al.: (1-alpha) * loss at train_iters + alpha * loss after
     k iterations started from a detached state of n iterations (recurrent nets only)."""
     T = model.iters
     loss = x.new_zeros(())
     if cfg.alpha < 1 or not model.recurrent:
-        loss = loss + (1 - (cfg.alpha if model.recurrent else 0)) * masked_ce(model(x), y, mask)
+        loss = loss + (1 - (cfg.alpha if model.recurrent else 0)) * masked_ce(model(x), y, mask, denom)
     if cfg.alpha > 0 and model.recurrent:
         n = int(torch.randint(0, T, (1,), generator=gen))
         k = int(torch.randint(1, T - n + 1, (1,), generator=gen))
@@ -67,7 +71,7 @@ def train_step(model: SegmentNet, x, y, mask, cfg: MazeTrain, gen: torch.Generat
             for i in range(n):
                 h = model.step(h, x, i)
         out = model(x, iters=k, state=h.detach(), start=n)
-        loss = loss + cfg.alpha * masked_ce(out, y, mask)
+        loss = loss + cfg.alpha * masked_ce(out, y, mask, denom)
     return loss
 
 
@@ -77,8 +81,11 @@ def train(model: SegmentNet, codes: np.ndarray, targets: np.ndarray, cfg: MazeTr
     """Train in place; save `checkpoint` after every epoch and resume from it when it matches.
 
     Shuffling and the progressive-loss draws use generators seeded per epoch, so a resumed run gives the
-    same weights as an uninterrupted one (see `tenfold.core.checkpoints` for what a mismatch does).
+    same weights as an uninterrupted one (see `tenfold.core.checkpoints` for what a mismatch does). Under torchrun
+    (`tenfold.components.distributed`) each rank trains on its share of every global batch, gradients are summed
+    over ranks, and only rank 0 writes the checkpoint.
     """
+    parallel = distributed.world_size() > 1
     epochs = cfg.epochs if epochs is None else epochs
     model.to(device)
     opt = make_optimizer(model, cfg)
@@ -100,27 +107,31 @@ def train(model: SegmentNet, codes: np.ndarray, targets: np.ndarray, cfg: MazeTr
         perm = torch.randperm(n, generator=gen).numpy()
         tot, cnt = 0.0, 0
         it = range(0, n, cfg.batch_size)
-        if progress:
+        if progress and distributed.is_main():
             from tqdm import tqdm
             it = tqdm(it, desc=f"epoch {epoch + 1}/{epochs}", leave=False)
         for lo in it:
             f = lr_factor(step, steps_per_epoch, cfg)
             for g, b in zip(opt.param_groups, base_lrs):
                 g["lr"] = b * f
-            x, y, mask = batch_tensors(codes, targets, perm[lo:lo + cfg.batch_size], device)
-            loss = train_step(model, x, y, mask, cfg, gen)
+            batch = perm[lo:lo + cfg.batch_size]
+            x, y, mask = batch_tensors(codes, targets, distributed.shard(batch), device)
+            denom = distributed.all_sum(mask.float().sum()).clamp_min(1.0) if parallel else None
+            loss = train_step(model, x, y, mask, cfg, gen, denom)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            distributed.sum_gradients(model)
             if cfg.clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
             opt.step()
-            tot += float(loss.detach()) * len(x)
-            cnt += len(x)
+            tot += float(distributed.all_sum(loss) if parallel else loss.detach()) * len(batch)
+            cnt += len(batch)
             step += 1
         rec = {"epoch": epoch + 1, "loss": tot / max(cnt, 1), "lr": opt.param_groups[0]["lr"]}
         history.append(rec)
-        if checkpoint:
+        if checkpoint and distributed.is_main():
             checkpoint.save(epoch=epoch + 1, model=model.state_dict(), optimizer=opt.state_dict(), history=history)
+        distributed.barrier()
         if on_epoch:
             on_epoch(rec)
     return history
