@@ -8,24 +8,73 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import urllib.error
+import urllib.parse
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
 
-from tenfold.registry import get as get_study
 from tenfold.core.config import flatten
+from tenfold.core.errors import TenfoldError
 from tenfold.core.runtime import machine_info
+from tenfold.registry import get as get_study
 
 log = logging.getLogger("tenfold.track")
 ALIAS = "champion"
 _SECRET_WORDS = ("password", "token", "secret", "apikey", "api_key")
+# MLflow's client retries a dead server with exponential backoff for minutes by default; bounded here (a few
+# seconds per call) unless the environment sets them (scripts/cluster.sh writes the same values to .cluster/env)
+HTTP_CLIENT_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5"}
+
+
+class TrackingServerUnavailable(TenfoldError):
+    """The MLflow tracking server does not answer; the message names it and its URL."""
 
 
 def tracking_uri(configured: str) -> str:
     """`MLFLOW_TRACKING_URI` wins over params; a relative sqlite path is resolved against the cwd."""
     return os.environ.get("MLFLOW_TRACKING_URI") or configured
+
+
+def _is_http(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def _shown(uri: str) -> str:
+    """The URI without credentials (safe for messages and logs)."""
+    parts = urllib.parse.urlsplit(uri)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+def server_problem(uri: str, timeout: float = 3.0) -> str | None:
+    """None when the tracking server at an http(s) `uri` answers `GET /health` within `timeout` s, else why not.
+    Other URIs (sqlite, databricks, ...) are not checked."""
+    if not _is_http(uri):
+        return None
+    try:
+        with urllib.request.urlopen(f"{_shown(uri)}/health", timeout=timeout) as r:
+            return None if r.status == 200 else f"HTTP {r.status} from /health"
+    except urllib.error.HTTPError as e:
+        return f"HTTP {e.code} from /health"
+    except (OSError, urllib.error.URLError) as e:
+        reason = getattr(e, "reason", e)
+        return f"{type(reason).__name__}: {reason}" if not isinstance(reason, str) else reason
+
+
+def check_tracking_server(uri: str, timeout: float = 3.0) -> None:
+    """Fail within `timeout` seconds, naming the service and its URL, when an http(s) tracking server is down."""
+    why = server_problem(uri, timeout)
+    if why:
+        raise TrackingServerUnavailable(
+            f"MLflow tracking server at {_shown(uri)} is not answering ({why}): start it (`scripts/cluster.sh up`, "
+            "then `source .cluster/env`) or unset MLFLOW_TRACKING_URI to track to common.mlflow_uri")
 
 
 def _client(uri: str):
@@ -181,6 +230,10 @@ def study_run(study: str, sections: dict[str, Any], stage: str | None = None, ur
               lock: str | Path = "dvc.lock") -> Iterator[StudyRun]:
     """Open an MLflow run for `study` with lineage tags and flattened params; close it FAILED on error."""
     uri = tracking_uri(uri)
+    if _is_http(uri):
+        for k, v in HTTP_CLIENT_DEFAULTS.items():
+            os.environ.setdefault(k, v)
+        check_tracking_server(uri)
     client = _client(uri)
     exp = client.get_experiment_by_name(study)
     exp_id = exp.experiment_id if exp else client.create_experiment(study, artifact_location=_artifact_root(uri))
@@ -200,7 +253,16 @@ def study_run(study: str, sections: dict[str, Any], stage: str | None = None, ur
         client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in items[i:i + 100]])
     try:
         yield sr
-    except BaseException:
-        client.set_terminated(run.info.run_id, status="FAILED")
+    except BaseException as e:
+        why = server_problem(uri, timeout=2.0)
+        if why:  # the server went away mid-run: nothing more can be logged; say so, naming it
+            raise TrackingServerUnavailable(
+                f"MLflow tracking server at {_shown(uri)} stopped answering during run {run.info.run_id} of {study} "
+                f"({why}); files written before tracking (results/, metrics/) are kept: rerun the stage once the "
+                "server is back to log them") from e
+        try:
+            client.set_terminated(run.info.run_id, status="FAILED")
+        except Exception as term:  # noqa: BLE001 - keep the original error
+            log.warning("could not mark MLflow run %s FAILED: %s", run.info.run_id, term)
         raise
     client.set_terminated(run.info.run_id, status="FINISHED")

@@ -1,6 +1,7 @@
 """A small real project for the tests of scheduling, DVC remotes and the cluster stack: a copy of this checkout
 (as git's index has it) restricted to the maze study (stages build_mazes + maze), at the tiny profile, committed in
 a fresh git repository."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,17 @@ ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("build_mazes", "maze")
 
 
-def env(extra: dict | None = None, drop=("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "TENFOLD_DASK_ADDRESS",
-                                          "GIT_INDEX_FILE", "GIT_DIR", "GIT_WORK_TREE")) -> dict:
+def env(
+    extra: dict | None = None,
+    drop=(
+        "MLFLOW_TRACKING_URI",
+        "PREFECT_API_URL",
+        "TENFOLD_DASK_ADDRESS",
+        "GIT_INDEX_FILE",
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+    ),
+) -> dict:
     """The environment a command in a test project gets: this venv's python first, no inherited servers or git
     index (a git hook or a private index must not leak into the copy's own repository)."""
     e = dict(os.environ)
@@ -29,11 +39,14 @@ def env(extra: dict | None = None, drop=("MLFLOW_TRACKING_URI", "PREFECT_API_URL
     return e
 
 
-def run(cmd: list[str], cwd: Path, extra_env: dict | None = None, timeout: float = 900,
-        check: bool = True) -> subprocess.CompletedProcess:
+def run(
+    cmd: list[str], cwd: Path, extra_env: dict | None = None, timeout: float = 900, check: bool = True
+) -> subprocess.CompletedProcess:
     r = subprocess.run(cmd, cwd=cwd, env=env(extra_env), capture_output=True, text=True, timeout=timeout)
     if check:
-        assert r.returncode == 0, f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-6000:]}"
+        assert r.returncode == 0, (
+            f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-6000:]}"
+        )
     return r
 
 
@@ -49,8 +62,7 @@ def maze_project(dst: Path, copy_project, params_extra: dict | None = None) -> P
     params = deep_merge({k: v for k, v in params.items() if k in ("common", "maze")}, params_extra or {})
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     dvc = yaml.safe_load((proj / "dvc.yaml").read_text())
-    (proj / "dvc.yaml").write_text(yaml.safe_dump({"stages": {s: dvc["stages"][s] for s in STAGES}},
-                                                  sort_keys=False))
+    (proj / "dvc.yaml").write_text(yaml.safe_dump({"stages": {s: dvc["stages"][s] for s in STAGES}}, sort_keys=False))
     (proj / "dvc.lock").unlink(missing_ok=True)
     for d in ("metrics", "plots", "reports", "results", "models", "data", "checkpoints"):
         shutil.rmtree(proj / d, ignore_errors=True)  # every output must come from the test's own run
