@@ -4,6 +4,7 @@
     python -m benchmarks.bench_ddp              # 2,000 size-9 mazes, width 32, 10 iterations, 1 epoch
     python -m benchmarks.bench_ddp --quick      # 400 mazes
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-ONE = r'''
+ONE = r"""
 import sys, time, numpy as np, torch
 torch.set_num_threads(int(sys.argv[2]))
 from tenfold.components.models.recurrent import SegmentNet
@@ -24,9 +25,10 @@ from tenfold.studies.maze.params import MazeTrain
 from tenfold.studies.maze.train import train
 z = np.load(sys.argv[1]); m = seeded(0, lambda: SegmentNet(width=32, iters=10, recurrent=True, recall=True,
                                                             init="kaiming_zero_residual"))
-t = time.perf_counter(); train(m, z["codes"], z["targets"], MazeTrain(epochs=1, batch_size=32), torch.device("cpu"), seed=0)
+t = time.perf_counter()
+train(m, z["codes"], z["targets"], MazeTrain(epochs=1, batch_size=32), torch.device("cpu"), seed=0)
 print(time.perf_counter() - t)
-'''
+"""
 
 
 def main(argv=None) -> int:
@@ -46,12 +48,22 @@ def main(argv=None) -> int:
         atomic_savez(path, compress=False, codes=data["codes"], targets=data["targets"])
         rows = []
         for threads in (1, 2):
-            r = subprocess.run([sys.executable, "-c", ONE, str(path), str(threads)], cwd=ROOT, capture_output=True,
-                               text=True, check=True)
+            r = subprocess.run(
+                [sys.executable, "-c", ONE, str(path), str(threads)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             rows.append((f"1 process, {threads} thread(s)", float(r.stdout.strip().splitlines()[-1])))
-        spec = {"data": str(path), "net": {"width": 32, "iters": 10, "recurrent": True, "recall": True,
-                                          "init": "kaiming_zero_residual"},
-                "cfg": MazeTrain(epochs=1, batch_size=32).model_dump(), "seed": 0, "threads": 1, "device": "cpu"}
+        spec = {
+            "data": str(path),
+            "net": {"width": 32, "iters": 10, "recurrent": True, "recall": True, "init": "kaiming_zero_residual"},
+            "cfg": MazeTrain(epochs=1, batch_size=32).model_dump(),
+            "seed": 0,
+            "threads": 1,
+            "device": "cpu",
+        }
         t = time.perf_counter()
         run_torchrun("tenfold.studies.maze.distributed", spec, 2, Path(tmp) / "ddp")
         rows.append(("2 processes (torchrun, gloo), 1 thread each, incl. ~3 s launch", time.perf_counter() - t))

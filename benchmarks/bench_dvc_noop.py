@@ -1,4 +1,5 @@
 """A no-op `dvc repro` (nothing changed) in the project root: run `make pipeline` first. Target: under 5 s."""
+
 from __future__ import annotations
 
 import json

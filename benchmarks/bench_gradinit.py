@@ -5,6 +5,7 @@
 A GradInit iteration costs a forward/backward with `create_graph=True`, a second forward at the stepped
 parameters and a double backward to the scales; the paper's note puts it at roughly 2-3x a training step.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,10 @@ def main():
     t = time.perf_counter()
     gradinit(model, stream, loss_fn, cfg)
     it = (time.perf_counter() - t) / a.reps
-    print(f"{a.model}: plain training step {1e3 * step:.1f} ms, GradInit iteration {1e3 * it:.1f} ms, "
-          f"ratio {it / step:.2f}x (batch {a.batch}, {a.threads} thread(s))")
+    print(
+        f"{a.model}: plain training step {1e3 * step:.1f} ms, GradInit iteration {1e3 * it:.1f} ms, "
+        f"ratio {it / step:.2f}x (batch {a.batch}, {a.threads} thread(s))"
+    )
 
 
 if __name__ == "__main__":

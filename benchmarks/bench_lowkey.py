@@ -5,6 +5,7 @@
 Uses the ensemble trained by `tenfold run lowkey` when present, else freshly initialised models of the same
 architectures (the cost does not depend on the weights). Target (issue 7): under 10 s on 2 cores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,8 @@ def main() -> None:
     import torch
     from PIL import Image
 
-    from tenfold.registry import load_params
     from tenfold.components.data.faces import load_att
+    from tenfold.registry import load_params
     from tenfold.studies.lowkey.models import FaceNet
     from tenfold.studies.lowkey.train import load_ensemble
     from tenfold.studies.lowkey.web import Protector
@@ -51,9 +52,11 @@ def main() -> None:
         img, theta = prot.decode(buf.getvalue())
         prot.protect(img, theta)
         times.append(time.perf_counter() - t)
-    print(f"protect one {face.shape[0]}x{face.shape[1]} face, {p.attack.n_iters} steps, {len(models)} models "
-          f"x2 (blur), {args.threads} threads: best {min(times):.2f} s, median {sorted(times)[len(times) // 2]:.2f} s "
-          "(target < 10 s)")
+    print(
+        f"protect one {face.shape[0]}x{face.shape[1]} face, {p.attack.n_iters} steps, {len(models)} models "
+        f"x2 (blur), {args.threads} threads: best {min(times):.2f} s, median {sorted(times)[len(times) // 2]:.2f} s "
+        "(target < 10 s)"
+    )
 
 
 if __name__ == "__main__":

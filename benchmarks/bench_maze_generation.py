@@ -1,4 +1,5 @@
 """Maze generation throughput: size-13 mazes per second on one core (target: >= 2,000)."""
+
 from __future__ import annotations
 
 import json

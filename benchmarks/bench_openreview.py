@@ -5,6 +5,7 @@
 Compares the full scraper (normalize + atomic page file + atomic cursor per page) with the bare openreview-py
 `get_notes` loop over the same pages, so the client-side overhead is visible.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,14 +36,22 @@ def main(argv=None):
     spec = VenueSpec(venue=venue, api=a.api, submission_invitation=f"{venue}/-/Blind_Submission")
     sp = ScrapeParams(page_size=a.page_size, max_retries=2, backoff_factor=0.01)
     with FakeOpenReview(notes) as srv:
-        client = openreview.Client(baseurl=srv.baseurl) if a.api == 1 else \
-            openreview.api.OpenReviewClient(baseurl=srv.baseurl)
+        client = (
+            openreview.Client(baseurl=srv.baseurl)
+            if a.api == 1
+            else openreview.api.OpenReviewClient(baseurl=srv.baseurl)
+        )
         configure_retries(client, sp)
         t = time.perf_counter()
         after, pages = None, 0
         while True:
-            page = client.get_notes(invitation=spec.submission_invitation, details="directReplies",
-                                    limit=a.page_size, sort="id", after=after)
+            page = client.get_notes(
+                invitation=spec.submission_invitation,
+                details="directReplies",
+                limit=a.page_size,
+                sort="id",
+                after=after,
+            )
             if not page:
                 break
             after, pages = page[-1].id, pages + 1
@@ -53,8 +62,10 @@ def main(argv=None):
             full = time.perf_counter() - t
     print(f"{a.papers} notes, {pages} pages of {a.page_size} (API v{a.api})")
     print(f"bare openreview-py get_notes: {pages / bare:7.1f} pages/s  {a.papers / bare:8.0f} notes/s")
-    print(f"tenfold scraper (resumable):  {pages / full:7.1f} pages/s  {a.papers / full:8.0f} notes/s "
-          f"({full / bare:.2f}x the bare client time)")
+    print(
+        f"tenfold scraper (resumable):  {pages / full:7.1f} pages/s  {a.papers / full:8.0f} notes/s "
+        f"({full / bare:.2f}x the bare client time)"
+    )
 
 
 if __name__ == "__main__":

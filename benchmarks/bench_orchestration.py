@@ -6,6 +6,7 @@ artifacts) vs the same science called directly from the library, each in a fresh
 
 Target: overhead under 5% of the study's wall time at the CPU default.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,10 +21,15 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK = {"maze": {"data": {"train_count": 1000, "test_count": 200}, "train": {"epochs": 2},
-                  "compare": {"train_count": 500, "epochs": 1}}}
+QUICK = {
+    "maze": {
+        "data": {"train_count": 1000, "test_count": 200},
+        "train": {"epochs": 2},
+        "compare": {"train_count": 500, "epochs": 1},
+    }
+}
 
-DIRECT = r'''
+DIRECT = r"""
 import sys, time
 import torch
 from tenfold.registry import load_params
@@ -50,7 +56,7 @@ for k in p.compare.iters:
         train(mk, codes[:n], targets[:n], cfg, dev, seed=sk)
         evaluate(mk, *tests[d.train_size][:2], [k], dev, p.eval.batch_size)
 print(acc)
-'''
+"""
 
 
 def _timed(cmd, env, cwd) -> float:
@@ -81,9 +87,13 @@ def run(quick: bool = False) -> dict:
         # a fresh checkpoint dir so the orchestrated run trains from scratch too
         orchestrated = _timed(cli + ["run", "maze"], env, ROOT)
         flow_wall = json.loads((tmp / "results" / "maze.json").read_text())["run"]["wall_seconds"]
-    return {"profile": "quick" if quick else "cpu-default", "direct_seconds": round(direct, 1),
-            "orchestrated_seconds": round(orchestrated, 1), "flow_body_seconds": flow_wall,
-            "overhead_fraction": round((orchestrated - direct) / orchestrated, 4)}
+    return {
+        "profile": "quick" if quick else "cpu-default",
+        "direct_seconds": round(direct, 1),
+        "orchestrated_seconds": round(orchestrated, 1),
+        "flow_body_seconds": flow_wall,
+        "overhead_fraction": round((orchestrated - direct) / orchestrated, 4),
+    }
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ load average before and after is printed: the number means little on a busy mach
 machine (load ~1, 1 torch thread, saved service, 20 steps): 15 images/s one item per call, 53 at 8, 71 at 32,
 82 at 64. The folder watcher and `tenfold release` coalesce new files into calls of up to 32 items.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,12 +36,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--images", type=int, default=400)
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--steps", type=int, default=None, help="override the service's PGD steps")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads; tiny batches run faster on one thread, more thrash on a loaded machine")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads; tiny batches run faster on one thread, more thrash on a loaded machine",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     d = load("mnist5k", seed=0)
-    x, y = torch.from_numpy(d.x_train[:args.images]), torch.from_numpy(d.y_train[:args.images])
+    x, y = torch.from_numpy(d.x_train[: args.images]), torch.from_numpy(d.y_train[: args.images])
     if Path(args.service).exists():
         svc = ReleaseService.load(args.service)
         source = args.service
@@ -52,8 +57,14 @@ def main(argv=None) -> dict:
         source = "fresh surrogate (1 epoch)"
     if args.steps:
         svc.steps = args.steps
-    out = {"service": source, "steps": svc.steps, "threads": args.threads, "images": len(x),
-           "load_average_before": round(os.getloadavg()[0], 2), "images_per_second": {}}
+    out = {
+        "service": source,
+        "steps": svc.steps,
+        "threads": args.threads,
+        "images": len(x),
+        "load_average_before": round(os.getloadavg()[0], 2),
+        "images_per_second": {},
+    }
     for bs in args.batch_sizes:
         svc.protected, svc.seconds = 0, 0.0
         t0 = time.perf_counter()

@@ -8,6 +8,7 @@ each printed in one file, so ratios from different benchmarks come from one sess
 The header records the git commit, the core count and the load average before and after each benchmark:
 numbers taken while something else ran on the machine are not comparable, and the file says so.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,9 +41,13 @@ def main(argv=None) -> int:
     if not benches:
         print(f"no benchmark matches {a.only}", file=sys.stderr)
         return 2
-    lines = [f"# Benchmarks, one session ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", "",
-             f"commit {_commit()}, {os.cpu_count()} cores, python {sys.version.split()[0]}; "
-             "load average (1/5/15 min) is printed before and after each benchmark.", ""]
+    lines = [
+        f"# Benchmarks, one session ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
+        "",
+        f"commit {_commit()}, {os.cpu_count()} cores, python {sys.version.split()[0]}; "
+        "load average (1/5/15 min) is printed before and after each benchmark.",
+        "",
+    ]
     failed = 0
     for f in benches:
         cmd = [sys.executable, "-m", f"benchmarks.{f.stem}", *ARGS.get(f.stem, [])]
@@ -52,9 +57,17 @@ def main(argv=None) -> int:
         out = (r.stdout + (f"\n(exit {r.returncode})\n{r.stderr[-2000:]}" if r.returncode else "")).rstrip()
         print(out, flush=True)
         failed += bool(r.returncode)
-        lines += [f"## {f.stem}", "",
-                  f"`{' '.join(['python', '-m', f'benchmarks.{f.stem}', *ARGS.get(f.stem, [])])}`: "
-                  f"{time.time() - t0:.0f} s, load before {before}, after {_load()}", "", "```", out, "```", ""]
+        lines += [
+            f"## {f.stem}",
+            "",
+            f"`{' '.join(['python', '-m', f'benchmarks.{f.stem}', *ARGS.get(f.stem, [])])}`: "
+            f"{time.time() - t0:.0f} s, load before {before}, after {_load()}",
+            "",
+            "```",
+            out,
+            "```",
+            "",
+        ]
     Path(a.out).write_text("\n".join(lines))
     print(f"wrote {a.out}")
     return 1 if failed else 0

@@ -10,6 +10,7 @@ same flows as `make pipeline`. Writes benchmarks/seed_spread.json (per study and
 seeds, whether each held) and benchmarks/seed_spread.md; `tenfold report` puts the spread beside each claim and
 flags a claim whose margin to its target is smaller than the spread.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,11 @@ def _run_seed(seed: int, studies: list[str], work: Path) -> dict[str, dict]:
     subprocess.run(["git", "checkout-index", "--all", "--force", f"--prefix={proj}/"], cwd=ROOT, check=True)
     params = proj / "params.yaml"
     params.write_text(overlay_yaml_text(params.read_text(), {"common": {"seed": seed}}))
-    env = dict(os.environ, TENFOLD_SHARED_DATA=str(shared_data(load_params(ROOT / "params.yaml", [])["common"], ROOT)),
-               PREFECT_HOME=str(proj / ".prefect"))
+    env = dict(
+        os.environ,
+        TENFOLD_SHARED_DATA=str(shared_data(load_params(ROOT / "params.yaml", [])["common"], ROOT)),
+        PREFECT_HOME=str(proj / ".prefect"),
+    )
     env.pop("MLFLOW_TRACKING_URI", None)
     stages = list(DATA_STAGES)  # shared data builds (seconds), then each study's stages after those it uses
     for slug in studies:
@@ -45,8 +49,9 @@ def _run_seed(seed: int, studies: list[str], work: Path) -> dict[str, dict]:
     out = {}
     for stage in stages:
         t0 = time.time()
-        r = subprocess.run([sys.executable, "-m", "flows.cli", "run", stage], cwd=proj, env=env,
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            [sys.executable, "-m", "flows.cli", "run", stage], cwd=proj, env=env, capture_output=True, text=True
+        )
         print(f"  seed {seed} {stage}: exit {r.returncode}, {time.time() - t0:.0f} s", flush=True)
         if r.returncode:
             print(r.stderr[-2000:], file=sys.stderr)
@@ -88,14 +93,20 @@ def main(argv=None) -> int:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     doc = {"commit": commit.stdout.strip(), "seeds": sorted(per_seed), "machine": machine_info(), "studies": studies}
     Path(a.out).write_text(json.dumps(doc, indent=2) + "\n")
-    lines = [f"# Claims over seeds {sorted(per_seed)} (commit {doc['commit']}, CPU default)", "",
-             "| study | claim | values | min | max | spread | held |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Claims over seeds {sorted(per_seed)} (commit {doc['commit']}, CPU default)",
+        "",
+        "| study | claim | values | min | max | spread | held |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for slug, claims in studies.items():
         for cid, e in claims.items():
             v = e["values"]
             if v:
-                lines.append(f"| {slug} | `{cid}` | {', '.join(f'{x:.3g}' for x in v)} | {min(v):.3g} | {max(v):.3g} "
-                             f"| {max(v) - min(v):.3g} | {sum(e['holds'])} of {len(v)} |")
+                lines.append(
+                    f"| {slug} | `{cid}` | {', '.join(f'{x:.3g}' for x in v)} | {min(v):.3g} | {max(v):.3g} "
+                    f"| {max(v) - min(v):.3g} | {sum(e['holds'])} of {len(v)} |"
+                )
     Path(a.out).with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(f"wrote {a.out}")
     return 0

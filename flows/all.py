@@ -1,4 +1,5 @@
 """Every study as subflows of one parent flow (the same order as `dvc repro`)."""
+
 from __future__ import annotations
 
 from prefect import flow

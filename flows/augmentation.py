@@ -5,6 +5,7 @@ It reuses the clean network and poisons crafted by the `craft_poisons` stage (se
 `ctx.uses["security"]`), including the adaptive gradient-matching poisons crafted with CutMix in the loop, and
 publishes the defense table and the accuracy-vs-success figure per attack.
 """
+
 from __future__ import annotations
 
 from prefect import flow
@@ -27,13 +28,43 @@ def augmentation_flow(params_path: str = "params.yaml", root: str = ".") -> dict
     with tracked(ctx, tags={"data_source": manifest["source"]}) as run:
         run.log_dataset("poisons", md5_file(pdir / crafted.MANIFEST), str(pdir), "training")
         victim_seed = ctx.seed_for("victim")  # every cell's victim starts alike: cells differ by poison and defense
-        futures = [run_cell.submit(e["path"], name, data, sec.victim, sec.defense, net, ctx.device, victim_seed,
-                                   manifest["clean_acc"], cfg, label) for e in poisons for label, name, cfg in defenses]
+        futures = [
+            run_cell.submit(
+                e["path"],
+                name,
+                data,
+                sec.victim,
+                sec.defense,
+                net,
+                ctx.device,
+                victim_seed,
+                manifest["clean_acc"],
+                cfg,
+                label,
+            )
+            for e in poisons
+            for label, name, cfg in defenses
+        ]
         cells = [f.result() for f in futures]
         log_cells(run, cells)
-        measured = outcome.Measured(cells, benchmark.summarize(cells), [lab for lab, _, _ in defenses],
-                                    manifest["clean_acc"], manifest["dataset"], len(data.y_train), sec.craft.trials)
+        measured = outcome.Measured(
+            cells,
+            benchmark.summarize(cells),
+            [lab for lab, _, _ in defenses],
+            manifest["clean_acc"],
+            manifest["dataset"],
+            len(data.y_train),
+            sec.craft.trials,
+        )
         out = outcome.build(p, measured, sec.accept_min_clean_acc)
         outcome.write_figures(out, p, measured, ctx.path("plots"))
-        return publish(ctx, run, out, model=net, model_name="clean_convnet", input_example=data.x_test[:2],
-                       model_description="clean ConvNet (surrogate of the crafted poisons)", log=get_run_logger())
+        return publish(
+            ctx,
+            run,
+            out,
+            model=net,
+            model_name="clean_convnet",
+            input_example=data.x_test[:2],
+            model_description="clean ConvNet (surrogate of the crafted poisons)",
+            log=get_run_logger(),
+        )

@@ -1,15 +1,16 @@
 """`tenfold` command line: run a study or data build, render reports, apply a profile, serve schedules.
 
-    tenfold run maze            # one study (or a data build such as build_mazes, or `all`)
-    tenfold report              # reports/<study>.md for every results file, plus reports/index.md
-    tenfold check               # validate params.yaml and exit
-    tenfold data                # every dataset and model file: present / missing / corrupt
-    tenfold profile paper       # merge profiles/paper.yaml into params.yaml (validated first)
-    tenfold deploy              # serve the scheduled `dvc repro` deployments against a Prefect server
-    tenfold deploy --pool tenfold [--run maze]   # or register them on a work pool (run by its workers)
-    tenfold release IN OUT      # protect a folder of images for release (secure_release study)
-    tenfold lowkey serve        # the LowKey web tool: upload a photo, download the protected one
+tenfold run maze            # one study (or a data build such as build_mazes, or `all`)
+tenfold report              # reports/<study>.md for every results file, plus reports/index.md
+tenfold check               # validate params.yaml and exit
+tenfold data                # every dataset and model file: present / missing / corrupt
+tenfold profile paper       # merge profiles/paper.yaml into params.yaml (validated first)
+tenfold deploy              # serve the scheduled `dvc repro` deployments against a Prefect server
+tenfold deploy --pool tenfold [--run maze]   # or register them on a work pool (run by its workers)
+tenfold release IN OUT      # protect a folder of images for release (secure_release study)
+tenfold lowkey serve        # the LowKey web tool: upload a photo, download the protected one
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,6 +18,7 @@ import sys
 from pathlib import Path
 
 from tasks import _env  # noqa: F401
+
 
 class UserError(Exception):
     """Errors a person can fix (params, data, missing files): printed without a traceback."""
@@ -94,8 +96,9 @@ def cmd_run(args) -> int:
 def cmd_report(args) -> int:
     from tenfold.core.reports import render_all
 
-    for p in render_all(Path(args.root) / "results", Path(args.root) / "reports",
-                          Path(args.root) / "benchmarks" / "seed_spread.json"):
+    for p in render_all(
+        Path(args.root) / "results", Path(args.root) / "reports", Path(args.root) / "benchmarks" / "seed_spread.json"
+    ):
         print(p)
     return 0
 
@@ -135,24 +138,33 @@ def cmd_data(args) -> int:
     for name, s in SOURCES.items():
         state, detail = check(name, root, thorough=args.thorough)
         bad += state != "present"
-        print(f"  {state:8s} {name:20s} {s.what} (used by {', '.join(s.used_by)})"
-              + ("" if state == "present" else f"\n           {detail}\n           to get it: {s.how_to_get()}"))
+        print(
+            f"  {state:8s} {name:20s} {s.what} (used by {', '.join(s.used_by)})"
+            + ("" if state == "present" else f"\n           {detail}\n           to get it: {s.how_to_get()}")
+        )
     return 2 if bad and args.strict else 0
 
 
 def cmd_deploy(args) -> int:
     from flows.deploy import FLOW_NAME, deploy_to_pool, serve_all, trigger
 
-    opts = {"params_path": args.params, "root": args.root, "cron": args.cron, "commit": not args.no_commit,
-            "push": not args.no_push}
+    opts = {
+        "params_path": args.params,
+        "root": args.root,
+        "cron": args.cron,
+        "commit": not args.no_commit,
+        "push": not args.no_push,
+    }
     if args.run and not args.pool:
         raise UserError("--run needs --pool (with `serve`, this process itself runs the deployments)")
     if not args.pool:
         serve_all(**opts)
         return 0
     for s in deploy_to_pool(args.pool, **opts):
-        print(f"{FLOW_NAME}/{s['name']:16s} on pool {args.pool}  cron {s['cron']:12s} "
-              f"targets {' '.join(s['parameters']['targets'])}")
+        print(
+            f"{FLOW_NAME}/{s['name']:16s} on pool {args.pool}  cron {s['cron']:12s} "
+            f"targets {' '.join(s['parameters']['targets'])}"
+        )
     for name in args.run:
         fr = trigger(name, args.pool, timeout=args.timeout)
         print(f"{FLOW_NAME}/{name}: flow run {fr.name} {fr.state.name}")
@@ -160,7 +172,9 @@ def cmd_deploy(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="tenfold", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="tenfold", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--root", default=".", help="project root where data/, metrics/, plots/ ... live")
     ap.add_argument("--debug", action="store_true", help="show the full traceback of an error")
@@ -182,13 +196,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_release_command(sub)
     add_lowkey_command(sub)
-    d = sub.add_parser("deploy", help="scheduled `dvc repro` deployments: served by this process, or on a work pool "
-                       "(needs PREFECT_API_URL of a running server)")
+    d = sub.add_parser(
+        "deploy",
+        help="scheduled `dvc repro` deployments: served by this process, or on a work pool "
+        "(needs PREFECT_API_URL of a running server)",
+    )
     d.add_argument("--cron", default=None, help="override every study's cron schedule")
-    d.add_argument("--pool", default=None, help="register the deployments on this Prefect work pool and exit "
-                   "(its workers run them) instead of serving them from this process")
-    d.add_argument("--run", action="append", default=[], metavar="NAME",
-                   help="with --pool: run deployment NAME (a study, data build or `report`) now and wait for it")
+    d.add_argument(
+        "--pool",
+        default=None,
+        help="register the deployments on this Prefect work pool and exit "
+        "(its workers run them) instead of serving them from this process",
+    )
+    d.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with --pool: run deployment NAME (a study, data build or `report`) now and wait for it",
+    )
     d.add_argument("--timeout", type=float, default=3600, help="seconds to wait for a --run (default 3600)")
     d.add_argument("--no-commit", action="store_true", help="do not git-commit dvc.lock and outputs after a run")
     d.add_argument("--no-push", action="store_true", help="do not `dvc push` / `git push` after a run")

@@ -9,16 +9,18 @@ A study flow reads as inputs -> tasks -> outcome -> publish:
         out = outcome.build(ctx.params, ...)   # plain library code: claims, headline, tables, notes, figures
         return publish(ctx, run, out, model=...)
 """
+
 from __future__ import annotations
 
 import importlib
 import os
 import socket
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
@@ -88,8 +90,15 @@ def prepare(slug: str, params_path: str | Path = "params.yaml", root: str | Path
     configure_threads(common.threads)
     seed = seed_for(common.seed, slug)  # the study's base seed; named draws use ctx.seed_for(...)
     seed_everything(seed)
-    return StudyContext(study, common, sections[slug], seed, pick_device(common.device), Path(root),
-                        {u: sections[u] for u in study.uses})
+    return StudyContext(
+        study,
+        common,
+        sections[slug],
+        seed,
+        pick_device(common.device),
+        Path(root),
+        {u: sections[u] for u in study.uses},
+    )
 
 
 @contextmanager
@@ -98,8 +107,14 @@ def tracked(ctx: StudyContext, stage: str | None = None, tags: dict | None = Non
     from tasks.track import study_run
 
     sections = {"common": ctx.common, ctx.slug: ctx.params, **ctx.uses}
-    with study_run(ctx.slug, sections, stage=stage or ctx.slug, uri=ctx.common.mlflow_uri,
-                   lock=ctx.root / "dvc.lock", extra_tags={"device": str(ctx.device), **(tags or {})}) as run:
+    with study_run(
+        ctx.slug,
+        sections,
+        stage=stage or ctx.slug,
+        uri=ctx.common.mlflow_uri,
+        lock=ctx.root / "dvc.lock",
+        extra_tags={"device": str(ctx.device), **(tags or {})},
+    ) as run:
         yield run
 
 
@@ -119,8 +134,10 @@ def check_dask(address: str, timeout: float = 3.0) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except (OSError, ValueError) as e:
-        raise DaskUnavailable(f"Dask scheduler at {address} is not answering ({e}): start it (`dask scheduler`, or "
-                              "`scripts/cluster.sh up`) or fix common.dask_address / TENFOLD_DASK_ADDRESS") from None
+        raise DaskUnavailable(
+            f"Dask scheduler at {address} is not answering ({e}): start it (`dask scheduler`, or "
+            "`scripts/cluster.sh up`) or fix common.dask_address / TENFOLD_DASK_ADDRESS"
+        ) from None
 
 
 def task_runner(common: Common):
@@ -135,8 +152,14 @@ def task_runner(common: Common):
     if common.task_runner == "dask":
         from prefect_dask import DaskTaskRunner
 
-        return DaskTaskRunner(cluster_kwargs={"n_workers": common.max_workers, "threads_per_worker": 1,
-                                              "processes": True, "dashboard_address": None})
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": common.max_workers,
+                "threads_per_worker": 1,
+                "processes": True,
+                "dashboard_address": None,
+            }
+        )
     return ThreadPoolTaskRunner(max_workers=common.max_workers)
 
 
@@ -161,8 +184,16 @@ def run_flow(flow_obj, params_path: str | Path = "params.yaml", **kwargs):
     return flow_obj.with_options(task_runner=task_runner(common))(params_path=str(params_path), **kwargs)
 
 
-def publish(ctx: StudyContext, run, out: Outcome, model=None, model_name: str | None = None,
-            input_example=None, model_description: str = "", log=None) -> dict:
+def publish(
+    ctx: StudyContext,
+    run,
+    out: Outcome,
+    model=None,
+    model_name: str | None = None,
+    input_example=None,
+    model_description: str = "",
+    log=None,
+) -> dict:
     """The end of every study flow.
 
     Writes results/<slug>.json and metrics/<slug>.json first (atomically; nothing measured is lost if tracking
@@ -174,8 +205,13 @@ def publish(ctx: StudyContext, run, out: Outcome, model=None, model_name: str | 
     atomic_write_json(ctx.path("metrics"), out.metrics())
     atomic_write_json(ctx.path("results"), results)
     if model is not None:
-        reg = run.log_model(model, model_name or f"{ctx.slug}_model", input_example=input_example,
-                            passed=out.passed, description=model_description)
+        reg = run.log_model(
+            model,
+            model_name or f"{ctx.slug}_model",
+            input_example=input_example,
+            passed=out.passed,
+            description=model_description,
+        )
         run_info.update(registered_model=f"{reg['name']} v{reg['version']}", alias_moved=out.passed)
     run_info["wall_seconds"] = round(time.time() - ctx.started, 1)
     results["run"] = run_info

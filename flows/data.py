@@ -1,4 +1,5 @@
 """Shared data builds (one DVC stage each): datasets that several studies read, built once into DVC outputs."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,5 +16,6 @@ def build_cifar10_flow(params_path: str = "params.yaml", root: str = ".") -> dic
     """CIFAR-10 arrays under <data_root>/cifar10 (torchvision first, else the offline ImageFolder copy)."""
     common = load_params(params_path, [])["common"]
     data_root = Path(root) / common.data_root
-    return build_cifar10.submit(str(data_root / "cifar10"), str(data_root), str(shared_data(common, root)),
-                                common.allow_download).result()
+    return build_cifar10.submit(
+        str(data_root / "cifar10"), str(data_root), str(shared_data(common, root)), common.allow_download
+    ).result()

@@ -4,6 +4,7 @@ classification: accuracy vs effective depth per family, parameter counts, and ag
 Writes results/depth.json, metrics/depth.json, plots/depth/, models/depth/, checkpoints/depth/ and an MLflow run
 (registered model: the deepest recurrent net of the first family).
 """
+
 from __future__ import annotations
 
 from prefect import flow
@@ -30,11 +31,22 @@ def depth_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                         # a recurrent net and its feed-forward twin share initial seed and batch order
                         seeds = ctx.seed_for("init", s), ctx.seed_for("shuffle", s)
                         name = f"{fam.name}_d{depth}_{'rec' if rec else 'ff'}_s{s}"
-                        ckpt = Checkpoint(ctx.path("checkpoints", f"{name}.pt"),
-                                          fingerprint(fam.model_dump(), depth, rec, p.train.model_dump(), p.init,
-                                                      data.source, len(data.y_train), *seeds))
+                        ckpt = Checkpoint(
+                            ctx.path("checkpoints", f"{name}.pt"),
+                            fingerprint(
+                                fam.model_dump(),
+                                depth,
+                                rec,
+                                p.train.model_dump(),
+                                p.init,
+                                data.source,
+                                len(data.y_train),
+                                *seeds,
+                            ),
+                        )
                         futures[(fam.name, depth, rec, s)] = train_classifier.submit(
-                            fam, depth, rec, data, p.train, p.init, ctx.device, *seeds, ckpt)
+                            fam, depth, rec, data, p.train, p.init, ctx.device, *seeds, ckpt
+                        )
         res = {k: f.result() for k, f in futures.items()}
         measured = outcome.Measured(res, data.name, data.source, len(data.y_train), len(data.y_test))
         for step, values in outcome.step_metrics(p, measured):
@@ -44,6 +56,13 @@ def depth_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
         fam, depth = outcome.main_net(p)
         main = res[(fam, depth, True, 0)]["model"]
         atomic_torch_save(ctx.path("models", f"{fam}_recurrent_d{depth}.pt"), main.state_dict())
-        return publish(ctx, run, out, model=main, model_name=f"{fam}_recurrent_d{depth}",
-                       input_example=data.x_test[:2], log=get_run_logger(),
-                       model_description=f"recurrent {fam} net, effective depth {depth}")
+        return publish(
+            ctx,
+            run,
+            out,
+            model=main,
+            model_name=f"{fam}_recurrent_d{depth}",
+            input_example=data.x_test[:2],
+            log=get_run_logger(),
+            model_description=f"recurrent {fam} net, effective depth {depth}",
+        )

@@ -1,4 +1,5 @@
 """`tenfold lowkey serve`: the LowKey web tool (hooked into flows/cli.py by `add_lowkey_command`)."""
+
 from __future__ import annotations
 
 import argparse

@@ -14,6 +14,7 @@ Scheduling: `deployment(cron=...)` returns a Prefect deployment of `rescrape_flo
 Credentials (OPENREVIEW_USERNAME / OPENREVIEW_PASSWORD) are read by openreview-py from the environment; nothing
 here reads, logs or passes them.
 """
+
 from __future__ import annotations
 
 import time
@@ -69,29 +70,46 @@ def openreview_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
     ctx = prepare(SLUG, params_path, root)
     p, ap, tdir, years = ctx.params, ctx.params.analysis, tables_dir(ctx), sorted(ctx.params.years)
     tables, paper_df, manifest = read_tables_for_analysis.submit(str(tdir), years, ap).result()
-    tags = {"data_source": manifest.get("source", "unknown"),
-            **{f"data_source.{y}": s for y, s in manifest.get("years", {}).items()}}
+    tags = {
+        "data_source": manifest.get("source", "unknown"),
+        **{f"data_source.{y}": s for y, s in manifest.get("years", {}).items()},
+    }
     with tracked(ctx, tags=tags) as run:
         for name in TABLES:
-            run.log_dataset(f"openreview_{name}", md5_file(tdir / f"{name}.parquet"),
-                            str(tdir / f"{name}.parquet"), "analysis")
+            run.log_dataset(
+                f"openreview_{name}", md5_file(tdir / f"{name}.parquet"), str(tdir / f"{name}.parquet"), "analysis"
+            )
         futures = {y: analyse_year.submit(tables, paper_df, y, ap, ctx.seed_for("year", y)) for y in years}
         cross = analyse_cross_year.submit(tables, paper_df, years, ap, ctx.seed_for("cross_year")).result()
-        measured = outcome.Measured({y: f.result() for y, f in futures.items()}, cross, manifest,
-                                    len(tables["submissions"]), len(tables["reviews"]))
+        measured = outcome.Measured(
+            {y: f.result() for y, f in futures.items()},
+            cross,
+            manifest,
+            len(tables["submissions"]),
+            len(tables["reviews"]),
+        )
         out = outcome.build(p, measured)
         outcome.write_figures(out, p, measured, tables["reviews"], paper_df, tables["citations"], ctx.path("plots"))
         per_year = measured.per_year
-        model = AcceptanceModel(years, [per_year[y]["intercept"] for y in years],
-                                [per_year[y]["slope"] for y in years], ap.round_mean_to)
+        model = AcceptanceModel(
+            years, [per_year[y]["intercept"] for y in years], [per_year[y]["slope"] for y in years], ap.round_mean_to
+        )
         atomic_torch_save(ctx.path("models", "acceptance.pt"), model.state_dict())
         for y in years:
-            run.log_metrics({"reproducibility": per_year[y]["reproducibility"]["median"],
-                             "alpha": per_year[y]["alpha"]["alpha"]}, step=y)
-        return publish(ctx, run, out, model=model, model_name="acceptance_model",
-                       input_example=torch.tensor([[years[-1], 5.0], [years[-1], 6.5]]).numpy(),
-                       model_description=f"P(accept | year, mean rating), logistic per year {years}",
-                       log=get_run_logger())
+            run.log_metrics(
+                {"reproducibility": per_year[y]["reproducibility"]["median"], "alpha": per_year[y]["alpha"]["alpha"]},
+                step=y,
+            )
+        return publish(
+            ctx,
+            run,
+            out,
+            model=model,
+            model_name="acceptance_model",
+            input_example=torch.tensor([[years[-1], 5.0], [years[-1], 6.5]]).numpy(),
+            model_description=f"P(accept | year, mean rating), logistic per year {years}",
+            log=get_run_logger(),
+        )
 
 
 @flow(name="openreview-rescrape")
@@ -104,6 +122,9 @@ def rescrape_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
 def deployment(cron: str | None = None, params_path: str = "params.yaml", root: str = "."):
     """A Prefect deployment of `rescrape_flow` on `cron` (default yearly, 1 February) for flows/deploy.py:
     `prefect.serve(deployment(), ...)`. Credentials come from the worker's environment, never from parameters."""
-    return rescrape_flow.to_deployment(name="openreview-yearly-rescrape", cron=cron or DEFAULT_CRON,
-                                       parameters={"params_path": params_path, "root": root},
-                                       tags=["tenfold", SLUG])
+    return rescrape_flow.to_deployment(
+        name="openreview-yearly-rescrape",
+        cron=cron or DEFAULT_CRON,
+        parameters={"params_path": params_path, "root": root},
+        tags=["tenfold", SLUG],
+    )

@@ -8,6 +8,7 @@ set; counter-moves (adversarial training; mixup and CutMix from the dataset-secu
 face-identification experiment follow. Also `release_folder_flow`: protect a folder of images (once, or
 watching it) with a saved release service.
 """
+
 from __future__ import annotations
 
 import time
@@ -37,8 +38,8 @@ def secure_release_flow(params_path: str = "params.yaml", root: str = ".") -> di
     p, dev = ctx.params, ctx.device
     data_f = load_release_data.submit(p.data, str(ctx.data_root), ctx.seed_for("data"), dev)
     shared = Path(ctx.common.shared_data)
-    faces_f = (load_faces.submit([str(ctx.data_root), str(shared), str(shared / "faces")], p.faces.side,
-                                 p.faces.train_per_subject, dev) if p.faces.enabled else None)
+    face_dirs = [str(ctx.data_root), str(shared), str(shared / "faces")]
+    faces_f = load_faces.submit(face_dirs, p.faces.side, p.faces.train_per_subject, dev) if p.faces.enabled else None
     data, (x, y, xt, yt) = data_f.result()
     faces = faces_f.result() if faces_f else None
     K, eps = data.num_classes, p.craft.eps / 255
@@ -47,8 +48,8 @@ def secure_release_flow(params_path: str = "params.yaml", root: str = ".") -> di
         sur = train_surrogate.submit(x, y, xt, yt, p.surrogate, K, ctx.seed_for("surrogate"))
         surrogate, g_t, sur_acc = sur.result()
         crafted = {m: craft_release.submit(m, surrogate, g_t, x, y, p, K, ctx.seed_for("craft", m)) for m in p.methods}
-        svc = ReleaseService(surrogate, g_t, eps, p.online.steps or p.craft.steps, p.craft.tau * eps,
-                             p.craft.augment, K, p.surrogate.arch, tuple(x.shape[1:]), ctx.seed_for("online"))
+        svc_args = (p.online.steps or p.craft.steps, p.craft.tau * eps, p.craft.augment, K, p.surrogate.arch)
+        svc = ReleaseService(surrogate, g_t, eps, *svc_args, tuple(x.shape[1:]), ctx.seed_for("online"))
         online = online_release.submit(svc, x, y, p.online.batch_size) if p.online.enabled else None
         results = {m: f.result() for m, f in crafted.items()}
         released = {m: r[0] for m, r in results.items()}
@@ -58,28 +59,44 @@ def secure_release_flow(params_path: str = "params.yaml", root: str = ".") -> di
             released["alignment_online"], online_ips, craft_secs["alignment_online"] = online.result()
         sets = {"clean": x, **released}
         # one seed per victim arch, the same for every release: clean- and released-trained victims are paired
-        futs = {(s, a): victim.submit(a, xs, y, xt, yt, p.victims, ctx.seed_for("victim", a), K, label=s)
-                for s, xs in sets.items() for a in p.victims.archs}
+        futs = {
+            (s, a): victim.submit(a, xs, y, xt, yt, p.victims, ctx.seed_for("victim", a), K, label=s)
+            for s, xs in sets.items()
+            for a in p.victims.archs
+        }
         a0, counters = p.victims.archs[0], outcome.counter_moves(p)
-        cfuts = {(s, c): victim.submit(a0, sets[s], y, xt, yt, p.victims, ctx.seed_for("victim", a0), K, c,
-                                       p.counter, s)
-                 for s in outcome.counter_sets(list(released)) for c in counters}
+        cfuts = {
+            (s, c): victim.submit(a0, sets[s], y, xt, yt, p.victims, ctx.seed_for("victim", a0), K, c, p.counter, s)
+            for s in outcome.counter_sets(list(released))
+            for c in counters
+        }
         dist = {s: perceptual_distance.submit(x, xs) for s, xs in released.items()}
         face_results = faces_experiment(ctx, faces) if faces else None
         svc_path = svc.save(ctx.path("models", "release_service.pt"))
         measured = outcome.Measured(
-            data.name, data.source, len(x), len(xt), sur_acc, {k: f.result() for k, f in futs.items()},
-            {k: f.result() for k, f in cfuts.items()}, {s: f.result() for s, f in dist.items()}, craft_secs,
-            {m: r[2] for m, r in results.items()}, online_ips, face_results, str(svc_path))
+            data.name,
+            data.source,
+            len(x),
+            len(xt),
+            sur_acc,
+            {k: f.result() for k, f in futs.items()},
+            {k: f.result() for k, f in cfuts.items()},
+            {s: f.result() for s, f in dist.items()},
+            craft_secs,
+            {m: r[2] for m, r in results.items()},
+            online_ips,
+            face_results,
+            str(svc_path),
+        )
         out = outcome.build(p, measured)
         outcome.write_figures(out, p, measured, x, released, ctx.path("plots"))
         for (s, a), v in measured.acc.items():
             run.log_metrics({f"victim_acc.{s}.{a}": v})
         if measured.craft_info.get("unlearnable"):
             run.log_metrics({"unlearnable_rounds": measured.craft_info["unlearnable"]["rounds"]})
-        return publish(ctx, run, out, model=surrogate, model_name="release_surrogate",
-                       input_example=x[:2].cpu().numpy(), log=get_run_logger(),
-                       model_description=f"fixed surrogate of the release service ({p.surrogate.arch}, {data.name})")
+        about = f"fixed surrogate of the release service ({p.surrogate.arch}, {data.name})"
+        model_kw = dict(model=surrogate, model_name="release_surrogate", model_description=about)
+        return publish(ctx, run, out, input_example=x[:2].cpu().numpy(), log=get_run_logger(), **model_kw)
 
 
 def faces_experiment(ctx, faces) -> dict:
@@ -91,19 +108,34 @@ def faces_experiment(ctx, faces) -> dict:
     fcfg = p.victims.model_copy(update=upd)
     scfg = p.surrogate.model_copy(update={"arch": p.faces.arch, **upd})
     fc = victim.submit(p.faces.arch, fx, fy, fxt, fyt, fcfg, vseed, n_subjects, label="faces clean")
-    fsur, fg, fsur_acc = train_surrogate.submit(fx, fy, fxt, fyt, scfg, n_subjects,
-                                                ctx.seed_for("faces", "surrogate")).result()
-    frel, _, _ = craft_release.submit("alignment", fsur, fg, fx, fy, p, n_subjects,
-                                      ctx.seed_for("faces", "craft")).result()
+    fsur, fg, fsur_acc = train_surrogate.submit(
+        fx, fy, fxt, fyt, scfg, n_subjects, ctx.seed_for("faces", "surrogate")
+    ).result()
+    frel, _, _ = craft_release.submit(
+        "alignment", fsur, fg, fx, fy, p, n_subjects, ctx.seed_for("faces", "craft")
+    ).result()
     fr = victim.submit(p.faces.arch, frel, fy, fxt, fyt, fcfg, vseed, n_subjects, label="faces released")
     dist = perceptual_distance.submit(fx, frel)
-    return {"surrogate_acc": fsur_acc, "clean_acc": fc.result(), "released_acc": fr.result(),
-            "n_train": len(fx), "n_test": len(fxt), "subjects": n_subjects, **dist.result()}
+    return {
+        "surrogate_acc": fsur_acc,
+        "clean_acc": fc.result(),
+        "released_acc": fr.result(),
+        "n_train": len(fx),
+        "n_test": len(fxt),
+        "subjects": n_subjects,
+        **dist.result(),
+    }
 
 
 @flow(name="release_folder")
-def release_folder_flow(in_dir: str, out_dir: str, service: str = "models/secure_release/release_service.pt",
-                        batch_size: int = 32, watch_seconds: float = 0.0, poll_seconds: float = 2.0) -> dict:
+def release_folder_flow(
+    in_dir: str,
+    out_dir: str,
+    service: str = "models/secure_release/release_service.pt",
+    batch_size: int = 32,
+    watch_seconds: float = 0.0,
+    poll_seconds: float = 2.0,
+) -> dict:
     """Protect every image of `in_dir` into `out_dir` (atomic writes, originals untouched); with
     `watch_seconds > 0`, keep polling the folder for new files for that long."""
     svc = ReleaseService.load(service)

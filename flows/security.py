@@ -6,14 +6,23 @@ every setup (plus adaptive gradient matching with a defense's mixing in the loop
 `security_flow` runs the attack x defense grid of the benchmark protocol and publishes (taxonomy tables generated
 from the registries, the grid table, the heat maps), one MLflow run with a nested run per cell.
 """
+
 from __future__ import annotations
 
 from prefect import flow
 from prefect.logging import get_run_logger
 
 from flows.common import prepare, publish, tracked
-from tasks.security import (craft_poison, dilution_check, load_crafted, load_data, log_cells, log_dilution, run_cell,
-                            train_clean)
+from tasks.security import (
+    craft_poison,
+    dilution_check,
+    load_crafted,
+    load_data,
+    log_cells,
+    log_dilution,
+    run_cell,
+    train_clean,
+)
 from tenfold.core.runtime import md5_file
 from tenfold.studies.security import benchmark, crafted, outcome, plan
 
@@ -26,15 +35,28 @@ def craft_poisons_flow(params_path: str = "params.yaml", root: str = ".") -> dic
     out.mkdir(parents=True, exist_ok=True)
     data_seed = ctx.seed_for("data")  # recorded in the manifest: the later stages load the same subset
     data = load_data.submit(p.data, str(ctx.data_root), data_seed).result()
-    surrogate, acc = train_clean.submit(data, p.victim, ctx.device, ctx.seed_for("clean_net"),
-                                        str(out / crafted.CLEAN_NET)).result()
+    surrogate, acc = train_clean.submit(
+        data, p.victim, ctx.device, ctx.seed_for("clean_net"), str(out / crafted.CLEAN_NET)
+    ).result()
     futures = []
     for label, mix_name in plan.craft_jobs(p):
         mix = benchmark.mixer(mix_name, p.defense, data.num_classes) if mix_name else None
         for t in range(p.craft.trials):
-            futures.append(craft_poison.submit(benchmark.base_attack(label), data, surrogate, p.budget, p.craft, t,
-                                               ctx.seed_for("setup", t), ctx.device, str(out / f"{label}_{t}.npz"),
-                                               mix, label))
+            futures.append(
+                craft_poison.submit(
+                    benchmark.base_attack(label),
+                    data,
+                    surrogate,
+                    p.budget,
+                    p.craft,
+                    t,
+                    ctx.seed_for("setup", t),
+                    ctx.device,
+                    str(out / f"{label}_{t}.npz"),
+                    mix,
+                    label,
+                )
+            )
     manifest = crafted.manifest(p, ctx.common.seed, data, data_seed, acc, [f.result() for f in futures])
     crafted.write_manifest(out, manifest)
     get_run_logger().info("crafted %d poisons into %s", len(manifest["poisons"]), out)
@@ -49,17 +71,46 @@ def security_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
     with tracked(ctx, tags={"data_source": manifest["source"]}) as run:
         run.log_dataset("poisons", md5_file(pdir / crafted.MANIFEST), str(pdir), "training")
         victim_seed = ctx.seed_for("victim")  # every cell's victim starts alike: cells differ by poison and defense
-        cells = [run_cell.submit(e["path"], d, data, p.victim, p.defense, net, ctx.device, victim_seed,
-                                 manifest["clean_acc"], None, label, kind)
-                 for e, d, kind, label in plan.grid_jobs(p, manifest["poisons"])]
-        diag = [dilution_check.submit(e["path"], data, p.victim, p.diagnostic, net, ctx.device,
-                                      ctx.seed_for("dilution")) for e in plan.dilution_poisons(p, manifest["poisons"])]
-        measured = outcome.Measured([f.result() for f in cells], manifest["clean_acc"], manifest["dataset"],
-                                    manifest["source"], len(data.y_train), [f.result() for f in diag])
+        cells = [
+            run_cell.submit(
+                e["path"],
+                d,
+                data,
+                p.victim,
+                p.defense,
+                net,
+                ctx.device,
+                victim_seed,
+                manifest["clean_acc"],
+                None,
+                label,
+                kind,
+            )
+            for e, d, kind, label in plan.grid_jobs(p, manifest["poisons"])
+        ]
+        diag = [
+            dilution_check.submit(e["path"], data, p.victim, p.diagnostic, net, ctx.device, ctx.seed_for("dilution"))
+            for e in plan.dilution_poisons(p, manifest["poisons"])
+        ]
+        measured = outcome.Measured(
+            [f.result() for f in cells],
+            manifest["clean_acc"],
+            manifest["dataset"],
+            manifest["source"],
+            len(data.y_train),
+            [f.result() for f in diag],
+        )
         log_cells(run, measured.cells)
         log_dilution(run, measured.dilution)
         out = outcome.build(p, measured)
         outcome.write_figures(out, p, measured, ctx.path("plots"))
-        return publish(ctx, run, out, model=net, model_name="clean_convnet", input_example=data.x_test[:2],
-                       model_description="clean ConvNet: the attacker's surrogate and the fine-tuning victims' start",
-                       log=get_run_logger())
+        return publish(
+            ctx,
+            run,
+            out,
+            model=net,
+            model_name="clean_convnet",
+            input_example=data.x_test[:2],
+            model_description="clean ConvNet: the attacker's surrogate and the fine-tuning victims' start",
+            log=get_run_logger(),
+        )

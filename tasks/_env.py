@@ -1,5 +1,6 @@
 """Environment defaults applied before prefect, mlflow or dvc is imported (no telemetry, local state), read from
 scripts/defaults.env, the one list shared with scripts/env.sh. Imported by `tasks` and `flows` first."""
+
 import os
 from pathlib import Path
 

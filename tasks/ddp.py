@@ -4,6 +4,7 @@ The Prefect task stays one process (it logs to MLflow once); the training runs i
 `python -m torch.distributed.run --standalone --nproc_per_node N -m <module> <spec.json>`, and rank 0 writes the
 result file the task reads back. A failing rank fails the task with the launcher's last output lines.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,10 +25,20 @@ def run_torchrun(module: str, spec: dict, nproc: int, workdir: str | Path, timeo
     workdir.mkdir(parents=True, exist_ok=True)
     spec = {**spec, "out": str(workdir / "out.pt")}
     (workdir / "spec.json").write_text(json.dumps(spec))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", module, str(workdir / "spec.json")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        module,
+        str(workdir / "spec.json"),
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if r.returncode != 0 or not Path(spec["out"]).exists():
         tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-15:])
-        raise DistributedTrainingFailed(f"torchrun {module} with {nproc} processes failed (exit {r.returncode}):\n{tail}")
+        raise DistributedTrainingFailed(
+            f"torchrun {module} with {nproc} processes failed (exit {r.returncode}):\n{tail}"
+        )
     return Path(spec["out"])

@@ -1,5 +1,6 @@
 """Prefect tasks of the `gradinit` study: load the (standardised) images, one image run (Kaiming or GradInit),
 GradInit on the Post-LN Transformer and one Post-LN Transformer run."""
+
 from __future__ import annotations
 
 import time
@@ -25,8 +26,13 @@ def load_images(cfg, root: str, split_seed: int, subset_seed: int) -> ImageData:
     set's statistics (as the paper's Normalize transform)."""
     data = load(cfg.dataset, root, seed=split_seed).subset(cfg.n_train, cfg.n_test, subset_seed)
     x_train, x_test = standardize(data.x_train, data.x_test)
-    get_run_logger().info("%s: %d train / %d test images from %s (standardised)", data.name, len(data.y_train),
-                          len(data.y_test), data.source)
+    get_run_logger().info(
+        "%s: %d train / %d test images from %s (standardised)",
+        data.name,
+        len(data.y_train),
+        len(data.y_test),
+        data.source,
+    )
     return replace(data, x_train=x_train, x_test=x_test)
 
 
@@ -42,10 +48,11 @@ def image_run(arch: str, init: str, data, study, device, seed: int) -> dict:
 
     The initial weights, GradInit's batches and the training batch order each get their own seed from `seed`."""
     log = get_run_logger()
-    xtr, ytr, xte, yte = (torch.as_tensor(a).to(device) for a in (data.x_train, data.y_train, data.x_test,
-                                                                  data.y_test))
-    model = seeded(seed_for(seed, "gradinit", "weights"),
-                   lambda: build_image_model(arch, study.model, data.shape, data.num_classes)).to(device)
+    xtr, ytr, xte, yte = (torch.as_tensor(a).to(device) for a in (data.x_train, data.y_train, data.x_test, data.y_test))
+    model = seeded(
+        seed_for(seed, "gradinit", "weights"),
+        lambda: build_image_model(arch, study.model, data.shape, data.num_classes),
+    ).to(device)
     out = {"arch": arch, "init": init, "seed": seed, "scales": {}, "gradinit_seconds": 0.0, "constraint_share": None}
     if init == "gradinit":
         cfg = study.vgg_init if arch == "vgg" else study.resnet_init
@@ -53,13 +60,25 @@ def image_run(arch: str, init: str, data, study, device, seed: int) -> dict:
         batches = batch_stream(xtr, ytr, cfg.batch_size, seed_for(seed, "gradinit", "gradinit_batches"))
         res = gradinit(model, batches, F.cross_entropy, cfg)
         out.update(scales=res.scales, gradinit_seconds=time.time() - t, constraint_share=res.constraint_share)
-        log.info("%s GradInit: %d iterations in %.1fs, constraint steps %.0f%%", arch, cfg.iters,
-                 out["gradinit_seconds"], 100 * res.constraint_share)
+        log.info(
+            "%s GradInit: %d iterations in %.1fs, constraint steps %.0f%%",
+            arch,
+            cfg.iters,
+            out["gradinit_seconds"],
+            100 * res.constraint_share,
+        )
     t = time.time()
-    out["history"] = train_images(model, xtr, ytr, xte, yte, study.train, seed_for(seed, "gradinit", "shuffle"),
-                                  on_epoch=lambda r: log.info("%s/%s epoch %d: test acc %.3f", arch, init,
-                                                              r["epoch"], r["test_acc"]),
-                                  bias_lr_factor=study.train.resnet_bias_lr_factor if arch == "resnet" else 1.0)
+    out["history"] = train_images(
+        model,
+        xtr,
+        ytr,
+        xte,
+        yte,
+        study.train,
+        seed_for(seed, "gradinit", "shuffle"),
+        on_epoch=lambda r: log.info("%s/%s epoch %d: test acc %.3f", arch, init, r["epoch"], r["test_acc"]),
+        bias_lr_factor=study.train.resnet_bias_lr_factor if arch == "resnet" else 1.0,
+    )
     out["train_seconds"] = time.time() - t
     out["model"] = model.cpu()
     return out
@@ -68,8 +87,10 @@ def image_run(arch: str, init: str, data, study, device, seed: int) -> dict:
 def build_transformer(study, seed: int):
     """The Post-LN Transformer with its initial weights drawn from `seed` (the same for every run of one seed)."""
     t, m = study.task, study.model
-    return seeded(seed_for(seed, "gradinit", "weights"),
-                  lambda: PostLNTransformer(t.vocab, t.length, m.d_model, m.heads, m.layers, m.ffn, m.dropout))
+    return seeded(
+        seed_for(seed, "gradinit", "weights"),
+        lambda: PostLNTransformer(t.vocab, t.length, m.d_model, m.heads, m.layers, m.ffn, m.dropout),
+    )
 
 
 @task(name="gradinit-transformer-init", cache_policy=NO_CACHE)
@@ -86,13 +107,26 @@ def transformer_init(study, device, seed: int) -> dict:
     res = gradinit(model, sample_stream(sampler, seed_for(seed, "gradinit", "gradinit_batches")), token_loss, cfg)
     summary = scale_summary(res.scales)
     moved = sum(abs(v - 1.0) > 1e-6 for v in res.scales.values())
-    log.info("Post-LN GradInit: %d iterations in %.1fs, %d/%d scales moved, loss %.3f -> %.3f; %s", cfg.iters,
-             time.time() - start, moved, len(res.scales), res.history[0]["loss"], res.history[-1]["loss"],
-             {k: f"{v['min']:.2f}..{v['max']:.2f}" for k, v in summary.items()})
-    return {"state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, "scales": res.scales,
-            "scale_summary": summary, "scales_moved": moved, "constraint_share": res.constraint_share,
-            "gradinit_seconds": time.time() - start,
-            "loss_first": res.history[0]["loss"], "loss_last": res.history[-1]["loss"]}
+    log.info(
+        "Post-LN GradInit: %d iterations in %.1fs, %d/%d scales moved, loss %.3f -> %.3f; %s",
+        cfg.iters,
+        time.time() - start,
+        moved,
+        len(res.scales),
+        res.history[0]["loss"],
+        res.history[-1]["loss"],
+        {k: f"{v['min']:.2f}..{v['max']:.2f}" for k, v in summary.items()},
+    )
+    return {
+        "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "scales": res.scales,
+        "scale_summary": summary,
+        "scales_moved": moved,
+        "constraint_share": res.constraint_share,
+        "gradinit_seconds": time.time() - start,
+        "loss_first": res.history[0]["loss"],
+        "loss_last": res.history[-1]["loss"],
+    }
 
 
 @task(name="gradinit-transformer-run", cache_policy=NO_CACHE)
@@ -105,7 +139,14 @@ def transformer_run(init: str, lr: float, study, device, seed: int, state: dict 
         model.load_state_dict(state)
     model = model.to(device)
     out = train_seq(model, study.task, study.train, lr, device, seed)
-    log.info("Post-LN %s lr %g: test token acc %.3f, loss %.3f -> %.3f (%s%s)", init, lr, out["final_test_acc"],
-             out["initial_loss"], out["final_train_loss"], "trains" if out["trains"] else "fails",
-             ", diverged" if out["diverged"] else "")
+    log.info(
+        "Post-LN %s lr %g: test token acc %.3f, loss %.3f -> %.3f (%s%s)",
+        init,
+        lr,
+        out["final_test_acc"],
+        out["initial_loss"],
+        out["final_train_loss"],
+        "trains" if out["trains"] else "fails",
+        ", diverged" if out["diverged"] else "",
+    )
     return {**out, "init": init}

@@ -1,4 +1,5 @@
 """Prefect tasks of the `maze` study: build and load maze files, train a maze net, evaluate exact match."""
+
 from __future__ import annotations
 
 import tempfile
@@ -10,7 +11,6 @@ from prefect.logging import get_run_logger
 
 from tasks.ddp import run_torchrun
 from tasks.progress import progress as track_progress
-
 from tenfold.components.models.recurrent import SegmentNet, count_parameters
 from tenfold.core.artifacts import torch_load
 from tenfold.core.checkpoints import Checkpoint
@@ -38,21 +38,50 @@ def load_mazes(path: str, size: int, scale: int):
 
 
 @task(name="train-maze-net", cache_policy=NO_CACHE)
-def train_maze(codes, targets, width: int, iters: int, recurrent: bool, recall: bool, init: str, cfg: MazeTrain,
-               device, seed: int, checkpoint: Checkpoint, progress: bool = False, nproc: int = 1, threads: int = 1):
+def train_maze(
+    codes,
+    targets,
+    width: int,
+    iters: int,
+    recurrent: bool,
+    recall: bool,
+    init: str,
+    cfg: MazeTrain,
+    device,
+    seed: int,
+    checkpoint: Checkpoint,
+    progress: bool = False,
+    nproc: int = 1,
+    threads: int = 1,
+):
     """Train one maze net; with `nproc > 1` data-parallel under torchrun (rank 0 checkpoints, this task logs)."""
     log = get_run_logger()
     net = {"width": width, "iters": iters, "recurrent": recurrent, "recall": recall, "init": init}
     model = seeded(seed, lambda: SegmentNet(**net))
     kind = "recurrent" if recurrent else "feed-forward"
-    log.info("training %s net: width %d, %d iterations (effective depth %d), %d parameters, %d mazes, %d process(es)",
-             kind, width, iters, model.effective_depth, count_parameters(model), len(codes), nproc)
+    log.info(
+        "training %s net: width %d, %d iterations (effective depth %d), %d parameters, %d mazes, %d process(es)",
+        kind,
+        width,
+        iters,
+        model.effective_depth,
+        count_parameters(model),
+        len(codes),
+        nproc,
+    )
     if nproc > 1:
         with tempfile.TemporaryDirectory(prefix="maze-ddp-") as tmp:
             atomic_savez(Path(tmp) / "data.npz", compress=False, codes=codes, targets=targets)
-            spec = {"data": str(Path(tmp) / "data.npz"), "net": net, "cfg": cfg.model_dump(), "seed": seed,
-                    "checkpoint": None if checkpoint.path is None else str(checkpoint.path),
-                    "fingerprint": checkpoint.fingerprint, "threads": threads, "device": str(device)}
+            spec = {
+                "data": str(Path(tmp) / "data.npz"),
+                "net": net,
+                "cfg": cfg.model_dump(),
+                "seed": seed,
+                "checkpoint": None if checkpoint.path is None else str(checkpoint.path),
+                "fingerprint": checkpoint.fingerprint,
+                "threads": threads,
+                "device": str(device),
+            }
             state = torch_load(run_torchrun("tenfold.studies.maze.distributed", spec, nproc, tmp))
         model.load_state_dict(state["model"])
         for rec in state["history"]:
@@ -64,13 +93,24 @@ def train_maze(codes, targets, width: int, iters: int, recurrent: bool, recall: 
         step()
 
     with track_progress(f"maze: train {kind} net ({iters} iterations)", cfg.epochs, progress) as step:
-        history = train(model, codes, targets, cfg, device, seed=seed, checkpoint=checkpoint, progress=progress,
-                        on_epoch=lambda rec: on_epoch(rec, step))
+        history = train(
+            model,
+            codes,
+            targets,
+            cfg,
+            device,
+            seed=seed,
+            checkpoint=checkpoint,
+            progress=progress,
+            on_epoch=lambda rec: on_epoch(rec, step),
+        )
     return model, history
 
 
 @task(name="evaluate-mazes", cache_policy=NO_CACHE)
-def evaluate_mazes(model, codes, targets, iter_list: list[int], device, batch_size: int, label: str) -> dict[int, float]:
+def evaluate_mazes(
+    model, codes, targets, iter_list: list[int], device, batch_size: int, label: str
+) -> dict[int, float]:
     acc = evaluate(model, codes, targets, iter_list, device, batch_size)
     best = max(acc, key=acc.get)
     get_run_logger().info("%s: best exact match %.3f at %d iterations", label, acc[best], best)

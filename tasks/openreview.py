@@ -1,5 +1,6 @@
 """Prefect tasks of the OpenReview study: build the tables (offline or live), read them for the analysis, analyse
 each year, cross-year."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,10 +44,12 @@ def analyse_year(tables, paper_df, year: int, ap, seed: int) -> dict:
     depend on scheduling."""
     rng = np.random.default_rng(seed)
     counts = ap.reviewer_counts if year == ap.reviewer_count_year else None
-    out = A.year_summary(_year(tables, year), paper_df[paper_df.year == year], ap, rng, counts,
-                         ap.reviewer_count_iterations)
-    get_run_logger().info("ICLR %d: reproducibility %.3f, alpha %.3f", year, out["reproducibility"]["median"],
-                          out["alpha"]["alpha"])
+    out = A.year_summary(
+        _year(tables, year), paper_df[paper_df.year == year], ap, rng, counts, ap.reviewer_count_iterations
+    )
+    get_run_logger().info(
+        "ICLR %d: reproducibility %.3f, alpha %.3f", year, out["reproducibility"]["median"], out["alpha"]["alpha"]
+    )
     return out
 
 
@@ -55,23 +58,27 @@ def analyse_cross_year(tables, paper_df, years: list[int], ap, seed: int) -> dic
     """Citations vs rating, institution effect (per year and pooled), gender gap, trends."""
     rng = np.random.default_rng(seed)
     authors, cites = tables["authors"], tables["citations"]
-    lists = {"paper_top10": ap.top_institutions,
-             "top_by_submissions": A.top_by_submissions(authors, ap.top_k_by_submissions, ap.personal_domains)}
+    lists = {
+        "paper_top10": ap.top_institutions,
+        "top_by_submissions": A.top_by_submissions(authors, ap.top_k_by_submissions, ap.personal_domains),
+    }
     inst = {}
     for name, group in lists.items():
         if not group:
             continue
         inst[name] = {"domains": group, "per_year": {}}
         for y in years:
-            inst[name]["per_year"][y] = A.institution_effect(paper_df[paper_df.year == y], authors, group,
-                                                             ap.personal_domains, ap.ci_level)
+            inst[name]["per_year"][y] = A.institution_effect(
+                paper_df[paper_df.year == y], authors, group, ap.personal_domains, ap.ci_level
+            )
         if len(years) > 1:
-            inst[name]["pooled"] = A.institution_effect(paper_df, authors, group, ap.personal_domains,
-                                                        ap.ci_level, pooled=True)
+            inst[name]["pooled"] = A.institution_effect(
+                paper_df, authors, group, ap.personal_domains, ap.ci_level, pooled=True
+            )
     genders = A.author_genders(authors, ap.gender_min_confidence)
     gender = {y: A.gender_gap(paper_df[paper_df.year == y], genders, ap.ci_level, cites) for y in years}
     cit_years = sorted(set(cites.year) & set(years))
-    citations = {y: A.citations_vs_rating(paper_df[paper_df.year == y], cites, rng, ap.n_boot, ap.ci_level)
-                 for y in cit_years}
-    return {"institutions": inst, "gender": gender, "citations": citations,
-            "trends": A.trends(tables, paper_df)}
+    citations = {
+        y: A.citations_vs_rating(paper_df[paper_df.year == y], cites, rng, ap.n_boot, ap.ci_level) for y in cit_years
+    }
+    return {"institutions": inst, "gender": gender, "citations": citations, "trends": A.trends(tables, paper_df)}

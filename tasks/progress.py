@@ -8,13 +8,14 @@ and under DVC without a TTY) and a Prefect progress artifact of the running flow
 at most every 2 s and at the end). Outside a flow or task run the artifact part does nothing. The library never
 imports this: tasks hand `step` to library loops as a callback.
 """
+
 from __future__ import annotations
 
 import logging
 import re
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 log = logging.getLogger("tenfold.progress")
 

@@ -1,5 +1,6 @@
 """Prefect tasks of study `secure_release`: data, surrogate, poisons, online release, victims, distances, faces,
 and protecting a folder with a saved release service."""
+
 from __future__ import annotations
 
 import time
@@ -34,8 +35,9 @@ def load_release_data(cfg: ReleaseData, root: str, seed: int, device):
     """The image set to release (class-stratified seeded subset) as (data, (x, y, x_test, y_test) on device)."""
     data = load_images(cfg.dataset, root, seed).subset(cfg.n_train, cfg.n_test, seed)
     f = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
-    get_run_logger().info("%s (%s): %d training, %d test images", data.name, data.source, len(data.x_train),
-                          len(data.x_test))
+    get_run_logger().info(
+        "%s (%s): %d training, %d test images", data.name, data.source, len(data.x_train), len(data.x_test)
+    )
     return data, (f(data.x_train), f(data.y_train), f(data.x_test), f(data.y_test))
 
 
@@ -66,13 +68,28 @@ def craft_release(method: str, model, g_t, x, y, p, num_classes: int, seed: int)
     if method == "unlearnable":
         u = p.unlearnable
         fresh = seeded(seed, lambda: build(p.surrogate.arch, x.shape[1], num_classes, x.shape[-1])).to(x.device)
-        out, rounds, err = unlearnable(fresh, x, y, eps, u.steps, eps / 5, u.train_steps, u.stop_error, u.max_rounds,
-                                       seed=seed)
+        out, rounds, err = unlearnable(
+            fresh, x, y, eps, u.steps, eps / 5, u.train_steps, u.stop_error, u.max_rounds, seed=seed
+        )
         info = {"rounds": rounds, "final_error": err, "stopped_by_error": err < u.stop_error}
         get_run_logger().info("unlearnable noise: %d rounds (stop rule met: %s)", rounds, info["stopped_by_error"])
     else:
-        out = craft(method, model, x, y, eps, c.steps, c.tau * eps, c.restarts, c.augment, c.batch_size,
-                    num_classes, g_t, seed, c.schedule)
+        out = craft(
+            method,
+            model,
+            x,
+            y,
+            eps,
+            c.steps,
+            c.tau * eps,
+            c.restarts,
+            c.augment,
+            c.batch_size,
+            num_classes,
+            g_t,
+            seed,
+            c.schedule,
+        )
     secs = time.perf_counter() - t0
     get_run_logger().info("%s release of %d images: %.1f s", method, len(x), secs)
     return out, secs, info
@@ -88,14 +105,26 @@ def online_release(svc: ReleaseService, x, y, batch_size: int):
 
 
 @task(name="train-victim", cache_policy=NO_CACHE)
-def victim(arch: str, x, y, x_test, y_test, cfg, seed: int, num_classes: int, counter: str = "none",
-           counter_cfg=None, label: str = ""):
+def victim(
+    arch: str,
+    x,
+    y,
+    x_test,
+    y_test,
+    cfg,
+    seed: int,
+    num_classes: int,
+    counter: str = "none",
+    counter_cfg=None,
+    label: str = "",
+):
     """Train a victim from scratch on (possibly released) data; `counter`: none | adversarial_training | mixup |
     cutmix (the strong augmentations come from the dataset-security registry)."""
     loss = None
     if counter == "adversarial_training":
-        loss = pgd_at_loss(counter_cfg.at_eps / 255, counter_cfg.at_steps,
-                           2.5 * counter_cfg.at_eps / 255 / counter_cfg.at_steps)
+        loss = pgd_at_loss(
+            counter_cfg.at_eps / 255, counter_cfg.at_steps, 2.5 * counter_cfg.at_eps / 255 / counter_cfg.at_steps
+        )
     elif counter in STRONG_AUGMENTATIONS:
         loss = strong_augmentation_loss(counter, counter_cfg.mixup_alpha, num_classes, counter_cfg.mixup_nway)
     kw = {} if loss is None else {"loss_fn": loss}

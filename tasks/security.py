@@ -1,6 +1,7 @@
 """Prefect tasks of the `security` and `augmentation` studies: load the data, train the clean network, craft one
 poison, load what craft_poisons made, run one benchmark cell or one dilution check; and the helpers that log the
 cells as nested MLflow runs under the study's run."""
+
 from __future__ import annotations
 
 import torch
@@ -17,8 +18,9 @@ from tenfold.studies.security.params import Data, SecurityParams
 @task(name="load-security-data", cache_policy=NO_CACHE)
 def load_data(cfg: Data, data_root: str, seed: int):
     data = benchmark.load_data(cfg, data_root, seed)
-    get_run_logger().info("%s: %d training / %d test images (source %s)", cfg.dataset, len(data.y_train),
-                          len(data.y_test), data.source)
+    get_run_logger().info(
+        "%s: %d training / %d test images (source %s)", cfg.dataset, len(data.y_train), len(data.y_test), data.source
+    )
     return data
 
 
@@ -33,39 +35,72 @@ def train_clean(data, victim, device, seed: int, path: str):
 
 
 @task(name="craft-poison", cache_policy=NO_CACHE)
-def craft_poison(attack: str, data, surrogate, budget, craft_cfg, trial: int, seed: int, device, path: str,
-                 mix=None, label: str | None = None) -> dict:
+def craft_poison(
+    attack: str,
+    data,
+    surrogate,
+    budget,
+    craft_cfg,
+    trial: int,
+    seed: int,
+    device,
+    path: str,
+    mix=None,
+    label: str | None = None,
+) -> dict:
     """Trial `trial` of `attack` (`seed`: that trial's setup seed), saved to `path`; its manifest entry."""
     torch.set_num_threads(1)
     poison = benchmark.craft(attack, data, surrogate, budget, craft_cfg, seed, device, mix)
     poison.attack = label or attack
     poison.save(path)
-    get_run_logger().info("crafted %s trial %d: %d poisons %s", poison.attack, trial, len(poison.indices),
-                          poison.info)
-    return {"attack": poison.attack, "trial": trial, "path": path, "n_poison": int(len(poison.indices)),
-            **{k: float(v) for k, v in poison.info.items() if isinstance(v, (int, float))}}
+    get_run_logger().info("crafted %s trial %d: %d poisons %s", poison.attack, trial, len(poison.indices), poison.info)
+    return {
+        "attack": poison.attack,
+        "trial": trial,
+        "path": path,
+        "n_poison": int(len(poison.indices)),
+        **{k: float(v) for k, v in poison.info.items() if isinstance(v, (int, float))},
+    }
 
 
 @task(name="load-crafted", cache_policy=NO_CACHE)
 def load_crafted(data_root: str, security: SecurityParams, common_seed: int):
     """(data, clean network, manifest) of craft_poisons, checked against these params (`crafted.load_crafted`)."""
     data, net, manifest = crafted.load_crafted(data_root, security, common_seed)
-    get_run_logger().info("loaded %d crafted poisons and the clean network (accuracy %.4f) from %s",
-                          len(manifest["poisons"]), manifest["clean_acc"], crafted.poison_dir(data_root))
+    get_run_logger().info(
+        "loaded %d crafted poisons and the clean network (accuracy %.4f) from %s",
+        len(manifest["poisons"]),
+        manifest["clean_acc"],
+        crafted.poison_dir(data_root),
+    )
     return data, net, manifest
 
 
 @task(name="benchmark-cell", cache_policy=NO_CACHE)
-def run_cell(poison_path: str, defense: str, data, victim, defenses, pretrained, device, seed: int,
-             clean_acc: float, defense_cfg=None, label: str | None = None, victim_kind: str | None = None) -> dict:
+def run_cell(
+    poison_path: str,
+    defense: str,
+    data,
+    victim,
+    defenses,
+    pretrained,
+    device,
+    seed: int,
+    clean_acc: float,
+    defense_cfg=None,
+    label: str | None = None,
+    victim_kind: str | None = None,
+) -> dict:
     torch.set_num_threads(1)
     poison = Poison.load(poison_path)
-    cell = benchmark.run_cell(poison, defense, data, victim, defenses, pretrained, device, seed, clean_acc,
-                              defense_cfg, victim_kind)
+    cell = benchmark.run_cell(
+        poison, defense, data, victim, defenses, pretrained, device, seed, clean_acc, defense_cfg, victim_kind
+    )
     if label:
         cell["defense"] = label
-    get_run_logger().info("%s x %s: clean %.3f success %s", cell["attack"], cell["defense"], cell["clean_acc"],
-                          cell["success"])
+    get_run_logger().info(
+        "%s x %s: clean %.3f success %s", cell["attack"], cell["defense"], cell["clean_acc"], cell["success"]
+    )
     return cell
 
 
@@ -75,10 +110,16 @@ def dilution_check(poison_path: str, data, victim, diagnostic, pretrained, devic
     torch.set_num_threads(1)
     poison = Poison.load(poison_path)
     set_cfg = benchmark.TrainConfig(diagnostic.set_epochs, victim.batch_size, diagnostic.set_lr, victim.weight_decay)
-    out = benchmark.dilution_diagnostic(poison, data, pretrained, diagnostic.steps, diagnostic.lr, set_cfg, device,
-                                        seed)
-    get_run_logger().info("%s #%d: log p_adv gain %.2f alone, %.2f in the whole set", poison.attack,
-                          poison.setup.seed, out["gain"], out["set_gain"])
+    out = benchmark.dilution_diagnostic(
+        poison, data, pretrained, diagnostic.steps, diagnostic.lr, set_cfg, device, seed
+    )
+    get_run_logger().info(
+        "%s #%d: log p_adv gain %.2f alone, %.2f in the whole set",
+        poison.attack,
+        poison.setup.seed,
+        out["gain"],
+        out["set_gain"],
+    )
     return out
 
 
@@ -86,8 +127,10 @@ def log_cells(run, cells: list[dict]) -> None:
     """One nested MLflow run per benchmark cell under the study's parent run."""
     client = run.client
     for c in cells:
-        child = run.child(f"{c['attack']} x {c['defense']} #{c['trial_seed']}",
-                          {"attack": c["attack"], "defense": c["defense"], "victim": c["victim"]})
+        child = run.child(
+            f"{c['attack']} x {c['defense']} #{c['trial_seed']}",
+            {"attack": c["attack"], "defense": c["defense"], "victim": c["victim"]},
+        )
         for k, v in c.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 client.log_metric(child, k.replace("(", "_").replace(")", "").replace("=", "_"), float(v))

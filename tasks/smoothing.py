@@ -1,5 +1,6 @@
 """Prefect tasks of the `smoothing` study: load the images, train a base model with Gaussian noise, certify inputs
 with `Smooth`, and log the measurements on the study's MLflow run."""
+
 from __future__ import annotations
 
 import copy
@@ -40,8 +41,9 @@ def _to_input(model):
 def load_images(dataset: str, data_root: str, seed: int) -> image_data.ImageData:
     """The image dataset of the autoencoder and reconstructor tasks (seeded train/test split)."""
     data = image_data.load(dataset, data_root, seed=seed)
-    get_run_logger().info("%s (%s): %d training, %d test images", data.name, data.source, len(data.x_train),
-                          len(data.x_test))
+    get_run_logger().info(
+        "%s (%s): %d training, %d test images", data.name, data.source, len(data.x_train), len(data.x_test)
+    )
     return data
 
 
@@ -52,22 +54,43 @@ def train_base(kind: str, images: np.ndarray, test_images: np.ndarray, cfg, sigm
     log = get_run_logger()
     model = build_base(kind, tuple(images.shape[1:]), cfg, seed)
     tc: TrainConfig = cfg.train
-    x = images[:tc.n_train] if tc.n_train else images
+    x = images[: tc.n_train] if tc.n_train else images
     t0 = time.time()
-    history = train_denoising(model, x, sigma, tc, device, seed_for(seed, "smoothing", "train"),
-                              to_input=_to_input(model))
-    mse = reconstruction_mse(model, test_images, sigma, device, seed_for(seed, "smoothing", "test_noise"),
-                             to_input=_to_input(model))
-    log.info("%s sigma=%g: %d epochs on %d images in %.1fs, loss %.4f, test mse clean %.4f noisy %.4f", kind,
-             sigma, tc.epochs, len(x), time.time() - t0, history[-1]["loss"], mse["mse_clean"], mse["mse_noisy"])
+    history = train_denoising(
+        model, x, sigma, tc, device, seed_for(seed, "smoothing", "train"), to_input=_to_input(model)
+    )
+    mse = reconstruction_mse(
+        model, test_images, sigma, device, seed_for(seed, "smoothing", "test_noise"), to_input=_to_input(model)
+    )
+    log.info(
+        "%s sigma=%g: %d epochs on %d images in %.1fs, loss %.4f, test mse clean %.4f noisy %.4f",
+        kind,
+        sigma,
+        tc.epochs,
+        len(x),
+        time.time() - t0,
+        history[-1]["loss"],
+        mse["mse_clean"],
+        mse["mse_noisy"],
+    )
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)  # faster CPU convolutions, same function
     return model.eval(), history, mse
 
 
 @task(name="smoothing-certify", cache_policy=NO_CACHE)
-def certify(task_name: str, base, inputs: torch.Tensor, sigma: float, distance: str, eps_in: list[float],
-            smooth_cfg: SmoothConfig, seed: int, scale: float = 1.0, eval_mode: bool = True) -> dict:
+def certify(
+    task_name: str,
+    base,
+    inputs: torch.Tensor,
+    sigma: float,
+    distance: str,
+    eps_in: list[float],
+    smooth_cfg: SmoothConfig,
+    seed: int,
+    scale: float = 1.0,
+    eval_mode: bool = True,
+) -> dict:
     """Certify `inputs` (in the base function's units; sigma and eps_in are multiplied by `scale`) and summarise.
 
     `eval_mode=False` certifies a copy of the model left in train mode, as the official code did."""
@@ -79,12 +102,28 @@ def certify(task_name: str, base, inputs: torch.Tensor, sigma: float, distance: 
     certs = certify_inputs(smooth, inputs, eps_in, seed, scale)
     wall = time.time() - t0
     summary = summarize(certs, eps_in)
-    log.info("%s sigma=%g %s%s: %d inputs in %.1fs, abstain %.2f, median eps_out %s", task_name, sigma, distance,
-             "" if eval_mode else " (BN train mode)", len(inputs), wall, summary[0]["abstain_rate"],
-             [r["median_eps_out"] for r in summary])
-    return {"task": task_name, "sigma": sigma, "distance": distance, "eval_mode": eval_mode, "summary": summary,
-            "inputs": per_input(certs, eps_in), "certificates": certs, "seconds": wall,
-            "certificates_per_second": len(inputs) / wall if wall else None}
+    log.info(
+        "%s sigma=%g %s%s: %d inputs in %.1fs, abstain %.2f, median eps_out %s",
+        task_name,
+        sigma,
+        distance,
+        "" if eval_mode else " (BN train mode)",
+        len(inputs),
+        wall,
+        summary[0]["abstain_rate"],
+        [r["median_eps_out"] for r in summary],
+    )
+    return {
+        "task": task_name,
+        "sigma": sigma,
+        "distance": distance,
+        "eval_mode": eval_mode,
+        "summary": summary,
+        "inputs": per_input(certs, eps_in),
+        "certificates": certs,
+        "seconds": wall,
+        "certificates_per_second": len(inputs) / wall if wall else None,
+    }
 
 
 def log_measurements(run, results: dict, training: dict) -> None:
@@ -92,10 +131,15 @@ def log_measurements(run, results: dict, training: dict) -> None:
     loss curves of the base models, as MLflow metrics of the study's run."""
     for (kind, s, dname), res in results.items():
         for r in res["summary"]:
-            run.log_metrics({f"{kind}_{dname}_sigma{s:g}_median_eps_out": r["median_eps_out"]},
-                            step=int(round(r["eps_in"] * 1000)))
-        run.log_metrics({f"{kind}_{dname}_sigma{s:g}_abstain_rate": res["summary"][0]["abstain_rate"],
-                         f"{kind}_{dname}_sigma{s:g}_cert_per_s": res["certificates_per_second"]})
+            run.log_metrics(
+                {f"{kind}_{dname}_sigma{s:g}_median_eps_out": r["median_eps_out"]}, step=int(round(r["eps_in"] * 1000))
+            )
+        run.log_metrics(
+            {
+                f"{kind}_{dname}_sigma{s:g}_abstain_rate": res["summary"][0]["abstain_rate"],
+                f"{kind}_{dname}_sigma{s:g}_cert_per_s": res["certificates_per_second"],
+            }
+        )
     for (kind, s), (history, _) in training.items():
         for h in history:
             run.log_metrics({f"train_loss_{kind}_sigma{s:g}": h["loss"]}, step=h["epoch"])

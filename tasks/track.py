@@ -3,6 +3,7 @@
 All calls address a run by id through `MlflowClient`, so they are safe from any thread or task runner.
 Secrets never reach MLflow: only validated params and the tags below are logged.
 """
+
 from __future__ import annotations
 
 import logging
@@ -11,9 +12,10 @@ import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -27,8 +29,11 @@ ALIAS = "champion"
 _SECRET_WORDS = ("password", "token", "secret", "apikey", "api_key")
 # MLflow's client retries a dead server with exponential backoff for minutes by default; bounded here (a few
 # seconds per call) unless the environment sets them (scripts/cluster.sh writes the same values to .cluster/env)
-HTTP_CLIENT_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5"}
+HTTP_CLIENT_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+}
 
 
 class TrackingServerUnavailable(TenfoldError):
@@ -74,7 +79,8 @@ def check_tracking_server(uri: str, timeout: float = 3.0) -> None:
     if why:
         raise TrackingServerUnavailable(
             f"MLflow tracking server at {_shown(uri)} is not answering ({why}): start it (`scripts/cluster.sh up`, "
-            "then `source .cluster/env`) or unset MLFLOW_TRACKING_URI to track to common.mlflow_uri")
+            "then `source .cluster/env`) or unset MLFLOW_TRACKING_URI to track to common.mlflow_uri"
+        )
 
 
 def _client(uri: str):
@@ -104,17 +110,23 @@ def _fluent_uri(uri: str):
 def _artifact_root(uri: str) -> str | None:
     """Artifacts beside an embedded sqlite db (`mlartifacts/`); a server decides for itself."""
     if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///"):]).resolve()
+        db = Path(uri[len("sqlite:///") :]).resolve()
         return (db.parent / "mlartifacts").as_uri()
     return None
 
 
 def git_commit(cwd: str | Path = ".") -> str:
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
-                             timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return (sha or "unknown") + ("-dirty" if dirty and sha else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -175,11 +187,14 @@ class StudyRun:
         """Open a nested run (e.g. one benchmark cell) carrying this run's lineage tags; returns its id.
         The caller logs to it and calls `client.set_terminated`."""
         parent = self.client.get_run(self.run_id)
-        lineage = {k: v for k, v in parent.data.tags.items()
-                   if not k.startswith("mlflow.") or k == "mlflow.source.git.commit"}
-        run = self.client.create_run(parent.info.experiment_id, run_name=name,
-                                     tags={**lineage, "mlflow.parentRunId": self.run_id,
-                                           **{k: str(v) for k, v in (tags or {}).items()}})
+        lineage = {
+            k: v for k, v in parent.data.tags.items() if not k.startswith("mlflow.") or k == "mlflow.source.git.commit"
+        }
+        run = self.client.create_run(
+            parent.info.experiment_id,
+            run_name=name,
+            tags={**lineage, "mlflow.parentRunId": self.run_id, **{k: str(v) for k, v in (tags or {}).items()}},
+        )
         return run.info.run_id
 
     def log_dataset(self, name: str, digest: str, source: str, context: str = "training") -> None:
@@ -190,11 +205,14 @@ class StudyRun:
 
         src = resolve_dataset_source(Path(source).resolve().as_uri())
         ds = MetaDataset(source=src, name=name, digest=digest[:36])
-        self.client.log_inputs(self.run_id, datasets=[
-            DatasetInput(dataset=ds._to_mlflow_entity(), tags=[InputTag(key="mlflow.data.context", value=context)])])
+        self.client.log_inputs(
+            self.run_id,
+            datasets=[
+                DatasetInput(dataset=ds._to_mlflow_entity(), tags=[InputTag(key="mlflow.data.context", value=context)])
+            ],
+        )
 
-    def log_model(self, model, name: str, input_example=None, passed: bool = False,
-                  description: str = "") -> dict:
+    def log_model(self, model, name: str, input_example=None, passed: bool = False, description: str = "") -> dict:
         """Log a torch model, register it as `tenfold-<study>` and move the alias only if it passed its check."""
         import mlflow
         import mlflow.pytorch
@@ -219,15 +237,27 @@ class StudyRun:
         self.client.set_model_version_tag(reg_name, version, "run_id", self.run_id)
         if passed:
             self.client.set_registered_model_alias(reg_name, ALIAS, version)
-        self.set_tags({"registered_model": reg_name, "registered_version": version, "model_format": fmt,
-                       "alias_moved": str(bool(passed)).lower()})
+        self.set_tags(
+            {
+                "registered_model": reg_name,
+                "registered_version": version,
+                "model_format": fmt,
+                "alias_moved": str(bool(passed)).lower(),
+            }
+        )
         return {"name": reg_name, "version": version, "alias": ALIAS if passed else None}
 
 
 @contextmanager
-def study_run(study: str, sections: dict[str, Any], stage: str | None = None, uri: str = "sqlite:///mlflow.db",
-              run_name: str | None = None, extra_tags: dict[str, Any] | None = None,
-              lock: str | Path = "dvc.lock") -> Iterator[StudyRun]:
+def study_run(
+    study: str,
+    sections: dict[str, Any],
+    stage: str | None = None,
+    uri: str = "sqlite:///mlflow.db",
+    run_name: str | None = None,
+    extra_tags: dict[str, Any] | None = None,
+    lock: str | Path = "dvc.lock",
+) -> Iterator[StudyRun]:
     """Open an MLflow run for `study` with lineage tags and flattened params; close it FAILED on error."""
     uri = tracking_uri(uri)
     if _is_http(uri):
@@ -238,8 +268,15 @@ def study_run(study: str, sections: dict[str, Any], stage: str | None = None, ur
     exp = client.get_experiment_by_name(study)
     exp_id = exp.experiment_id if exp else client.create_experiment(study, artifact_location=_artifact_root(uri))
     stage = stage or study
-    tags = {"study": study, "arxiv": get_study(study).arxiv, "git_commit": git_commit(), "dvc_stage": stage,
-            "mlflow.source.git.commit": git_commit(), **machine_info(), **(extra_tags or {})}
+    tags = {
+        "study": study,
+        "arxiv": get_study(study).arxiv,
+        "git_commit": git_commit(),
+        "dvc_stage": stage,
+        "mlflow.source.git.commit": git_commit(),
+        **machine_info(),
+        **(extra_tags or {}),
+    }
     for path, md5 in dvc_data_hashes(stage, lock).items():
         tags[f"data_md5.{path}"] = md5
     run = client.create_run(exp_id, run_name=run_name or f"{study}", tags={k: str(v) for k, v in tags.items()})
@@ -249,8 +286,9 @@ def study_run(study: str, sections: dict[str, Any], stage: str | None = None, ur
         params.update(flatten(sec, f"{name}."))
     items = list(_safe_params(params).items())
     from mlflow.entities import Param
+
     for i in range(0, len(items), 100):
-        client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in items[i:i + 100]])
+        client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in items[i : i + 100]])
     try:
         yield sr
     except BaseException as e:
@@ -259,7 +297,8 @@ def study_run(study: str, sections: dict[str, Any], stage: str | None = None, ur
             raise TrackingServerUnavailable(
                 f"MLflow tracking server at {_shown(uri)} stopped answering during run {run.info.run_id} of {study} "
                 f"({why}); files written before tracking (results/, metrics/) are kept: rerun the stage once the "
-                "server is back to log them") from e
+                "server is back to log them"
+            ) from e
         try:
             client.set_terminated(run.info.run_id, status="FAILED")
         except Exception as term:  # noqa: BLE001 - keep the original error

@@ -6,6 +6,7 @@ never imports flows), the other params sections it reads, and its schedule. The 
 `flows/deploy.py`, the params loader and the report index all read this table; a test checks it against
 `dvc.yaml`, `params.yaml`, both profiles and `docs/studies/`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,34 +48,93 @@ class Study:
         return f"docs/studies/{self.slug}.md"
 
 
-STUDIES: dict[str, Study] = {s.slug: s for s in [
-    Study("maze", "2102.11011", "The Uncanny Similarity of Recurrence and Depth: mazes", MazeParams,
-          {"build_mazes": "flows.maze:build_mazes_flow", "maze": "flows.maze:maze_flow"}),
-    Study("depth", "2102.11011", "The Uncanny Similarity of Recurrence and Depth: image classification",
-          DepthParams, {"depth": "flows.depth:depth_flow"}),
-    Study("smoothing", "2102.09701", "Center Smoothing: certified robustness for vector-valued functions",
-          SmoothingParams, {"smoothing": "flows.smoothing:smoothing_flow"}),
-    Study("gradinit", "2102.08098", "GradInit: Learning to Initialize Neural Networks for Stable and Efficient "
-          "Training", GradInitParams, {"gradinit": "flows.gradinit:gradinit_flow"}),
-    Study("secure_release", "2103.02683", "Preventing unauthorized use of proprietary data: poisoning for secure "
-          "dataset release", SecureReleaseParams, {"secure_release": "flows.secure_release:secure_release_flow"}),
-    Study("minimax", "2010.12989", "Are adversarial examples created equal? A learnable weighted minimax risk for "
-          "robustness", MinimaxParams, {"minimax": "flows.minimax:minimax_flow"}),
-    Study("fairness", "2102.06764", "Technical Challenges for Training Fair Neural Networks", FairnessParams,
-          {"fairness": "flows.fairness:fairness_flow"}),
-    Study("lowkey", "2101.07922", "LowKey: leveraging adversarial attacks to protect social media users from "
-          "facial recognition", LowKeyParams, {"lowkey": "flows.lowkey:lowkey_flow"}),
-    Study("security", "2012.10544", "Dataset Security for Machine Learning: poisoning, backdoors and defenses "
-          "(benchmark)", SecurityParams,
-          {"craft_poisons": "flows.security:craft_poisons_flow", "security": "flows.security:security_flow"}),
-    Study("augmentation", "2011.09527", "Strong Data Augmentation Sanitizes Poisoning and Backdoor Attacks Without "
-          "an Accuracy Tradeoff", AugmentationParams, {"augmentation": "flows.augmentation:augmentation_flow"},
-          uses=("security",)),
-    Study("openreview", "2011.12919", "An Open Review of OpenReview: A Critical Analysis of the Machine Learning "
-          "Conference Review Process", OpenReviewParams,
-          {"scrape_openreview": "flows.openreview:scrape_openreview_flow",
-           "openreview": "flows.openreview:openreview_flow"}, schedule=YEARLY),
-]}
+STUDIES: dict[str, Study] = {
+    s.slug: s
+    for s in [
+        Study(
+            "maze",
+            "2102.11011",
+            "The Uncanny Similarity of Recurrence and Depth: mazes",
+            MazeParams,
+            {"build_mazes": "flows.maze:build_mazes_flow", "maze": "flows.maze:maze_flow"},
+        ),
+        Study(
+            "depth",
+            "2102.11011",
+            "The Uncanny Similarity of Recurrence and Depth: image classification",
+            DepthParams,
+            {"depth": "flows.depth:depth_flow"},
+        ),
+        Study(
+            "smoothing",
+            "2102.09701",
+            "Center Smoothing: certified robustness for vector-valued functions",
+            SmoothingParams,
+            {"smoothing": "flows.smoothing:smoothing_flow"},
+        ),
+        Study(
+            "gradinit",
+            "2102.08098",
+            "GradInit: Learning to Initialize Neural Networks for Stable and Efficient Training",
+            GradInitParams,
+            {"gradinit": "flows.gradinit:gradinit_flow"},
+        ),
+        Study(
+            "secure_release",
+            "2103.02683",
+            "Preventing unauthorized use of proprietary data: poisoning for secure dataset release",
+            SecureReleaseParams,
+            {"secure_release": "flows.secure_release:secure_release_flow"},
+        ),
+        Study(
+            "minimax",
+            "2010.12989",
+            "Are adversarial examples created equal? A learnable weighted minimax risk for robustness",
+            MinimaxParams,
+            {"minimax": "flows.minimax:minimax_flow"},
+        ),
+        Study(
+            "fairness",
+            "2102.06764",
+            "Technical Challenges for Training Fair Neural Networks",
+            FairnessParams,
+            {"fairness": "flows.fairness:fairness_flow"},
+        ),
+        Study(
+            "lowkey",
+            "2101.07922",
+            "LowKey: leveraging adversarial attacks to protect social media users from facial recognition",
+            LowKeyParams,
+            {"lowkey": "flows.lowkey:lowkey_flow"},
+        ),
+        Study(
+            "security",
+            "2012.10544",
+            "Dataset Security for Machine Learning: poisoning, backdoors and defenses (benchmark)",
+            SecurityParams,
+            {"craft_poisons": "flows.security:craft_poisons_flow", "security": "flows.security:security_flow"},
+        ),
+        Study(
+            "augmentation",
+            "2011.09527",
+            "Strong Data Augmentation Sanitizes Poisoning and Backdoor Attacks Without an Accuracy Tradeoff",
+            AugmentationParams,
+            {"augmentation": "flows.augmentation:augmentation_flow"},
+            uses=("security",),
+        ),
+        Study(
+            "openreview",
+            "2011.12919",
+            "An Open Review of OpenReview: A Critical Analysis of the Machine Learning Conference Review Process",
+            OpenReviewParams,
+            {
+                "scrape_openreview": "flows.openreview:scrape_openreview_flow",
+                "openreview": "flows.openreview:openreview_flow",
+            },
+            schedule=YEARLY,
+        ),
+    ]
+}
 
 
 # Data builds shared by several studies: DVC stage -> flow; they run before the studies that read them.
@@ -99,7 +159,7 @@ def stages() -> dict[str, Study]:
 
 
 def flow_entry(stage: str) -> str:
-    """"module:attribute" of the Prefect flow that runs DVC stage `stage` (a study stage or a data build)."""
+    """ "module:attribute" of the Prefect flow that runs DVC stage `stage` (a study stage or a data build)."""
     if stage in DATA_STAGES:
         return DATA_STAGES[stage]
     owners = stages()
@@ -125,8 +185,9 @@ def validate_section(section: str, raw: Any, source: str = "params.yaml") -> Bas
     return _validate(section, raw, models(), source)
 
 
-def load_params(path: str | Path = "params.yaml", sections: list[str] | None = None,
-                overrides: dict | None = None) -> dict[str, BaseModel]:
+def load_params(
+    path: str | Path = "params.yaml", sections: list[str] | None = None, overrides: dict | None = None
+) -> dict[str, BaseModel]:
     """Validate the whole params file into typed models (every section, so a typo anywhere is caught before any
     compute). `sections` limits which are returned (with `common` and the sections they use); a missing study
     section takes its model's defaults."""
@@ -152,5 +213,18 @@ def apply_profile(params_path: str | Path, profile_path: str | Path) -> dict:
     return merged
 
 
-__all__ = ["STUDIES", "Study", "UnknownStudy", "ParamsError", "get", "stages", "study_of_stage", "flow_entry", "DATA_STAGES", "models",
-           "validate_section", "load_params", "apply_profile"]
+__all__ = [
+    "STUDIES",
+    "Study",
+    "UnknownStudy",
+    "ParamsError",
+    "get",
+    "stages",
+    "study_of_stage",
+    "flow_entry",
+    "DATA_STAGES",
+    "models",
+    "validate_section",
+    "load_params",
+    "apply_profile",
+]

@@ -1,5 +1,6 @@
 """Shared fixtures of the test suite (tests/unit: library, fast; tests/flows: Prefect/MLflow/CLI at tiny scale;
 tests/e2e: the real pipeline through DVC). Tests use these fixtures; nothing imports this module."""
+
 import json
 import os
 import subprocess
@@ -13,7 +14,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect-test"))
 import tasks._env  # noqa: E402,F401  (telemetry off before prefect/mlflow import)
-
 from tenfold.core.config import deep_merge  # noqa: E402
 
 
@@ -61,10 +61,12 @@ def tiny(tmp_path):
 @pytest.fixture(scope="session")
 def copy_project():
     """`copy_project(dst)`: the project as git's index has it (what a fresh clone has once committed)."""
+
     def copy(dst: Path) -> Path:
         dst.mkdir(parents=True, exist_ok=True)
         subprocess.run(["git", "checkout-index", "--all", "--force", f"--prefix={dst}/"], cwd=ROOT, check=True)
         return dst
+
     return copy
 
 
@@ -73,6 +75,7 @@ def check_study_outputs():
     """`check_study_outputs(root, out, slug, claim_ids)`: what every study flow must leave behind: the metrics
     and results files of the contract, its figures, a finished MLflow run with lineage tags and one registered
     model version carrying the check's outcome. Returns the results dict."""
+
     def check(root: Path, out: dict, slug: str, claim_ids: set[str]) -> dict:
         from mlflow.tracking import MlflowClient
 
@@ -98,4 +101,5 @@ def check_study_outputs():
         versions = client.search_model_versions(f"name='tenfold-{slug}'")
         assert len(versions) == 1 and versions[0].tags["passed_check"] in ("true", "false")
         return r
+
     return check

@@ -7,6 +7,7 @@ arithmetic of DistributedDataParallel, without its bucketing, so any forward pat
 progressive loss included). Checkpoints and logging happen on rank 0 only. Outside torchrun everything here is a
 no-op (world size 1).
 """
+
 from __future__ import annotations
 
 import os

@@ -1,10 +1,11 @@
 """Victims of the security benchmark: a small ConvNet (GroupNorm, so opacus can compute per-example gradients),
 trained from scratch or fine-tuned (last layer only, the transfer setting of the poisoning benchmark), with the
 training-time defenses plugged in as a `Trainer` hook."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -22,8 +23,10 @@ class ConvNet(nn.Module):
 
         def block(i, o):
             return [nn.Conv2d(i, o, 3, padding=1), nn.GroupNorm(min(4, o), o), nn.ReLU(), nn.MaxPool2d(2)]
-        self.body = nn.Sequential(*block(in_ch, w), *block(w, 2 * w), nn.Flatten(),
-                                  nn.Linear(2 * w * (side // 4) ** 2, 4 * w), nn.ReLU())
+
+        self.body = nn.Sequential(
+            *block(in_ch, w), *block(w, 2 * w), nn.Flatten(), nn.Linear(2 * w * (side // 4) ** 2, 4 * w), nn.ReLU()
+        )
         self.head = nn.Linear(4 * w, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -40,13 +43,13 @@ class TrainConfig:
     lr: float
     weight_decay: float
     momentum: float = 0.9
-    finetune: bool = False       # train only the head (features frozen), the transfer-learning victim
+    finetune: bool = False  # train only the head (features frozen), the transfer-learning victim
 
 
 def lr_at(cfg: TrainConfig, epoch: int) -> float:
     """Step decay x0.1 at 3/8, 5/8 and 7/8 of training (the lab's 'conservative' milestones, rounded)."""
     drops = sum(epoch >= int(cfg.epochs * f) for f in (0.375, 0.625, 0.875)) if cfg.epochs >= 4 else 0
-    return cfg.lr * (0.1 ** drops)
+    return cfg.lr * (0.1**drops)
 
 
 def soft_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -63,8 +66,16 @@ def plain_loss(model, x, y, epoch, gen) -> torch.Tensor:
     return soft_ce(model(x), y).mean()
 
 
-def train(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, device, seed: int,
-          loss_fn: BatchHook = plain_loss, step_hook: Callable | None = None) -> nn.Module:
+def train(
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    cfg: TrainConfig,
+    device,
+    seed: int,
+    loss_fn: BatchHook = plain_loss,
+    step_hook: Callable | None = None,
+) -> nn.Module:
     """Minibatch SGD (nesterov) with step decay. `loss_fn` carries augmentation defenses (mixup, CutMix, ...);
     `step_hook(model)` runs between backward and the optimizer step (batch-level clip-and-noise)."""
     model.to(device).train()
@@ -80,7 +91,7 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, devi
             g["lr"] = lr_at(cfg, epoch)
         order = torch.randperm(len(xt), generator=gen)
         for i in range(0, len(order), cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
+            idx = order[i : i + cfg.batch_size]
             loss = loss_fn(model, xt[idx].to(device), yt[idx].to(device), epoch, gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -95,15 +106,16 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, devi
 @torch.no_grad()
 def predict(model: nn.Module, x, device, batch: int = 512) -> np.ndarray:
     model.eval()
-    out = [model(torch.as_tensor(x[i:i + batch]).to(device)).argmax(1).cpu() for i in range(0, len(x), batch)]
+    out = [model(torch.as_tensor(x[i : i + batch]).to(device)).argmax(1).cpu() for i in range(0, len(x), batch)]
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
 
 
 @torch.no_grad()
 def features(model: ConvNet, x, device, batch: int = 512) -> np.ndarray:
     model.eval()
-    return torch.cat([model.features(torch.as_tensor(x[i:i + batch]).to(device)).cpu()
-                      for i in range(0, len(x), batch)]).numpy()
+    return torch.cat(
+        [model.features(torch.as_tensor(x[i : i + batch]).to(device)).cpu() for i in range(0, len(x), batch)]
+    ).numpy()
 
 
 def accuracy(model, x, y, device) -> float:

@@ -1,5 +1,6 @@
 """Reading files that a stage wrote (parquet tables, npz arrays, torch weights): a truncated or corrupt file is an
 `ArtifactError` naming it (the CLI adds the `dvc repro <stage>` that rebuilds it), never a raw library traceback."""
+
 from __future__ import annotations
 
 from pathlib import Path

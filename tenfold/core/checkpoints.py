@@ -9,6 +9,7 @@ A checkpoint is never silently discarded: one made with other params or data (fi
 with a log line saying so and overwritten by the new run; a file that cannot be read (truncated, corrupt, not a
 checkpoint) raises `CheckpointError` naming the file and how to clear it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,14 +47,23 @@ class Checkpoint:
         try:
             state = torch.load(self.path, map_location=map_location, weights_only=True)
         except Exception as e:  # noqa: BLE001 - torch raises several types for a bad file
-            raise CheckpointError(self.path, f"cannot load this checkpoint (truncated or corrupt: {type(e).__name__}); "
-                                  f"delete it (`rm {self.path}`) to train from scratch") from None
+            raise CheckpointError(
+                self.path,
+                f"cannot load this checkpoint (truncated or corrupt: {type(e).__name__}); "
+                f"delete it (`rm {self.path}`) to train from scratch",
+            ) from None
         if not isinstance(state, dict) or "fingerprint" not in state:
-            raise CheckpointError(self.path, f"not a tenfold checkpoint (no fingerprint); delete it "
-                                  f"(`rm {self.path}`) to train from scratch")
+            raise CheckpointError(
+                self.path,
+                f"not a tenfold checkpoint (no fingerprint); delete it (`rm {self.path}`) to train from scratch",
+            )
         if state["fingerprint"] != self.fingerprint:
-            log.warning("%s: made with other params, data or seed (fingerprint %s, this run %s); starting over",
-                        self.path, state["fingerprint"], self.fingerprint)
+            log.warning(
+                "%s: made with other params, data or seed (fingerprint %s, this run %s); starting over",
+                self.path,
+                state["fingerprint"],
+                self.fingerprint,
+            )
             return None
         return state
 

@@ -1,9 +1,11 @@
 """The metrics contract: every study's `metrics/<slug>.json` carries a list of claims whose `holds` is computed."""
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": lambda m, t: m >= t,
@@ -28,8 +30,16 @@ class Claim:
         return asdict(self)
 
 
-def claim(id: str, text: str, paper: Any, measured, target: float | None, op: str = ">=",
-          holds: bool | None = None, note: str = "") -> Claim:
+def claim(
+    id: str,
+    text: str,
+    paper: Any,
+    measured,
+    target: float | None,
+    op: str = ">=",
+    holds: bool | None = None,
+    note: str = "",
+) -> Claim:
     """Build a claim; `holds` is computed as `measured <op> target` unless a computed boolean is given.
 
     A missing or NaN measurement never holds. `holds` given explicitly must itself be computed from
@@ -44,8 +54,16 @@ def claim(id: str, text: str, paper: Any, measured, target: float | None, op: st
         holds = m is not None and target is not None and _OPS[op](m, float(target))
     elif m is None:
         holds = False
-    return Claim(id=id, claim=text, paper=paper, measured=None if m is None else round(m, 6),
-                 target=target, holds=bool(holds), comparison=op, note=note)
+    return Claim(
+        id=id,
+        claim=text,
+        paper=paper,
+        measured=None if m is None else round(m, 6),
+        target=target,
+        holds=bool(holds),
+        comparison=op,
+        note=note,
+    )
 
 
 def spread_verdict(c: dict, spread: dict | None) -> tuple[str, bool]:
@@ -68,8 +86,10 @@ def claims_table(claims: list[dict], spreads: dict | None = None) -> str:
     if not spreads:
         rows = ["| id | claim | paper | this run measured | target | holds |", "|---|---|---|---|---|---|"]
     else:
-        rows = ["| id | claim | paper | this run measured | seed spread | target | holds |",
-                "|---|---|---|---|---|---|---|"]
+        rows = [
+            "| id | claim | paper | this run measured | seed spread | target | holds |",
+            "|---|---|---|---|---|---|---|",
+        ]
     for c in claims:
         tgt = "" if c.get("target") is None else f"{c.get('comparison', '>=')} {c['target']}"
         meas = "n/a" if c.get("measured") is None else f"{c['measured']:.4g}"

@@ -4,11 +4,12 @@ Every section forbids unknown keys, so a typo fails with a message naming the ke
 ``params.yaml: maze.train.epochs: Input should be greater than 0``. Each study owns its params model; the study
 registry (`tenfold.registry`) maps sections to models and loads a whole file.
 """
+
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -26,19 +27,28 @@ class Strict(BaseModel):
 class Common(Strict):
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int | None = Field(1, ge=1, description="torch intra-op threads per process (1: parallel tasks do not "
-                                "oversubscribe the cores); null = torch default")
+    threads: int | None = Field(
+        1,
+        ge=1,
+        description="torch intra-op threads per process (1: parallel tasks do not "
+        "oversubscribe the cores); null = torch default",
+    )
     data_root: str = "data"
     shared_data: str = "../shared/data"
     mlflow_uri: str = "sqlite:///mlflow.db"
-    nproc: int = Field(1, ge=1, description="processes per training job: > 1 trains data-parallel under torchrun "
-                       "(gloo on CPU, NCCL on GPU) where a study supports it (maze, depth)")
+    nproc: int = Field(
+        1,
+        ge=1,
+        description="processes per training job: > 1 trains data-parallel under torchrun "
+        "(gloo on CPU, NCCL on GPU) where a study supports it (maze, depth)",
+    )
     task_runner: Literal["thread", "dask"] = "thread"
     max_workers: int = Field(2, ge=1)
     dask_address: str | None = None
     allow_download: bool = Field(False, description="let loaders download data (torchvision) when it is not on disk")
-    progress: bool | Literal["auto"] = Field("auto", description="progress bars: auto = only in a terminal "
-                                             "(off under CI and when DVC pipes the output)")
+    progress: bool | Literal["auto"] = Field(
+        "auto", description="progress bars: auto = only in a terminal (off under CI and when DVC pipes the output)"
+    )
 
 
 def show_progress(setting: bool | str) -> bool:
@@ -92,8 +102,9 @@ def read_yaml(path: str | Path) -> dict:
     return raw
 
 
-def validate_section(section: str, raw: Any, models: Mapping[str, type[BaseModel]],
-                     source: str = "params.yaml") -> BaseModel:
+def validate_section(
+    section: str, raw: Any, models: Mapping[str, type[BaseModel]], source: str = "params.yaml"
+) -> BaseModel:
     """Validate one section with its model from `models` (section -> model; see `tenfold.registry.models`)."""
     if section not in models:
         raise ParamsError(f"{source}: {section}: unknown section (known: {', '.join(models)})")

@@ -1,4 +1,5 @@
 """Errors a person can fix (params, data, checkpoints, artifacts): the CLI prints them as one line, exit 2."""
+
 from __future__ import annotations
 
 

@@ -9,6 +9,7 @@ Publishing writes two files from it:
 - `results/<slug>.json` (a DVC output): the full claims (`id, claim, paper, measured, target, comparison, holds,
   note`), tables, notes, figures and details, from which `reports/<slug>.md` is rendered.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,9 @@ class Outcome:
 
     def __post_init__(self) -> None:
         if len(self.headline) > MAX_HEADLINE:
-            raise ValueError(f"{len(self.headline)} headline numbers (at most {MAX_HEADLINE}): move the rest to "
-                             "`details`")
+            raise ValueError(
+                f"{len(self.headline)} headline numbers (at most {MAX_HEADLINE}): move the rest to `details`"
+            )
         bad = [k for k, v in self.headline.items() if v is not None and not isinstance(v, (int, float))]
         if bad:
             raise ValueError(f"headline values must be numbers: {bad}")
@@ -44,17 +46,26 @@ class Outcome:
 
     def metrics(self) -> dict:
         """The DVC metrics file: claims as {id: {measured, target, holds}} and the headline numbers."""
-        return {"claims": {c.id: {"measured": c.measured, "target": c.target, "holds": c.holds}
-                           for c in self.claims},
-                **{k: _number(v) for k, v in self.headline.items()}}
+        return {
+            "claims": {c.id: {"measured": c.measured, "target": c.target, "holds": c.holds} for c in self.claims},
+            **{k: _number(v) for k, v in self.headline.items()},
+        }
 
     def results(self, study: str, arxiv: str, title: str, run: dict | None = None) -> dict:
         """The results file: everything the report is rendered from."""
-        return {"study": study, "arxiv": arxiv, "title": title, "description": self.description,
-                "claims": [c.as_dict() for c in self.claims],
-                "headline": {k: _number(v) for k, v in self.headline.items()},
-                **self.details, "tables": self.tables, "figures": self.figures, "notes": self.notes,
-                "run": run or {}}
+        return {
+            "study": study,
+            "arxiv": arxiv,
+            "title": title,
+            "description": self.description,
+            "claims": [c.as_dict() for c in self.claims],
+            "headline": {k: _number(v) for k, v in self.headline.items()},
+            **self.details,
+            "tables": self.tables,
+            "figures": self.figures,
+            "notes": self.notes,
+            "run": run or {},
+        }
 
 
 def _number(v):
@@ -63,9 +74,12 @@ def _number(v):
     return v
 
 
-def claim_notes(claims: list[Claim], reproduced: str = "Reproduced at this scale",
-                missed: str = "Not reproduced at this scale") -> list[str]:
+def claim_notes(
+    claims: list[Claim], reproduced: str = "Reproduced at this scale", missed: str = "Not reproduced at this scale"
+) -> list[str]:
     """One note per claim: whether it held and what was measured against which target."""
-    return [f"{reproduced if c.holds else missed}: `{c.id}` measured "
-            f"{'n/a' if c.measured is None else f'{c.measured:.3f}'} (target {c.comparison} {c.target})."
-            for c in claims]
+    return [
+        f"{reproduced if c.holds else missed}: `{c.id}` measured "
+        f"{'n/a' if c.measured is None else f'{c.measured:.3f}'} (target {c.comparison} {c.target})."
+        for c in claims
+    ]

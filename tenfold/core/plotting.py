@@ -1,4 +1,5 @@
 """Matplotlib helpers (Agg backend, atomic PNG writes) and CSV files for `dvc plots`."""
+
 from __future__ import annotations
 
 import csv
@@ -28,8 +29,16 @@ def write_csv(path, columns: list[str], rows: list[list]) -> Path:
     return atomic_write_text(path, buf.getvalue())
 
 
-def line_plot(path, x, series: dict[str, list], xlabel: str, ylabel: str, title: str = "",
-              vline: float | None = None, vlabel: str = "") -> Path:
+def line_plot(
+    path,
+    x,
+    series: dict[str, list],
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    vline: float | None = None,
+    vlabel: str = "",
+) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, ys in series.items():
         ax.plot(x, ys, marker="o", label=name)

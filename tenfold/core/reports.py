@@ -1,4 +1,5 @@
 """Markdown reports rendered from a study's results file: the claims table first, then tables, figures, notes."""
+
 from __future__ import annotations
 
 import json
@@ -30,15 +31,23 @@ def render(metrics: dict, report_dir: str | Path = "reports", spreads: dict | No
     if metrics.get("description"):
         lines += [metrics["description"], ""]
     held = sum(c["holds"] for c in metrics.get("claims", []))
-    lines += ["## Paper claims / this run measured", "",
-              f"{held} of {len(metrics.get('claims', []))} claims hold in this run. `holds` is computed by the code "
-              "from the measured value and the target; nothing in this table is written by hand.", "",
-              claims_table(metrics.get("claims", []), spreads), ""]
+    lines += [
+        "## Paper claims / this run measured",
+        "",
+        f"{held} of {len(metrics.get('claims', []))} claims hold in this run. `holds` is computed by the code "
+        "from the measured value and the target; nothing in this table is written by hand.",
+        "",
+        claims_table(metrics.get("claims", []), spreads),
+        "",
+    ]
     if spreads:
-        lines += ["Seed spread: the claim's measurement over several seeds of the CPU default "
-                  "(`benchmarks/seed_spread.json`, from `python -m benchmarks.bench_seed_spread`). Another seed or "
-                  "another CPU gives other floats; a claim whose margin to its target is smaller than that spread "
-                  "is flagged.", ""]
+        lines += [
+            "Seed spread: the claim's measurement over several seeds of the CPU default "
+            "(`benchmarks/seed_spread.json`, from `python -m benchmarks.bench_seed_spread`). Another seed or "
+            "another CPU gives other floats; a claim whose margin to its target is smaller than that spread "
+            "is flagged.",
+            "",
+        ]
     for name, t in (metrics.get("tables") or {}).items():
         lines += [f"## {t.get('title', name)}", ""]
         if t.get("caption"):
@@ -58,8 +67,9 @@ def render(metrics: dict, report_dir: str | Path = "reports", spreads: dict | No
     return "\n".join(lines)
 
 
-def render_all(metrics_dir: str | Path = "results", report_dir: str | Path = "reports",
-               spread_file: str | Path | None = None) -> list[Path]:
+def render_all(
+    metrics_dir: str | Path = "results", report_dir: str | Path = "reports", spread_file: str | Path | None = None
+) -> list[Path]:
     """Write reports/<slug>.md for every results file and reports/index.md summarising every claim."""
     from tenfold.core.claims import spread_verdict
     from tenfold.core.runtime import atomic_write_text
@@ -68,9 +78,15 @@ def render_all(metrics_dir: str | Path = "results", report_dir: str | Path = "re
     all_spreads = {}
     if spread_file is not None and Path(spread_file).exists():
         all_spreads = json.loads(Path(spread_file).read_text()).get("studies", {})
-    written, index = [], ["# tenfold: every study's claims", "",
-                          "| study | claim | paper | measured | seed spread | target | holds |",
-                          "|---|---|---|---|---|---|---|"]
+    written, index = (
+        [],
+        [
+            "# tenfold: every study's claims",
+            "",
+            "| study | claim | paper | measured | seed spread | target | holds |",
+            "|---|---|---|---|---|---|---|",
+        ],
+    )
     for path in sorted(metrics_dir.glob("*.json")):
         try:
             m = json.loads(path.read_text())
@@ -85,7 +101,8 @@ def render_all(metrics_dir: str | Path = "results", report_dir: str | Path = "re
             tgt = "" if c.get("target") is None else f"{c.get('comparison', '>=')} {c['target']}"
             cell, fragile = spread_verdict(c, spreads.get(c["id"]))
             holds = ("yes" if c["holds"] else "**no**") + (" (margin < seed spread)" if fragile else "")
-            index.append(f"| [{m['study']}]({m['study']}.md) | `{c['id']}` | {c['paper']} | {meas} | {cell} | {tgt} | "
-                         f"{holds} |")
+            index.append(
+                f"| [{m['study']}]({m['study']}.md) | `{c['id']}` | {c['paper']} | {meas} | {cell} | {tgt} | {holds} |"
+            )
     written.append(atomic_write_text(report_dir / "index.md", "\n".join(index) + "\n"))
     return written

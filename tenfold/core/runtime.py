@@ -1,15 +1,18 @@
 """Device and threads, atomic file writes, file hashes and fingerprints shared by every study."""
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
+
 
 def pick_device(preference: str = "auto") -> torch.device:
     """`auto` picks CUDA when present, else CPU; `cuda` without a GPU is a clear error."""
@@ -51,6 +54,7 @@ def atomic_write_bytes(path, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+
     return atomic_write_with(path, w)
 
 
@@ -94,6 +98,7 @@ def atomic_savez(path, compress: bool = True, **arrays) -> Path:
                 info.compress_type = method
                 with zf.open(info, "w", force_zip64=True) as f:
                     np.lib.format.write_array(f, np.asanyarray(arr), allow_pickle=False)
+
     return atomic_write_with(path, w)
 
 
@@ -131,8 +136,12 @@ def machine_info() -> dict[str, str]:
         pass
     cfg = torch.__config__.show()
     blas = re.search(r"BLAS_INFO=(\w+)", cfg)
-    return {"machine.cpu": cpu, "machine.cores": str(os.cpu_count()),
-            "machine.torch_threads": str(torch.get_num_threads()), "machine.torch": torch.__version__,
-            "machine.blas": blas.group(1) if blas else "unknown",
-            "machine.cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
-            "machine.cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"}
+    return {
+        "machine.cpu": cpu,
+        "machine.cores": str(os.cpu_count()),
+        "machine.torch_threads": str(torch.get_num_threads()),
+        "machine.torch": torch.__version__,
+        "machine.blas": blas.group(1) if blas else "unknown",
+        "machine.cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
+        "machine.cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+    }

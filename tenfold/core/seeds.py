@@ -6,13 +6,15 @@ independent, stable 31-bit seed (as DomainBed's `seed_hash`). Draws inside tasks
 such seeds, never the global RNG, so runs are bit-identical at the same seed and thread count even when tasks run
 in parallel.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import random
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch

@@ -1,5 +1,6 @@
 """Same seed, same thread count, same machine: two from-scratch runs of two training studies give bit-identical
 metrics and model files, with tasks running in parallel on the thread runner (2 workers)."""
+
 import json
 
 import pytest

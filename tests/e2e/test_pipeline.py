@@ -1,4 +1,5 @@
 """End to end: the real pipeline (DVC -> Prefect flows -> MLflow) on a fresh copy of the project at tiny scale."""
+
 import json
 import os
 import subprocess
@@ -10,8 +11,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tenfold.registry import STUDIES
 from tenfold.core.config import deep_merge
+from tenfold.registry import STUDIES
 
 ROOT = Path(__file__).resolve().parents[2]
 

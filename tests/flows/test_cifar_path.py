@@ -3,6 +3,7 @@ torchvision's CIFAR10 reads (pickled batches under cifar-10-batches-py), built h
 
 torchvision checks the md5 of every batch file; fake files cannot match, so that one check is replaced by
 "the file exists". Everything else (unpickling, the channel layout, labels, our conversion) runs for real."""
+
 import json
 import pickle
 from pathlib import Path
@@ -43,9 +44,13 @@ def _fake_cifar(root: Path, seed: int = 0) -> dict:
 @pytest.fixture
 def fake_cifar(tmp_path, monkeypatch):
     made = _fake_cifar(tmp_path / "data")
-    monkeypatch.setattr(torchvision.datasets.CIFAR10, "_check_integrity",
-                        lambda self: all((Path(self.root) / self.base_folder / n).exists()
-                                         for n, _ in self.train_list + self.test_list))
+    monkeypatch.setattr(
+        torchvision.datasets.CIFAR10,
+        "_check_integrity",
+        lambda self: all(
+            (Path(self.root) / self.base_folder / n).exists() for n, _ in self.train_list + self.test_list
+        ),
+    )
     monkeypatch.setattr(torchvision.datasets.CIFAR10, "_load_meta", lambda self: None)
     return tmp_path, made
 

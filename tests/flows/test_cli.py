@@ -1,6 +1,6 @@
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -9,9 +9,8 @@ from flows.cli import main
 from flows.common import available_targets
 from tenfold.registry import stages
 
-
-
 ROOT = Path(__file__).resolve().parents[2]
+
 
 def test_bad_params_fail_before_any_compute_naming_the_key(tmp_path, capsys):
     p = tmp_path / "params.yaml"
@@ -47,16 +46,24 @@ def test_available_targets_follow_params_sections(tmp_path):
 @pytest.mark.slow
 def test_corrupt_maze_file_gives_a_clear_error_through_the_real_flow(tmp_path, tiny):
     params = tiny(["maze"])
-    run = lambda *a: subprocess.run([sys.executable, "-m", "flows.cli", "--params", str(params), "--root",
-                                     str(tmp_path), *a], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    run = lambda *a: subprocess.run(
+        [sys.executable, "-m", "flows.cli", "--params", str(params), "--root", str(tmp_path), *a],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     r = run("run", "build_mazes")
     assert r.returncode == 0, r.stderr[-3000:]
     f = tmp_path / "data" / "mazes" / "train_5.npz"
     f.write_bytes(f.read_bytes()[:100])
     r = run("run", "maze")
     assert r.returncode == 2
-    last = r.stderr.strip().splitlines()[-1] if "tenfold: error" in r.stderr.strip().splitlines()[-1] else \
-        next(line for line in r.stderr.splitlines() if line.startswith("tenfold: error"))
+    last = (
+        r.stderr.strip().splitlines()[-1]
+        if "tenfold: error" in r.stderr.strip().splitlines()[-1]
+        else next(line for line in r.stderr.splitlines() if line.startswith("tenfold: error"))
+    )
     assert "train_5.npz: corrupt or truncated" in last and "dvc repro build_mazes" in last
     assert not (tmp_path / "metrics" / "maze.json").exists()
 
@@ -71,7 +78,9 @@ def test_an_unreadable_stage_output_names_the_file_and_the_stage_that_rebuilds_i
     assert stage_producing(ROOT / "models" / "maze" / "recurrent.pt", ROOT) == "maze"
     assert stage_producing(tmp_path / "elsewhere.pt", ROOT) is None
     e = ArtifactError(ROOT / "data" / "openreview" / "reviews.parquet", "corrupt or truncated parquet")
-    assert explain(e, ROOT) == (f"{ROOT}/data/openreview/reviews.parquet: corrupt or truncated parquet; rebuild it "
-                                "with `dvc repro scrape_openreview`")
+    assert explain(e, ROOT) == (
+        f"{ROOT}/data/openreview/reviews.parquet: corrupt or truncated parquet; rebuild it "
+        "with `dvc repro scrape_openreview`"
+    )
     ck = CheckpointError(tmp_path / "x.pt", "cannot load this checkpoint\nsecond line")
     assert explain(ck, ROOT) == f"{tmp_path}/x.pt: cannot load this checkpoint"

@@ -1,5 +1,6 @@
 """Data-parallel training under torchrun (2 CPU processes, gloo): the maze net trains like single-process training
 (same global batches; tolerance below), a killed run resumes from rank 0's checkpoint, and the flow logs once."""
+
 import json
 
 import pytest
@@ -7,7 +8,6 @@ import torch
 
 from tasks.ddp import run_torchrun
 from tenfold.components.models.recurrent import SegmentNet
-from tenfold.core.checkpoints import Checkpoint
 from tenfold.core.runtime import atomic_savez
 from tenfold.core.seeds import seeded
 from tenfold.studies.maze.generate import generate
@@ -23,8 +23,15 @@ TOL = 1e-4
 def _spec(tmp_path, **kw):
     data = generate(48, 5, scale=1, seed=0)
     atomic_savez(tmp_path / "data.npz", compress=False, codes=data["codes"], targets=data["targets"])
-    return data, {"data": str(tmp_path / "data.npz"), "net": NET, "cfg": CFG.model_dump(), "seed": 7, "threads": 1,
-                  "device": "cpu", **kw}
+    return data, {
+        "data": str(tmp_path / "data.npz"),
+        "net": NET,
+        "cfg": CFG.model_dump(),
+        "seed": 7,
+        "threads": 1,
+        "device": "cpu",
+        **kw,
+    }
 
 
 @pytest.mark.slow
@@ -40,12 +47,19 @@ def test_two_processes_match_one_and_resume_after_a_kill(tmp_path):
         torch.testing.assert_close(out["model"][k], v, atol=TOL, rtol=TOL)
     # killed after one epoch (simulated: a run that stops there), then resumed from rank 0's checkpoint
     ck = tmp_path / "ck.pt"
-    run_torchrun("tenfold.studies.maze.distributed", {**spec, "checkpoint": str(ck), "fingerprint": "f", "epochs": 1},
-                 2, tmp_path / "b")
+    run_torchrun(
+        "tenfold.studies.maze.distributed",
+        {**spec, "checkpoint": str(ck), "fingerprint": "f", "epochs": 1},
+        2,
+        tmp_path / "b",
+    )
     assert torch.load(ck, weights_only=True)["epoch"] == 1
-    resumed = torch.load(run_torchrun("tenfold.studies.maze.distributed",
-                                      {**spec, "checkpoint": str(ck), "fingerprint": "f"}, 2, tmp_path / "c"),
-                         weights_only=True)
+    resumed = torch.load(
+        run_torchrun(
+            "tenfold.studies.maze.distributed", {**spec, "checkpoint": str(ck), "fingerprint": "f"}, 2, tmp_path / "c"
+        ),
+        weights_only=True,
+    )
     assert [h["epoch"] for h in resumed["history"]] == [1, 2]
     for k, v in out["model"].items():
         torch.testing.assert_close(resumed["model"][k], v, atol=1e-6, rtol=1e-6)

@@ -290,4 +290,3 @@ def test_served_schedules_run_dvc_repro_and_a_second_run_does_nothing(tmp_path, 
     again = run([sys.executable, "-m", "dvc", "repro"], clone, home)
     assert "Running stage" not in again.stdout and "up to date" in again.stdout.lower(), again.stdout
     assert git(clone, "status", "--porcelain") == ""
-

@@ -1,5 +1,6 @@
 """The fairness flow end to end at tiny scale: results contract, MLflow lineage, registered model, and a sweep
 that resumes from its finished runs."""
+
 import json
 
 import pytest

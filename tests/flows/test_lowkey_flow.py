@@ -1,5 +1,6 @@
 """The `lowkey` flow at tiny scale: the outputs of the contract, plots, the ensemble for the web tool, the
 trade-off sweep, MLflow run tags and the registered model."""
+
 import pytest
 
 

@@ -2,6 +2,7 @@
 
 Needs Debian's `chromium` + `chromium-driver` and the `selenium` package; skipped with the reason otherwise.
 """
+
 import json
 import shutil
 import threading
@@ -39,8 +40,9 @@ def server():
     from tenfold.studies.lowkey.web import Protector, make_server
 
     torch.manual_seed(0)
-    prot = Protector([FaceNet("vgg", 32, 16, 4).eval()], 32, LowKeyAttack(n_iters=3),
-                     LowKeyWeb(max_bytes=300_000, max_side=160))
+    prot = Protector(
+        [FaceNet("vgg", 32, 16, 4).eval()], 32, LowKeyAttack(n_iters=3), LowKeyWeb(max_bytes=300_000, max_side=160)
+    )
     srv = make_server(prot, "127.0.0.1", 0)
     th = threading.Thread(target=srv.serve_forever, daemon=True)
     th.start()

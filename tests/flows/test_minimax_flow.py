@@ -1,4 +1,5 @@
 """Flow test of study `minimax` at tiny scale."""
+
 import pytest
 
 

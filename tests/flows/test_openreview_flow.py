@@ -1,5 +1,6 @@
 """Both OpenReview flows at tiny scale: offline tables -> analysis -> results, plots, MLflow run and model; the
 yearly deployment of the re-scrape."""
+
 import pytest
 
 
@@ -15,9 +16,18 @@ def test_openreview_flows_tiny(prefect_harness, tiny, tmp_path, check_study_outp
     assert (tmp_path / "data" / "openreview" / "reviews.parquet").exists()
     assert (tmp_path / "data" / "openreview" / "_scrape" / "README").exists()
     out = openreview_flow(params_path=str(params), root=str(tmp_path))
-    r = check_study_outputs(tmp_path, out, "openreview", {
-        "decision_reproducibility_2017", "decision_reproducibility_2020", "agreement_trend", "institution_effect",
-        "gender_gap"})
+    r = check_study_outputs(
+        tmp_path,
+        out,
+        "openreview",
+        {
+            "decision_reproducibility_2017",
+            "decision_reproducibility_2020",
+            "agreement_trend",
+            "institution_effect",
+            "gender_gap",
+        },
+    )
     for c in r["claims"]:
         assert c["measured"] is not None
     assert 0.5 < r["per_year"]["2017"]["reproducibility"]["median"] < 0.95

@@ -1,4 +1,5 @@
 """Progress: a bar only when asked, and a Prefect progress artifact that reaches 100% inside a flow run."""
+
 import pytest
 
 from tasks.progress import progress

@@ -1,5 +1,6 @@
 """Flow test of study `secure_release` at tiny scale: the outputs of the contract, the MLflow run and registered
 model, and the saved release service protecting a folder through `release_folder_flow`."""
+
 import numpy as np
 import pytest
 
@@ -18,7 +19,7 @@ def test_secure_release_flow_tiny(prefect_harness, tiny, tmp_path, monkeypatch, 
     c = {x["id"]: x for x in r["claims"]}["release_accuracy_drop"]
     assert c["holds"] == (c["measured"] >= c["target"])
     assert set(r["victim_acc"]) >= {"clean/cnn", "alignment/mlp", "alignment_online/cnn", "unlearnable/cnn"}
-    ue = r["craft_info"]["unlearnable"]           # tiny profile caps the min-min loop at 1 round
+    ue = r["craft_info"]["unlearnable"]  # tiny profile caps the min-min loop at 1 round
     assert ue["rounds"] == 1 and ue["stopped_by_error"] == (ue["final_error"] < 0.01)
     assert any(n.startswith("Unlearnable noise ran 1 min-min rounds") for n in r["notes"])
     assert r["faces"]["n_train"] == 40 and r["faces"]["subjects"] == 40 and 0 <= r["faces"]["released_acc"] <= 1
@@ -32,6 +33,7 @@ def test_secure_release_flow_tiny(prefect_harness, tiny, tmp_path, monkeypatch, 
     src = tmp_path / "incoming" / "3"
     src.mkdir(parents=True)
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(src / "a.png")
-    done = release_folder_flow(str(tmp_path / "incoming"), str(tmp_path / "released"),
-                               service=r["release_service"], batch_size=4)
+    done = release_folder_flow(
+        str(tmp_path / "incoming"), str(tmp_path / "released"), service=r["release_service"], batch_size=4
+    )
     assert done["protected"] == 1 and (tmp_path / "released" / "3" / "a.png").exists()

@@ -1,4 +1,5 @@
 """Tiny end-to-end runs of craft_poisons -> security -> augmentation (slow: Prefect + MLflow)."""
+
 import pytest
 
 
@@ -20,7 +21,7 @@ def test_security_and_augmentation_flows(prefect_harness, tiny, tmp_path, check_
     sec = security_flow(params_path=str(params), root=str(tmp_path))
     saved = check_study_outputs(tmp_path, sec, "security", {"gradient_matching_success"})
     assert saved["claims"][0]["holds"] == (saved["claims"][0]["measured"] >= 0.3)
-    assert len(saved["cells"]) == 3 * 5 + 1          # none twice (both victims) + 3 defenses; 1 focus cell
+    assert len(saved["cells"]) == 3 * 5 + 1  # none twice (both victims) + 3 defenses; 1 focus cell
     kinds = {(c["attack"], c["defense"]): c["victim"] for c in saved["cells"]}
     assert kinds[("gradient_matching", "none[from-scratch]")] == "from-scratch"
     assert kinds[("gradient_matching", "none[fine-tune]")] == "fine-tune"
@@ -28,7 +29,7 @@ def test_security_and_augmentation_flows(prefect_harness, tiny, tmp_path, check_
     names = [r[0] for r in saved["tables"]["attack_taxonomy"]["rows"]]
     assert {"badnets", "gradient_matching", "hidden_trigger", "bullseye_polytope"} <= set(names)
     assert (tmp_path / "plots" / "security" / "grid.csv").exists()
-    dil = saved["tables"]["dilution"]            # one row per gradient-matching poison (plain and adaptive)
+    dil = saved["tables"]["dilution"]  # one row per gradient-matching poison (plain and adaptive)
     assert [r[0] for r in dil["rows"]] == ["gradient_matching", "gradient_matching+cutmix"]
     gain = dil["columns"].index("gain")
     assert all(r[gain] == pytest.approx(r[3] - r[4], abs=2e-3) for r in dil["rows"])
@@ -44,11 +45,10 @@ def test_security_and_augmentation_flows(prefect_harness, tiny, tmp_path, check_
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.get_run(sec["run"]["mlflow_run_id"])
     assert run.data.tags["arxiv"] == "2012.10544"
-    children = client.search_runs([run.info.experiment_id],
-                                  f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+    children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
     assert len(children) == len(saved["cells"])
     aug_run = client.get_run(aug["run"]["mlflow_run_id"])
-    assert aug_run.data.params["security.victim.width"] == "4"          # security's params travel with the run
+    assert aug_run.data.params["security.victim.width"] == "4"  # security's params travel with the run
 
     # the poisons were crafted for width 4: a stage with another victim width fails naming the param, before compute
     other = tiny(["security", "augmentation"], {"security": {"victim": {"width": 6}}})

@@ -1,4 +1,5 @@
 """The `smoothing` flow end to end at tiny scale: results/metrics contract, MLflow run and registered model."""
+
 import pytest
 import yaml
 

@@ -1,5 +1,5 @@
-from pathlib import Path
 import os
+from pathlib import Path
 
 import torch
 import yaml
@@ -8,17 +8,27 @@ from mlflow.tracking import MlflowClient
 from tasks.track import ALIAS, dvc_data_hashes, study_run
 from tenfold.registry import load_params
 
-
-
 ROOT = Path(__file__).resolve().parents[2]
+
 
 def test_run_has_lineage_tags_params_and_alias_only_when_passed(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("OPENREVIEW_PASSWORD", "hunter2-secret")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     lock = tmp_path / "dvc.lock"
-    lock.write_text(yaml.safe_dump({"schema": "2.0", "stages": {"maze": {"cmd": "x", "deps": [
-        {"path": "data/mazes", "md5": "abc123.dir"}, {"path": "flows/maze.py", "md5": "code"}]}}}))
+    lock.write_text(
+        yaml.safe_dump(
+            {
+                "schema": "2.0",
+                "stages": {
+                    "maze": {
+                        "cmd": "x",
+                        "deps": [{"path": "data/mazes", "md5": "abc123.dir"}, {"path": "flows/maze.py", "md5": "code"}],
+                    }
+                },
+            }
+        )
+    )
     secs = load_params(ROOT / "params.yaml", ["maze"])
     model = torch.nn.Linear(3, 2)
     with study_run("maze", secs, stage="maze", uri=uri, lock=lock) as run:

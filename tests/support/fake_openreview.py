@@ -7,6 +7,7 @@
 - Fault injection by request number (1-based, counting `/notes` requests): an int status (429, 500, 503) or
   ("slow", seconds). `hold_after_pages` makes every later page wait `hold_seconds` (to kill a client mid-scrape).
 """
+
 from __future__ import annotations
 
 import json
@@ -16,17 +17,24 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-RATING_TEXT = {1: "Trivial or wrong", 3: "Clear rejection", 4: "Ok but not good enough - rejection",
-               5: "Marginally below acceptance threshold", 6: "Marginally above acceptance threshold",
-               7: "Good paper, accept", 8: "Top 50% of accepted papers, clear accept"}
+RATING_TEXT = {
+    1: "Trivial or wrong",
+    3: "Clear rejection",
+    4: "Ok but not good enough - rejection",
+    5: "Marginally below acceptance threshold",
+    6: "Marginally above acceptance threshold",
+    7: "Good paper, accept",
+    8: "Top 50% of accepted papers, clear accept",
+}
 
 
 def _wrap(content: dict, api: int) -> dict:
     return {k: {"value": v} for k, v in content.items()} if api == 2 else content
 
 
-def make_venue(venue: str, n_papers: int, n_withdrawn: int = 0, api: int = 1, seed: int = 0,
-               decision_invitation: str = "Decision") -> dict[str, list[dict]]:
+def make_venue(
+    venue: str, n_papers: int, n_withdrawn: int = 0, api: int = 1, seed: int = 0, decision_invitation: str = "Decision"
+) -> dict[str, list[dict]]:
     """Synthetic submissions of one venue (notes with details.directReplies), keyed by invitation."""
     rng = random.Random(seed)
     inv_key = "invitations" if api == 2 else "invitation"
@@ -42,23 +50,53 @@ def make_venue(venue: str, n_papers: int, n_withdrawn: int = 0, api: int = 1, se
         quality = rng.gauss(5, 1.2)
         for j in range(rng.choice([3, 3, 3, 4])):
             r = min(8, max(1, round(quality + rng.gauss(0, 1.0))))
-            replies.append({"id": f"{nid}r{j}", "forum": nid, "replyto": nid, "cdate": 1000 + j,
-                            inv_key: inv(f"{venue}/Paper{i + 1}/-/Official_Review"),
-                            "content": _wrap({"rating": f"{r}: {RATING_TEXT.get(r, 'x')}",
-                                              "confidence": f"{rng.randint(1, 5)}: confident", "review": "..."},
-                                             api)})
+            replies.append(
+                {
+                    "id": f"{nid}r{j}",
+                    "forum": nid,
+                    "replyto": nid,
+                    "cdate": 1000 + j,
+                    inv_key: inv(f"{venue}/Paper{i + 1}/-/Official_Review"),
+                    "content": _wrap(
+                        {
+                            "rating": f"{r}: {RATING_TEXT.get(r, 'x')}",
+                            "confidence": f"{rng.randint(1, 5)}: confident",
+                            "review": "...",
+                        },
+                        api,
+                    ),
+                }
+            )
         if not withdrawn:
             dec = "Accept (Poster)" if quality > 5.6 else "Reject"
-            replies.append({"id": f"{nid}d", "forum": nid, "replyto": nid, "cdate": 2000,
-                            inv_key: inv(f"{venue}/Paper{i + 1}/-/{decision_invitation}"),
-                            "content": _wrap({"decision": dec, "title": "Paper Decision"}, api)})
+            replies.append(
+                {
+                    "id": f"{nid}d",
+                    "forum": nid,
+                    "replyto": nid,
+                    "cdate": 2000,
+                    inv_key: inv(f"{venue}/Paper{i + 1}/-/{decision_invitation}"),
+                    "content": _wrap({"decision": dec, "title": "Paper Decision"}, api),
+                }
+            )
         first = rng.choice(["Maria", "John", "Wei", "Anna", "David", "Sarah", "Kim"])
-        note = {"id": nid, "forum": nid, "number": i + 1, "cdate": i,
-                inv_key: inv(f"{venue}/-/{'Withdrawn' if withdrawn else 'Blind'}_Submission"),
-                "content": _wrap({"title": f"Paper {i}", "keywords": ["deep learning", "robustness"],
-                                  "authors": [f"{first} Doe", "Alex Roe"],
-                                  "authorids": [f"{first.lower()}@cs.cmu.edu", "~Alex_Roe1"]}, api),
-                "details": {"directReplies": replies}}
+        note = {
+            "id": nid,
+            "forum": nid,
+            "number": i + 1,
+            "cdate": i,
+            inv_key: inv(f"{venue}/-/{'Withdrawn' if withdrawn else 'Blind'}_Submission"),
+            "content": _wrap(
+                {
+                    "title": f"Paper {i}",
+                    "keywords": ["deep learning", "robustness"],
+                    "authors": [f"{first} Doe", "Alex Roe"],
+                    "authorids": [f"{first.lower()}@cs.cmu.edu", "~Alex_Roe1"],
+                },
+                api,
+            ),
+            "details": {"directReplies": replies},
+        }
         key = f"{venue}/-/{'Withdrawn' if withdrawn else 'Blind'}_Submission"
         notes[key].append(note)
     return notes
@@ -67,8 +105,14 @@ def make_venue(venue: str, n_papers: int, n_withdrawn: int = 0, api: int = 1, se
 class FakeOpenReview:
     """Threaded HTTP server; use as a context manager: `with FakeOpenReview(notes) as srv: srv.baseurl`."""
 
-    def __init__(self, notes: dict[str, list[dict]], faults: dict[int, object] | None = None,
-                 hold_after_pages: int | None = None, hold_seconds: float = 0.0, max_limit: int = 1000):
+    def __init__(
+        self,
+        notes: dict[str, list[dict]],
+        faults: dict[int, object] | None = None,
+        hold_after_pages: int | None = None,
+        hold_seconds: float = 0.0,
+        max_limit: int = 1000,
+    ):
         self.notes = {k: sorted(v, key=lambda n: n["id"]) for k, v in notes.items()}
         self.faults = dict(faults or {})
         self.hold_after_pages, self.hold_seconds, self.max_limit = hold_after_pages, hold_seconds, max_limit
@@ -114,8 +158,9 @@ class FakeOpenReview:
                 body = json.loads(self.rfile.read(n) or b"{}")
                 if urlparse(self.path).path.endswith("/login"):
                     srv.logins.append(body.get("id"))
-                    return self._send(200, {"token": "fake-token", "user": {"id": "~Tester1",
-                                                                            "profile": {"id": "~Tester1"}}})
+                    return self._send(
+                        200, {"token": "fake-token", "user": {"id": "~Tester1", "profile": {"id": "~Tester1"}}}
+                    )
                 self._send(404, {"name": "NotFound", "message": self.path})
 
             def do_GET(self):
@@ -127,8 +172,11 @@ class FakeOpenReview:
                     srv.requests.append(q)
                     fault = srv.faults.pop(len(srv.requests), None)
                 if isinstance(fault, int):
-                    return self._send(fault, {"name": "Fault", "message": f"injected {fault}"},
-                                      {"Retry-After": "0"} if fault == 429 else None)
+                    return self._send(
+                        fault,
+                        {"name": "Fault", "message": f"injected {fault}"},
+                        {"Retry-After": "0"} if fault == 429 else None,
+                    )
                 if isinstance(fault, tuple) and fault[0] == "slow":
                     time.sleep(fault[1])
                 if srv.hold_after_pages is not None and srv.pages_served >= srv.hold_after_pages:
@@ -138,7 +186,7 @@ class FakeOpenReview:
                     items = [n for n in items if n["id"] > q["after"]]
                 limit = min(int(q.get("limit") or 1000), srv.max_limit)
                 offset = int(q.get("offset") or 0)
-                page = items[offset:offset + limit]
+                page = items[offset : offset + limit]
                 if q.get("details") != "directReplies":
                     page = [{k: v for k, v in n.items() if k != "details"} for n in page]
                 with srv._lock:

@@ -1,4 +1,5 @@
 """A truncated or corrupt stage output fails with one line naming the file (parquet, npz, weights)."""
+
 import numpy as np
 import pandas as pd
 import pytest

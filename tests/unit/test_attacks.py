@@ -1,14 +1,16 @@
 """Attacks on tiny data: budgets respected, labels as the taxonomy says, objectives actually decrease."""
+
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tenfold.components.attacks import ATTACKS
 from tenfold.components.attacks.base import CraftContext, Poison, make_setup, project_linf, stamp
 from tenfold.components.attacks.registry import register_attack
-from tenfold.studies.security.taxonomy import taxonomy_tables
 from tenfold.components.victims import ConvNet
+from tenfold.studies.security.taxonomy import taxonomy_tables
 
 torch.set_num_threads(1)  # tiny tensors: extra threads only add contention
 
@@ -41,14 +43,29 @@ class Cfg:
 def test_every_attack_is_in_the_generated_taxonomy_table():
     rows = taxonomy_tables()["attack_taxonomy"]["rows"]
     assert [r[0] for r in rows] == list(ATTACKS)
-    assert {"badnets", "label_flip", "poison_frogs", "bullseye_polytope", "gradient_matching",
-            "clean_label_backdoor", "hidden_trigger"} <= set(ATTACKS)
+    assert {
+        "badnets",
+        "label_flip",
+        "poison_frogs",
+        "bullseye_polytope",
+        "gradient_matching",
+        "clean_label_backdoor",
+        "hidden_trigger",
+    } <= set(ATTACKS)
 
 
 def test_register_rejects_values_outside_the_taxonomy():
     with pytest.raises(ValueError, match="goal"):
-        register_attack("x", goal="steal", label="clean-label", knowledge="white-box", mechanism="trigger patch",
-                        norm="linf", victim="from-scratch", paper="-")
+        register_attack(
+            "x",
+            goal="steal",
+            label="clean-label",
+            knowledge="white-box",
+            mechanism="trigger patch",
+            norm="linf",
+            victim="from-scratch",
+            paper="-",
+        )
 
 
 @pytest.mark.parametrize("name", ["gradient_matching", "poison_frogs", "bullseye_polytope", "hidden_trigger"])
@@ -56,17 +73,18 @@ def test_clean_label_perturbations_stay_in_budget(name):
     ctx = _ctx()
     p = ATTACKS[name].craft(ctx, Cfg)
     assert len(p.indices) == ctx.n_poison
-    assert np.array_equal(p.y, ctx.y_train[p.indices])                       # clean label
+    assert np.array_equal(p.y, ctx.y_train[p.indices])  # clean label
     assert np.abs(p.x - ctx.x_train[p.indices]).max() <= ctx.eps + 1e-6
     assert p.x.min() >= 0 and p.x.max() <= 1
-    assert np.all(ctx.y_train[p.indices] == ctx.setup.adv_class)              # poisons of the adversarial class
+    assert np.all(ctx.y_train[p.indices] == ctx.setup.adv_class)  # poisons of the adversarial class
 
 
 def test_gradient_matching_lowers_its_loss_and_adaptive_runs():
     ctx = _ctx()
     p = ATTACKS["gradient_matching"].craft(ctx, Cfg)
-    assert 0 <= p.info["matching_loss"] < 1.0          # cosine above zero after crafting
+    assert 0 <= p.info["matching_loss"] < 1.0  # cosine above zero after crafting
     from tenfold.components.defenses.augment import cutmix
+
     ctx2 = _ctx(mix=lambda x, y, g: cutmix(x, y, g, 3, 1.0, 1.0))
     p2 = ATTACKS["gradient_matching"].craft(ctx2, Cfg)
     assert p2.info["adaptive"] and not np.array_equal(p.x, p2.x)
@@ -77,7 +95,7 @@ def test_feature_collision_moves_features_towards_target():
     net = ctx.surrogate
     p = ATTACKS["poison_frogs"].craft(ctx, Cfg)
     with torch.no_grad():
-        ft = net.features(torch.as_tensor(ctx.x_test[ctx.setup.target_index:ctx.setup.target_index + 1]))
+        ft = net.features(torch.as_tensor(ctx.x_test[ctx.setup.target_index : ctx.setup.target_index + 1]))
         base = net.features(torch.as_tensor(ctx.x_train[p.indices]))
     with torch.no_grad():
         after = net.features(torch.as_tensor(p.x))

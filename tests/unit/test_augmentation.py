@@ -1,4 +1,5 @@
 """The augmentation study's params and plan: its defense rows and the crafted poisons they need."""
+
 import pytest
 from pydantic import ValidationError
 
@@ -16,18 +17,28 @@ def test_defense_plan_adds_one_dpsgd_row_per_noise_level():
     p = AugmentationParams(defenses=["none", "cutmix"], dp_noise=[0.5, 1.5])
     base = DPSGD(noise_multiplier=1.0, max_grad_norm=2.0)
     rows = plan.defense_plan(p, base)
-    assert [(lab, name) for lab, name, _ in rows] == [("none", "none"), ("cutmix", "cutmix"),
-                                                      ("dpsgd(sigma=0.5)", "dpsgd"), ("dpsgd(sigma=1.5)", "dpsgd")]
+    assert [(lab, name) for lab, name, _ in rows] == [
+        ("none", "none"),
+        ("cutmix", "cutmix"),
+        ("dpsgd(sigma=0.5)", "dpsgd"),
+        ("dpsgd(sigma=1.5)", "dpsgd"),
+    ]
     assert rows[0][2] is None and rows[3][2].noise_multiplier == 1.5 and rows[3][2].max_grad_norm == 2.0
-    assert base.noise_multiplier == 1.0                          # security's params are not modified
+    assert base.noise_multiplier == 1.0  # security's params are not modified
 
 
 def test_poisons_of_the_study_and_a_clear_error_for_uncrafted_attacks():
     p = AugmentationParams(attacks=["badnets", "gradient_matching+cutmix"])
-    crafted = [{"attack": a, "path": f"{a}_{t}.npz"} for a in ["badnets", "poison_frogs", "gradient_matching+cutmix"]
-               for t in range(2)]
-    assert [e["path"] for e in plan.poisons(p, crafted)] == ["badnets_0.npz", "badnets_1.npz",
-                                                             "gradient_matching+cutmix_0.npz",
-                                                             "gradient_matching+cutmix_1.npz"]
+    crafted = [
+        {"attack": a, "path": f"{a}_{t}.npz"}
+        for a in ["badnets", "poison_frogs", "gradient_matching+cutmix"]
+        for t in range(2)
+    ]
+    assert [e["path"] for e in plan.poisons(p, crafted)] == [
+        "badnets_0.npz",
+        "badnets_1.npz",
+        "gradient_matching+cutmix_0.npz",
+        "gradient_matching+cutmix_1.npz",
+    ]
     with pytest.raises(ValueError, match=r"\['gradient_matching\+cutmix'\] not crafted.*rerun craft_poisons"):
         plan.poisons(p, crafted[:4])

@@ -1,5 +1,6 @@
 """The augmentation study's claims, headline, table and figure from given cell means (no training, no Prefect,
 no MLflow): `holds` is computed, never written."""
+
 import pytest
 
 from tenfold.studies.augmentation.outcome import Measured, build, claims, dp_label, write_figures
@@ -14,9 +15,13 @@ def _s(succ, acc, **kw):
 
 
 def _summary(cutmix=(0.2, 0.94), dp_low=(0.6, 0.9), dp_high=(0.1, 0.6)):
-    return {("badnets", "none"): _s(0.8, 0.95), ("badnets", "cutmix"): _s(*cutmix),
-            ("badnets", "mixup"): _s(0.5, 0.95), ("badnets", dp_label(0.5)): _s(*dp_low, **{"defense.epsilon": 17.94}),
-            ("badnets", dp_label(1.5)): _s(*dp_high, **{"defense.epsilon": 1.4149})}
+    return {
+        ("badnets", "none"): _s(0.8, 0.95),
+        ("badnets", "cutmix"): _s(*cutmix),
+        ("badnets", "mixup"): _s(0.5, 0.95),
+        ("badnets", dp_label(0.5)): _s(*dp_low, **{"defense.epsilon": 17.94}),
+        ("badnets", dp_label(1.5)): _s(*dp_high, **{"defense.epsilon": 1.4149}),
+    }
 
 
 def _measured(summary):
@@ -26,9 +31,9 @@ def _measured(summary):
 def test_cutmix_claim_needs_both_the_cut_and_the_accuracy():
     ok = claims(P, _summary(cutmix=(0.2, 0.945)), LABELS)[0][0]
     assert ok.holds and ok.measured == pytest.approx(0.75) and ok.note == "clean-accuracy drop +0.0050"
-    assert not claims(P, _summary(cutmix=(0.2, 0.90)), LABELS)[0][0].holds      # cut enough, 5 points lost
+    assert not claims(P, _summary(cutmix=(0.2, 0.90)), LABELS)[0][0].holds  # cut enough, 5 points lost
     weak = claims(P, _summary(cutmix=(0.6, 0.95)), LABELS)[0][0]
-    assert not weak.holds and weak.measured == pytest.approx(0.25)              # no accuracy cost, too small a cut
+    assert not weak.holds and weak.measured == pytest.approx(0.25)  # no accuracy cost, too small a cut
 
 
 def test_cutmix_claim_is_not_measurable_without_a_working_backdoor():
@@ -42,9 +47,9 @@ def test_dpsgd_cost_uses_smallest_noise_that_defends_as_well_as_cutmix():
     found, notes = claims(P, _summary(), LABELS)
     assert found[1].holds and found[1].measured == pytest.approx(0.35 - 0.01)
     assert any("dpsgd(sigma=1.5)" in n for n in notes) and any(n.startswith("mixup vs BadNets") for n in notes)
-    found, notes = claims(P, _summary(dp_low=(0.15, 0.9)), LABELS)              # sigma 0.5 defends too: it is chosen
+    found, notes = claims(P, _summary(dp_low=(0.15, 0.9)), LABELS)  # sigma 0.5 defends too: it is chosen
     assert found[1].measured == pytest.approx(0.05 - 0.01) and any("dpsgd(sigma=0.5)" in n for n in notes)
-    found, notes = claims(P, _summary(dp_high=(0.3, 0.6)), LABELS)              # no level defends as well
+    found, notes = claims(P, _summary(dp_high=(0.3, 0.6)), LABELS)  # no level defends as well
     assert found[1].measured is None and not found[1].holds
     assert any("not measurable" in n for n in notes)
 
@@ -57,7 +62,7 @@ def test_build_headline_table_and_acceptance():
     rows = {(r[0], r[1]): r for r in out.tables["defenses"]["rows"]}
     assert rows[("badnets", "dpsgd(sigma=0.5)")][5] == 17.94 and rows[("badnets", "none")][5] is None
     assert out.details["clean_acc"] == 0.93 and len(out.details["cells"]) == 5
-    assert not out.claims[0].holds                              # cut 0.75, but 1 point lost (not below 1)
+    assert not out.claims[0].holds  # cut 0.75, but 1 point lost (not below 1)
     assert out.notes[0].startswith("Not reproduced at this scale: `cutmix_backdoor_cut` measured 0.750")
     assert out.notes[1].startswith("Reproduced at this scale: `dpsgd_cost`")
     assert any("digits (300 training images)" in n and "2 setups" in n for n in out.notes)
@@ -69,7 +74,13 @@ def test_figure_is_written_and_listed(tmp_path):
     m = _measured(_summary())
     out = build(P, m, 0.9)
     write_figures(out, P, m, tmp_path)
-    assert (tmp_path / "acc_vs_success.csv").read_text().splitlines()[0] == "attack,defense,trials,clean_acc,success,epsilon"
-    assert out.figures == [{"path": "plots/augmentation/acc_vs_success.png",
-                            "caption": "Validation accuracy against attack success for each defense"}]
+    assert (tmp_path / "acc_vs_success.csv").read_text().splitlines()[
+        0
+    ] == "attack,defense,trials,clean_acc,success,epsilon"
+    assert out.figures == [
+        {
+            "path": "plots/augmentation/acc_vs_success.png",
+            "caption": "Validation accuracy against attack success for each defense",
+        }
+    ]
     assert (tmp_path / "acc_vs_success.png").exists()

@@ -1,13 +1,13 @@
 from pathlib import Path
+
 import pytest
 import yaml
 
 from tenfold.core.config import ParamsError, flatten
 from tenfold.registry import apply_profile, load_params
 
-
-
 ROOT = Path(__file__).resolve().parents[2]
+
 
 def write(tmp_path, data):
     p = tmp_path / "params.yaml"

@@ -1,6 +1,7 @@
 """The data-source table and the CIFAR-10 build: clear errors for missing or corrupt data, one source at a time.
 CIFAR-10 is tested on small folders in torchvision's ImageFolder layout (a slice of the real offline copy when it
 is there); no test reads all 35,000 files."""
+
 import shutil
 from pathlib import Path
 
@@ -33,14 +34,22 @@ def _folder(root: Path, per_class: int = 2, seed: int = 0) -> Path:
 def test_build_reads_the_folder_in_torchvisions_class_order_and_loads_back(tmp_path):
     shared = _folder(tmp_path / "shared")
     man = cifar10.build(tmp_path / "out", tmp_path / "data", shared)
-    assert man["source"].startswith(f"imagefolder:{shared / 'cifar10'}") and "torchvision path unavailable" in man["source"]
+    assert (
+        man["source"].startswith(f"imagefolder:{shared / 'cifar10'}")
+        and "torchvision path unavailable" in man["source"]
+    )
     assert man["n_train"] == man["n_test"] == 20 and man["train_per_class"] == [2] * 10
     d = cifar10.load(tmp_path / "out")
-    assert d.x_train.shape == (20, 3, 32, 32) and d.x_train.dtype == np.float32 and 0 <= d.x_train.min() <= d.x_train.max() <= 1
+    assert (
+        d.x_train.shape == (20, 3, 32, 32)
+        and d.x_train.dtype == np.float32
+        and 0 <= d.x_train.min() <= d.x_train.max() <= 1
+    )
     assert d.y_train.tolist() == sorted(d.y_train.tolist()) and set(d.y_train.tolist()) == set(range(10))
     first = sorted((shared / "cifar10" / "train" / "airplane").glob("*.png"))[0]
-    np.testing.assert_array_equal((d.x_train[0] * 255).round().astype(np.uint8),
-                                  np.asarray(Image.open(first)).transpose(2, 0, 1))
+    np.testing.assert_array_equal(
+        (d.x_train[0] * 255).round().astype(np.uint8), np.asarray(Image.open(first)).transpose(2, 0, 1)
+    )
     # rebuilding the same data gives the same bytes (DVC sees an unchanged output)
     cifar10.build(tmp_path / "out2", tmp_path / "data", shared)
     assert (tmp_path / "out" / "cifar10.npz").read_bytes() == (tmp_path / "out2" / "cifar10.npz").read_bytes()
@@ -48,19 +57,34 @@ def test_build_reads_the_folder_in_torchvisions_class_order_and_loads_back(tmp_p
 
 def test_torchvision_path_is_taken_first_and_sources_are_never_mixed(tmp_path, monkeypatch):
     shared = _folder(tmp_path / "shared")
-    fake = (np.zeros((4, 3, 32, 32), np.uint8), np.arange(4), np.ones((2, 3, 32, 32), np.uint8), np.arange(2),
-            "torchvision:fake")
+    fake = (
+        np.zeros((4, 3, 32, 32), np.uint8),
+        np.arange(4),
+        np.ones((2, 3, 32, 32), np.uint8),
+        np.arange(2),
+        "torchvision:fake",
+    )
     monkeypatch.setattr(cifar10, "_from_torchvision", lambda root, dl: fake)
     man = cifar10.build(tmp_path / "out", tmp_path / "data", shared)
     assert man["source"] == "torchvision:fake" and man["n_train"] == 4 and man["n_test"] == 2
 
 
-@pytest.mark.parametrize("damage, match", [
-    (lambda r: shutil.rmtree(r / "cifar10" / "train" / "cat"), r"cifar10: missing train/cat"),
-    (lambda r: Image.new("RGB", (28, 28)).save(r / "cifar10" / "test" / "dog" / "small.png"), r"small\.png: a 28x28 RGB"),
-    (lambda r: (r / "cifar10" / "train" / "frog" / "cut.png").write_bytes(
-        (next((r / "cifar10" / "train" / "ship").glob("*.png"))).read_bytes()[:60]), r"cut\.png: unreadable or truncated"),
-])
+@pytest.mark.parametrize(
+    "damage, match",
+    [
+        (lambda r: shutil.rmtree(r / "cifar10" / "train" / "cat"), r"cifar10: missing train/cat"),
+        (
+            lambda r: Image.new("RGB", (28, 28)).save(r / "cifar10" / "test" / "dog" / "small.png"),
+            r"small\.png: a 28x28 RGB",
+        ),
+        (
+            lambda r: (r / "cifar10" / "train" / "frog" / "cut.png").write_bytes(
+                (next((r / "cifar10" / "train" / "ship").glob("*.png"))).read_bytes()[:60]
+            ),
+            r"cut\.png: unreadable or truncated",
+        ),
+    ],
+)
 def test_a_broken_folder_fails_before_training_naming_the_file(tmp_path, damage, match):
     shared = _folder(tmp_path / "shared")
     damage(shared)

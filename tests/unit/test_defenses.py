@@ -1,11 +1,12 @@
 """Defenses on tiny inputs: the mixing, filtering, detection and DP pieces do what their papers say."""
+
 import numpy as np
 import pytest
 import torch
 
 from tenfold.components.defenses import DEFENSES
 from tenfold.components.defenses.augment import cutmix, cutout, mixup
-from tenfold.components.defenses.dp import BatchClipNoise, DPSGD
+from tenfold.components.defenses.dp import DPSGD, BatchClipNoise
 from tenfold.components.defenses.filtering import ActivationClustering, SpectralSignatures, precision_recall
 from tenfold.components.defenses.strip import Strip
 from tenfold.components.victims import ConvNet, TrainConfig
@@ -14,8 +15,18 @@ torch.set_num_threads(1)  # tiny tensors: extra threads only add contention
 
 
 def test_registry_has_every_issue_defense_with_a_stage():
-    for name in ["none", "mixup", "cutmix", "cutout", "maxup", "dpsgd", "batch_clip_noise",
-                 "spectral_signatures", "activation_clustering", "strip"]:
+    for name in [
+        "none",
+        "mixup",
+        "cutmix",
+        "cutout",
+        "maxup",
+        "dpsgd",
+        "batch_clip_noise",
+        "spectral_signatures",
+        "activation_clustering",
+        "strip",
+    ]:
         assert DEFENSES[name].stage
     assert DEFENSES["dpsgd"].stage == "differential privacy"
     assert "NOT differentially private" in DEFENSES["batch_clip_noise"].reports
@@ -38,7 +49,7 @@ def test_cutmix_probability_and_exact_pixel_ratio():
     changed = (xm != x).float().mean().item()
     own = ym[torch.arange(4), y]
     assert torch.allclose(own, own[0].expand(4)) and own[0] <= 1.0
-    assert changed <= 1 - own[0].item() + 1e-6   # pasted area equals 1 - lambda (some pixels may coincide)
+    assert changed <= 1 - own[0].item() + 1e-6  # pasted area equals 1 - lambda (some pixels may coincide)
 
 
 def test_cutout_zeroes_one_square_per_image():
@@ -54,7 +65,7 @@ def test_spectral_signatures_and_activation_clustering_find_planted_outliers():
     feats = rng.normal(size=(200, 8))
     y = np.repeat([0, 1], 100)
     poison = np.arange(10)
-    feats[poison] += 8.0       # a separated sub-population inside class 0
+    feats[poison] += 8.0  # a separated sub-population inside class 0
     ss = SpectralSignatures(1.5).select(feats, y, len(poison))
     p, r = precision_recall(ss, poison)
     assert r == 1.0 and p > 0.3

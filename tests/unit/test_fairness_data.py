@@ -1,4 +1,5 @@
 """Offline fairness datasets: shapes, binary labels and groups, split hygiene, clear errors."""
+
 import numpy as np
 import pytest
 
@@ -76,19 +77,27 @@ def _fake_celeba(root, n=12):
     def pm(v):
         return "1" if v else "-1"
 
-    attr = {"5_o_Clock_Shadow": lambda i: i == 4, "Male": lambda i: i % 3 == 0, "Smiling": lambda i: i % 2 == 1,
-            "Young": lambda i: True}
+    attr = {
+        "5_o_Clock_Shadow": lambda i: i == 4,
+        "Male": lambda i: i % 3 == 0,
+        "Smiling": lambda i: i % 2 == 1,
+        "Young": lambda i: True,
+    }
     (base / "list_attr_celeba.txt").write_text(
-        f"{n}\n{' '.join(ATTRS)}\n" + "".join(f"{nm} {' '.join(pm(attr[a](i)) for a in ATTRS)}\n"
-                                              for i, nm in enumerate(names)))
+        f"{n}\n{' '.join(ATTRS)}\n"
+        + "".join(f"{nm} {' '.join(pm(attr[a](i)) for a in ATTRS)}\n" for i, nm in enumerate(names))
+    )
     (base / "list_eval_partition.txt").write_text(
-        "".join(f"{nm} {0 if i < 8 else 1 if i < 10 else 2}\n" for i, nm in enumerate(names)))
+        "".join(f"{nm} {0 if i < 8 else 1 if i < 10 else 2}\n" for i, nm in enumerate(names))
+    )
     (base / "identity_CelebA.txt").write_text("".join(f"{nm} {i + 1}\n" for i, nm in enumerate(names)))
     (base / "list_bbox_celeba.txt").write_text(
-        f"{n}\nimage_id x_1 y_1 width height\n" + "".join(f"{nm} 10 10 100 120\n" for nm in names))
+        f"{n}\nimage_id x_1 y_1 width height\n" + "".join(f"{nm} 10 10 100 120\n" for nm in names)
+    )
     (base / "list_landmarks_align_celeba.txt").write_text(
         f"{n}\nlefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x leftmouth_y rightmouth_x "
-        "rightmouth_y\n" + "".join(f"{nm} 69 109 106 113 77 142 73 152 108 154\n" for nm in names))
+        "rightmouth_y\n" + "".join(f"{nm} 69 109 106 113 77 142 73 152 108 154\n" for nm in names)
+    )
 
 
 def test_celeba_loader_reads_a_fake_folder_without_network(tmp_path, monkeypatch):
@@ -104,16 +113,22 @@ def test_celeba_loader_reads_a_fake_folder_without_network(tmp_path, monkeypatch
     monkeypatch.setattr(tv_celeba, "download_file_from_google_drive", no_network)
     monkeypatch.setattr(tv_celeba, "check_integrity", lambda fpath, md5=None: os.path.isfile(fpath))
     _fake_celeba(tmp_path)
-    d = load("celeba", data_root=tmp_path, seed=3, max_train=None, max_test=None,
-             celeba={"target": "Smiling", "group": "Male", "size": 16})
+    d = load(
+        "celeba",
+        data_root=tmp_path,
+        seed=3,
+        max_train=None,
+        max_test=None,
+        celeba={"target": "Smiling", "group": "Male", "size": 16},
+    )
     assert d.name == "celeba" and d.target == "Smiling" and d.group == "Male"
     assert d.x_train.shape == (8, 3, 16, 16) and d.x_test.shape == (2, 3, 16, 16)
     for x, y, s, allowed in ((d.x_train, d.y_train, d.s_train, range(8)), (d.x_test, d.y_test, d.s_test, (10, 11))):
         idx = np.rint(x.mean((1, 2, 3)) * 255 / 20).astype(int)  # which file each image came from
         assert np.allclose(x, x.mean((1, 2, 3), keepdims=True), atol=2 / 255)  # flat grey survived JPEG + resize
-        assert sorted(idx) == sorted(allowed)                                  # the split's images, each once
-        assert list(y) == [int(i % 2 == 1) for i in idx]                         # target attribute, in {0, 1}
-        assert list(s) == [int(i % 3 == 0) for i in idx]                         # sensitive attribute
+        assert sorted(idx) == sorted(allowed)  # the split's images, each once
+        assert list(y) == [int(i % 2 == 1) for i in idx]  # target attribute, in {0, 1}
+        assert list(s) == [int(i % 3 == 0) for i in idx]  # sensitive attribute
     capped = load("celeba", data_root=tmp_path, seed=3, max_train=5, max_test=1, celeba={"size": 16})
     assert len(capped.y_train) == 5 and len(capped.y_test) == 1
     with pytest.raises(ValueError, match="Not_An_Attribute"):

@@ -1,4 +1,5 @@
 """The project's fairness gaps agree with fairlearn's metrics and behave as gaps should."""
+
 import numpy as np
 import pytest
 import torch
@@ -8,9 +9,11 @@ from hypothesis import strategies as st
 
 from tenfold.studies.fairness.metrics import gap, permutation_floor, report
 
-FAIRLEARN = {"dp": lambda y, p, s: demographic_parity_difference(y, p, sensitive_features=s),
-             "eo": lambda y, p, s: equalized_odds_difference(y, p, sensitive_features=s),
-             "eopp": lambda y, p, s: equal_opportunity_difference(y, p, sensitive_features=s)}
+FAIRLEARN = {
+    "dp": lambda y, p, s: demographic_parity_difference(y, p, sensitive_features=s),
+    "eo": lambda y, p, s: equalized_odds_difference(y, p, sensitive_features=s),
+    "eopp": lambda y, p, s: equal_opportunity_difference(y, p, sensitive_features=s),
+}
 
 
 def _sample(seed, n):

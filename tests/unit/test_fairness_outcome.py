@@ -1,5 +1,6 @@
 """The fairness study's claim, headline, tables and notes from given training histories (no training, no Prefect,
 no MLflow)."""
+
 import numpy as np
 import pytest
 
@@ -8,12 +9,22 @@ from tenfold.studies.fairness.data import FairData
 from tenfold.studies.fairness.outcome import Measured, build, gap_by_epoch, gap_by_width, write_figures
 from tenfold.studies.fairness.study import RunSpec, main_spec, results_frame
 
-P = validate_section("fairness", {
-    "data": {"datasets": ["hearts", "german"], "main": "hearts"},
-    "model": {"widths": [8, 16], "depth": 2},
-    "train": {"methods": ["erm", "penalty", "lagrangian"], "notions": ["eo"], "epochs": 4, "eval_epochs": [2, 4],
-              "seeds": 1, "epsilon": 0.05},
-    "eval": {"claim_notion": "eo", "overfit_ratio": 2.0, "accept_max_train_gap": 0.1}})
+P = validate_section(
+    "fairness",
+    {
+        "data": {"datasets": ["hearts", "german"], "main": "hearts"},
+        "model": {"widths": [8, 16], "depth": 2},
+        "train": {
+            "methods": ["erm", "penalty", "lagrangian"],
+            "notions": ["eo"],
+            "epochs": 4,
+            "eval_epochs": [2, 4],
+            "seeds": 1,
+            "epsilon": 0.05,
+        },
+        "eval": {"claim_notion": "eo", "overfit_ratio": 2.0, "accept_max_train_gap": 0.1},
+    },
+)
 
 
 def data(name: str, n_cell: int = 50) -> FairData:
@@ -43,8 +54,7 @@ def measured(train_gap: float, test_gap: float, erm_gap: float = 0.0) -> Measure
                 hist = [record(2, 2 * g, test_gap), record(4, g, test_gap, floor=0.05)]
                 runs.append((RunSpec(ds, m, "none" if m == "erm" else "eo", w, 0), hist))
     baselines = {("hearts", "eo"): {"train_acc": 0.7, "test_acc": 0.69, "train_gap_eo": 0.03, "test_gap_eo": 0.1}}
-    return Measured(results_frame(runs), {"hearts": data("hearts"), "german": data("german", 5)}, baselines,
-                    len(runs))
+    return Measured(results_frame(runs), {"hearts": data("hearts"), "german": data("german", 5)}, baselines, len(runs))
 
 
 def test_claim_holds_when_the_train_constraint_holds_and_the_test_gap_is_large():
@@ -111,8 +121,11 @@ def test_figures_are_written_and_listed(tmp_path):
     m = measured(0.04, 0.2)
     out = build(P, m)
     write_figures(out, P, m, tmp_path)
-    assert (tmp_path / "gap_vs_epoch.csv").read_text().splitlines() == ["epoch,train_gap,test_gap", "2,0.08,0.2",
-                                                                        "4,0.04,0.2"]
+    assert (tmp_path / "gap_vs_epoch.csv").read_text().splitlines() == [
+        "epoch,train_gap,test_gap",
+        "2,0.08,0.2",
+        "4,0.04,0.2",
+    ]
     assert (tmp_path / "runs.csv").exists()
     assert [f["path"] for f in out.figures] == ["plots/fairness/gap_vs_epoch.png", "plots/fairness/gap_vs_width.png"]
     assert all((tmp_path / f["path"].split("/")[-1]).exists() for f in out.figures)

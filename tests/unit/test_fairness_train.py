@@ -1,4 +1,5 @@
 """Constrained training, the fairlearn baseline, the experiment grid and the claim's reductions."""
+
 import numpy as np
 import pytest
 import torch
@@ -52,8 +53,18 @@ def test_adversarial_debiasing_trains_and_is_deterministic():
     runs = []
     for _ in range(2):
         model = seeded(0, lambda: make_model((2,), 8, 1))
-        runs.append(train_fair(model, data, "adversarial", "eo", _cfg(epochs=5, eval_epochs=[5], batch_size=50),
-                               torch.device("cpu"), 3, noise_permutations=3)[-1])
+        runs.append(
+            train_fair(
+                model,
+                data,
+                "adversarial",
+                "eo",
+                _cfg(epochs=5, eval_epochs=[5], batch_size=50),
+                torch.device("cpu"),
+                3,
+                noise_permutations=3,
+            )[-1]
+        )
     assert runs[0] == runs[1]
     assert {"train_gap_eo", "test_gap_eo", "test_floor_eo"} <= set(runs[0])
     assert Adversary("eo", 4).features(torch.ones(3), torch.tensor([1, 0, 1])).shape == (3, 3)
@@ -72,16 +83,18 @@ def test_fairlearn_reduction_cuts_the_parity_gap():
     from tenfold.studies.fairness.metrics import report
 
     data = _biased(300)
-    plain = report(LogisticRegression().fit(data.x_train, data.y_train).predict(data.x_train), data.y_train,
-                   data.s_train)["gap_dp"]
+    plain = report(
+        LogisticRegression().fit(data.x_train, data.y_train).predict(data.x_train), data.y_train, data.s_train
+    )["gap_dp"]
     out = fairlearn_baseline(data, "dp", 0.02, 8, 0.01, 0)
     assert out["train_gap_dp"] < plain / 2 and out["train_acc"] > 0.5
     assert set(out) == {f"{split}_{k}" for split in ("train", "test") for k in ("acc", "gap_dp", "gap_eo", "gap_eopp")}
 
 
 def test_plan_runs_full_grid_on_main_and_largest_width_elsewhere():
-    p = FairnessParams.model_validate({"data": {"datasets": ["hearts", "german"]},
-                                       "model": {"widths": [4, 8]}, "train": {"seeds": 2}})
+    p = FairnessParams.model_validate(
+        {"data": {"datasets": ["hearts", "german"]}, "model": {"widths": [4, 8]}, "train": {"seeds": 2}}
+    )
     runs = plan_runs(p)
     main = [r for r in runs if r.dataset == "hearts"]
     other = [r for r in runs if r.dataset == "german"]
@@ -91,11 +104,16 @@ def test_plan_runs_full_grid_on_main_and_largest_width_elsewhere():
 
 
 def test_overfit_summary_and_resolution():
-    hist = lambda tr, te: [{"epoch": 10, "train_acc": 1.0, "test_acc": 0.8, "train_gap_eo": tr, "test_gap_eo": te,
-                            "test_floor_eo": 0.05}]  # noqa: E731
-    df = results_frame([(RunSpec("h", "lagrangian", "eo", 8, 0), hist(0.0, 0.3)),
-                        (RunSpec("h", "penalty", "eo", 8, 0), hist(0.02, 0.1)),
-                        (RunSpec("h", "erm", "none", 8, 0), hist(0.5, 0.5))])
+    hist = lambda tr, te: [
+        {"epoch": 10, "train_acc": 1.0, "test_acc": 0.8, "train_gap_eo": tr, "test_gap_eo": te, "test_floor_eo": 0.05}
+    ]  # noqa: E731
+    df = results_frame(
+        [
+            (RunSpec("h", "lagrangian", "eo", 8, 0), hist(0.0, 0.3)),
+            (RunSpec("h", "penalty", "eo", 8, 0), hist(0.02, 0.1)),
+            (RunSpec("h", "erm", "none", 8, 0), hist(0.5, 0.5)),
+        ]
+    )
     s = overfit_summary(df, "h", "eo", 8, 0.05, resolution=0.01)
     assert s["runs"] == 2 and s["train_gap"] == pytest.approx(0.01) and s["test_gap"] == pytest.approx(0.2)
     assert s["ratio"] == pytest.approx(20.0) and s["meets_constraint"]
@@ -122,15 +140,18 @@ def test_train_task_resumes_a_finished_run_from_its_checkpoint(tmp_path, monkeyp
     monkeypatch.setattr(tf, "get_run_logger", lambda: logging.getLogger("test"))
     data, spec = _biased(100), RunSpec("toy", "penalty", "dp", 4, 0)
     cfg, path = _cfg(epochs=3, eval_epochs=[3]), tmp_path / "run.pt"
-    first = tf.train_fair_net.fn(data, spec, 1, cfg, torch.device("cpu"), 0, 0, Checkpoint(path, "fp1"),
-                                 keep_model=True)
-    fresh = tf.train_fair_net.fn(data, spec, 1, cfg, torch.device("cpu"), 0, 0, Checkpoint(None, "fp1"),
-                                 keep_model=True)
+    first = tf.train_fair_net.fn(
+        data, spec, 1, cfg, torch.device("cpu"), 0, 0, Checkpoint(path, "fp1"), keep_model=True
+    )
+    fresh = tf.train_fair_net.fn(
+        data, spec, 1, cfg, torch.device("cpu"), 0, 0, Checkpoint(None, "fp1"), keep_model=True
+    )
     assert fresh["history"] == first["history"]  # the same seed trains the same net
     assert all(torch.equal(fresh["state"][k], v) for k, v in first["state"].items())
     monkeypatch.setattr(tf, "train_fair", lambda *a, **k: pytest.fail("a finished run must not be retrained"))
-    again = tf.train_fair_net.fn(data, spec, 1, cfg, torch.device("cpu"), 0, 0, Checkpoint(path, "fp1"),
-                                 keep_model=True)
+    again = tf.train_fair_net.fn(
+        data, spec, 1, cfg, torch.device("cpu"), 0, 0, Checkpoint(path, "fp1"), keep_model=True
+    )
     assert again["history"] == first["history"]
     assert all(torch.equal(again["state"][k], v) for k, v in first["state"].items())
     with pytest.raises(BaseException, match="must not be retrained"):  # a changed fingerprint retrains
@@ -150,7 +171,7 @@ def test_image_tasks_get_a_small_cnn_whose_channels_follow_the_width():
     small = make_model((1, 28, 28), 16, 3, "cnn", 1 / 16)
     assert small.channels == 2 and count_parameters(small) < count_parameters(cnn)
     assert isinstance(make_model((1, 28, 28), 64, 3, "mlp"), MLP)
-    assert isinstance(make_model((12,), 64, 3, "cnn"), MLP)        # tabular data keep the MLP
+    assert isinstance(make_model((12,), 64, 3, "cnn"), MLP)  # tabular data keep the MLP
     with pytest.raises(ValueError, match="image_arch"):
         make_model((12,), 64, 3, "resnet")
 
@@ -168,7 +189,17 @@ def test_cnn_fits_a_group_dependent_image_task_and_the_penalty_shrinks_the_gap()
     data = FairData("img", x[:h], y[:h], s[:h], x[h:], y[h:], s[h:], "generated", "y", "s")
     torch.set_num_threads(1)
     cfg = _cfg(epochs=40, eval_epochs=[40], batch_size=64, lr=0.01)
-    out = {m: train_fair(seeded(0, lambda: make_model((1, 12, 12), 128, 2, "cnn", 1 / 16)), data, m, "dp", cfg,
-                         torch.device("cpu"), 0)[-1] for m in ("erm", "penalty")}
+    out = {
+        m: train_fair(
+            seeded(0, lambda: make_model((1, 12, 12), 128, 2, "cnn", 1 / 16)),
+            data,
+            m,
+            "dp",
+            cfg,
+            torch.device("cpu"),
+            0,
+        )[-1]
+        for m in ("erm", "penalty")
+    }
     assert out["erm"]["train_acc"] > 0.9
     assert out["penalty"]["train_gap_dp"] < out["erm"]["train_gap_dp"] / 2

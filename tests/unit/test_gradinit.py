@@ -102,6 +102,7 @@ def test_objective_step_matches_finite_difference():
     m = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2)).double()
     x, y = torch.randn(8, 4, dtype=torch.float64), torch.randint(0, 2, (8,))
     from torch.func import functional_call
+
     base = {k: p.detach().clone() for k, p in m.named_parameters()}
 
     def objective(a):  # a: dict of scalar scales
@@ -124,8 +125,7 @@ def test_objective_step_matches_finite_difference():
 
 def test_adam_variant_on_transformer_respects_layernorm_cap():
     t = seeded(0, lambda: PostLNTransformer(6, 5, d_model=16, heads=2, layers=2, ffn=16, dropout=0.1))
-    cfg = GradInitConfig(alg="adam", iters=4, batch_size=8, lr=50.0, eta=1e-3, gamma=1e9, max_scale=1.5,
-                         grad_clip=1e8)
+    cfg = GradInitConfig(alg="adam", iters=4, batch_size=8, lr=50.0, eta=1e-3, gamma=1e9, max_scale=1.5, grad_clip=1e8)
     res = gradinit(t, sample_stream(lambda g: make_batch("copy", 8, 5, 6, g), 0), token_loss, cfg)
     assert all(v <= 1.5 + 1e-6 for k, v in res.scales.items() if ".ln" in k and k.endswith("weight"))
     assert t.training  # mode restored
@@ -135,8 +135,9 @@ def test_train_seq_reports_failure_on_nan():
     t = seeded(0, lambda: PostLNTransformer(4, 4, d_model=8, heads=2, layers=1, ffn=8, dropout=0.0))
     with torch.no_grad():
         t.head.weight.fill_(float("nan"))
-    out = train_seq(t, SeqTask(task="copy", vocab=4, length=4, n_test=16), SeqTrain(steps=3, batch_size=4), 1e-3,
-                    "cpu", 0)
+    out = train_seq(
+        t, SeqTask(task="copy", vocab=4, length=4, n_test=16), SeqTrain(steps=3, batch_size=4), 1e-3, "cpu", 0
+    )
     assert not out["trains"] and out["final_test_acc"] == 0.0
 
 
@@ -177,6 +178,7 @@ def test_resnet_init_follows_the_official_no_bn_code():
 
 def test_standardize_uses_training_statistics_per_channel():
     from tenfold.studies.gradinit.train import standardize
+
     rng = np.random.default_rng(0)
     xtr = (rng.random((50, 2, 4, 4)) * [[[[1.0]], [[5.0]]]] + 3).astype(np.float32)
     xte = xtr[:10] + 1
@@ -217,16 +219,23 @@ def test_divergence_criterion():
     from tenfold.studies.gradinit.train import diverged
 
     assert diverged([2.3, 2.2, float("nan")], 2)
-    assert diverged([2.3, 2.31, 2.32, 2.30], 2)            # ends no better than its first step
+    assert diverged([2.3, 2.31, 2.32, 2.30], 2)  # ends no better than its first step
     assert not diverged([2.3, 1.5, 0.9, 0.5], 2)
     assert not diverged([], 5)
     # stuck at the uniform prediction's loss ln(10) after starting above it: diverged; a real decrease is not
     assert diverged([2.45, 2.31, 2.305, 2.304], 2, reference=math.log(10))
     assert not diverged([2.45, 2.31, 2.15, 2.14], 2, reference=math.log(10))
-    assert not diverged([2.45, 2.31, 2.305, 2.304], 2)      # without the reference only the first loss counts
+    assert not diverged([2.45, 2.31, 2.305, 2.304], 2)  # without the reference only the first loss counts
     t = seeded(0, lambda: PostLNTransformer(4, 4, 16, 2, 2, 16, 0.0))
-    out = train_seq(t, SeqTask(task="copy", vocab=4, length=4, n_test=16),
-                    SeqTrain(steps=60, batch_size=16, diverge_window=10), 3e-3, "cpu", seed=0, eval_every=30)
+    out = train_seq(
+        t,
+        SeqTask(task="copy", vocab=4, length=4, n_test=16),
+        SeqTrain(steps=60, batch_size=16, diverge_window=10),
+        3e-3,
+        "cpu",
+        seed=0,
+        eval_every=30,
+    )
     assert not out["diverged"] and out["final_train_loss"] < out["initial_loss"]
 
 
@@ -236,21 +245,29 @@ def test_transformer_scale_summary_groups_every_tensor_once():
     out = scale_summary(scales)
     assert set(out) == {"embedding", "layernorm", "bias", "weight"}
     assert sum(v["n"] for v in out.values()) == len(scales)
-    assert out["embedding"]["n"] == 2 and out["layernorm"]["n"] == 4   # tok, pos; ln1/ln2 weights of 2 layers
-    assert out["weight"]["min"] >= 1.0 and out["weight"]["max"] == max(v for k, v in scales.items()
-                                                                       if k.endswith("weight") and ".ln" not in k
-                                                                       and not k.startswith(("tok", "pos")))
+    assert out["embedding"]["n"] == 2 and out["layernorm"]["n"] == 4  # tok, pos; ln1/ln2 weights of 2 layers
+    assert out["weight"]["min"] >= 1.0 and out["weight"]["max"] == max(
+        v for k, v in scales.items() if k.endswith("weight") and ".ln" not in k and not k.startswith(("tok", "pos"))
+    )
 
 
 def test_seq_training_is_deterministic_despite_other_use_of_the_global_rng():
     """Dropout draws from the model's own generator: consuming torch's global RNG in between (as concurrent tasks
     do) does not change the run; a different seed does."""
+
     def run(seed, disturb):
         t = seeded(0, lambda: PostLNTransformer(5, 4, 16, 2, 2, 16, 0.3))
         torch.manual_seed(disturb)
         torch.rand(disturb + 1)
-        out = train_seq(t, SeqTask(task="copy", vocab=5, length=4, n_test=16), SeqTrain(steps=6, batch_size=8),
-                        3e-3, "cpu", seed, eval_every=3)
+        out = train_seq(
+            t,
+            SeqTask(task="copy", vocab=5, length=4, n_test=16),
+            SeqTrain(steps=6, batch_size=8),
+            3e-3,
+            "cpu",
+            seed,
+            eval_every=3,
+        )
         return [c["train_loss"] for c in out["curve"]]
 
     assert run(0, 1) == run(0, 7)

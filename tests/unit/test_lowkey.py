@@ -1,4 +1,5 @@
 """Unit tests of the LowKey library: alignment, gallery search, heads, blur/SSIM, the attack, params, web decode."""
+
 import io
 
 import numpy as np
@@ -26,10 +27,10 @@ def test_warp_puts_landmarks_on_the_reference_points():
     pts = np.array([[30.0, 40], [52, 38], [41, 55], [33, 70], [51, 69]])
     img = np.zeros((1, h, w, 3), np.uint8)
     for x, y in pts.astype(int):
-        img[0, y - 1:y + 2, x - 1:x + 2] = 255
+        img[0, y - 1 : y + 2, x - 1 : x + 2] = 255
     out = warp(to_tensor(img), torch.from_numpy(alignment_theta(pts, (h, w), crop))[None], crop)[0, 0].numpy()
     for rx, ry in REFERENCE_112 * crop / 112:
-        patch = out[int(round(ry)) - 2:int(round(ry)) + 3, int(round(rx)) - 2:int(round(rx)) + 3]
+        patch = out[int(round(ry)) - 2 : int(round(ry)) + 3, int(round(rx)) - 2 : int(round(rx)) + 3]
         assert patch.max() > 0.5, (rx, ry)
 
 
@@ -56,8 +57,9 @@ def test_margin_heads_penalise_only_the_true_class(kind):
     head = MarginHead(kind, 8, 4, scale=10.0, margin=0.3)
     emb, y = torch.randn(6, 8), torch.tensor([0, 1, 2, 3, 0, 1])
     logits = head(emb, y)
-    plain = 10.0 * torch.nn.functional.linear(torch.nn.functional.normalize(emb),
-                                              torch.nn.functional.normalize(head.weight))
+    plain = 10.0 * torch.nn.functional.linear(
+        torch.nn.functional.normalize(emb), torch.nn.functional.normalize(head.weight)
+    )
     mask = torch.nn.functional.one_hot(y, 4).bool()
     assert torch.allclose(logits[~mask], plain[~mask], atol=1e-5)
     assert (logits[mask] < plain[mask]).all()
@@ -192,8 +194,7 @@ def test_best_points_pick_the_reported_operating_points():
 # ---------------------------------------------------------------- surrogate training: checkpoints, determinism
 def _train_data(n=12, side=40, classes=3):
     g = torch.Generator().manual_seed(0)
-    return (torch.rand(n, 3, side, side, generator=g), thetas([None] * n, (side, side), 32),
-            torch.arange(n) % classes)
+    return (torch.rand(n, 3, side, side, generator=g), thetas([None] * n, (side, side), 32), torch.arange(n) % classes)
 
 
 def _cfg(epochs=2):
@@ -248,12 +249,14 @@ def test_killed_surrogate_training_resumes_to_identical_weights(tmp_path):
         train_surrogate(Surrogate(**SPEC), x, th, y, 32, _cfg(3), 5, checkpoint=ckpt, on_epoch=kill_after_first)
     assert torch.load(tmp_path / "s.pt", weights_only=True)["epoch"] == 1
     seen = []
-    resumed, hist2 = train_surrogate(Surrogate(**SPEC), x, th, y, 32, _cfg(3), 5, checkpoint=ckpt,
-                                     on_epoch=lambda r: seen.append(r["epoch"]))
+    resumed, hist2 = train_surrogate(
+        Surrogate(**SPEC), x, th, y, 32, _cfg(3), 5, checkpoint=ckpt, on_epoch=lambda r: seen.append(r["epoch"])
+    )
     assert seen == [2, 3] and hist2 == hist and _same(full, resumed)
     # a finished checkpoint is loaded, not retrained
-    again, _ = train_surrogate(Surrogate(**SPEC), x, th, y, 32, _cfg(3), 5, checkpoint=ckpt,
-                               on_epoch=lambda r: seen.append(r["epoch"]))
+    again, _ = train_surrogate(
+        Surrogate(**SPEC), x, th, y, 32, _cfg(3), 5, checkpoint=ckpt, on_epoch=lambda r: seen.append(r["epoch"])
+    )
     assert seen == [2, 3] and _same(full, again)
 
 
@@ -265,8 +268,17 @@ def test_surrogate_checkpoint_mismatch_restarts_and_corrupt_file_raises(tmp_path
     x, th, y = _train_data()
     train_surrogate(Surrogate(**SPEC), x, th, y, 32, _cfg(1), 5, checkpoint=Checkpoint(tmp_path / "s.pt", "old"))
     seen = []
-    train_surrogate(Surrogate(**SPEC), x, th, y, 32, _cfg(1), 5, checkpoint=Checkpoint(tmp_path / "s.pt", "new"),
-                    on_epoch=lambda r: seen.append(r["epoch"]))
+    train_surrogate(
+        Surrogate(**SPEC),
+        x,
+        th,
+        y,
+        32,
+        _cfg(1),
+        5,
+        checkpoint=Checkpoint(tmp_path / "s.pt", "new"),
+        on_epoch=lambda r: seen.append(r["epoch"]),
+    )
     assert seen == [1]  # other params: trained from scratch
     (tmp_path / "s.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="s.pt"):

@@ -1,5 +1,6 @@
 """The lowkey study's claims, headline, tables and notes from given identification rates (no training, no
 filtering, no Prefect, no MLflow)."""
+
 import numpy as np
 import pytest
 
@@ -21,18 +22,42 @@ NAMES = [s.name for s in P.ensemble] + [P.eval.heldout.name]
 def measured(dlib_filtered=0.05, ssim=0.9, heldout_filtered=0.05, train_acc=0.95, sweep=True) -> Measured:
     sur = {n: {"clean": {1: 1.0, 5: 1.0}, "filtered": {1: 0.2, 5: 0.6}} for n in NAMES}
     sur[P.eval.heldout.name]["filtered"] = {1: heldout_filtered, 5: 0.5}
-    dl = {"clean": {"ranks": {1: 0.95, 5: 1.0}, "detected": 1.0},
-          "filtered": {"ranks": {1: dlib_filtered, 5: 0.3}, "detected": 0.9}}
-    rows = ([sweep_row("default", P.attack, np.array([ssim]), dl["filtered"], heldout_filtered),
-             sweep_row("it50 lr0.01 c0.05 s2", P.attack_at(P.sweep.points[0]), np.array([0.7]),
-                       {"ranks": {1: 0.0, 5: 0.1}, "detected": 0.8}, 0.0)] if sweep else None)
-    return Measured(n_train_images=200, train_subjects=20, eval_subjects=20, n_probes=4,
-                    found=np.array([True, True, False]), found_filtered=np.array([True, False, True, True]),
-                    surrogates=sur, dlib=dl, ssim=np.array([ssim, ssim, ssim - 0.02, ssim + 0.02]),
-                    psnr=np.full(4, 40.0), feature_distance=np.full(4, 0.1), attack_seconds=8.0,
-                    histories={n: [{"epoch": 1, "loss": 2.0, "train_acc": train_acc}] for n in NAMES},
-                    sweep_rows=rows, sweep_probes=20 if sweep else 0,
-                    examples=(np.zeros((2, 8, 8, 3), np.uint8), np.zeros((2, 8, 8, 3), np.uint8), np.ones(2)))
+    dl = {
+        "clean": {"ranks": {1: 0.95, 5: 1.0}, "detected": 1.0},
+        "filtered": {"ranks": {1: dlib_filtered, 5: 0.3}, "detected": 0.9},
+    }
+    rows = (
+        [
+            sweep_row("default", P.attack, np.array([ssim]), dl["filtered"], heldout_filtered),
+            sweep_row(
+                "it50 lr0.01 c0.05 s2",
+                P.attack_at(P.sweep.points[0]),
+                np.array([0.7]),
+                {"ranks": {1: 0.0, 5: 0.1}, "detected": 0.8},
+                0.0,
+            ),
+        ]
+        if sweep
+        else None
+    )
+    return Measured(
+        n_train_images=200,
+        train_subjects=20,
+        eval_subjects=20,
+        n_probes=4,
+        found=np.array([True, True, False]),
+        found_filtered=np.array([True, False, True, True]),
+        surrogates=sur,
+        dlib=dl,
+        ssim=np.array([ssim, ssim, ssim - 0.02, ssim + 0.02]),
+        psnr=np.full(4, 40.0),
+        feature_distance=np.full(4, 0.1),
+        attack_seconds=8.0,
+        histories={n: [{"epoch": 1, "loss": 2.0, "train_acc": train_acc}] for n in NAMES},
+        sweep_rows=rows,
+        sweep_probes=20 if sweep else 0,
+        examples=(np.zeros((2, 8, 8, 3), np.uint8), np.zeros((2, 8, 8, 3), np.uint8), np.ones(2)),
+    )
 
 
 def test_claims_hold_when_the_filter_fools_dlib_and_the_heldout_model_invisibly():
@@ -83,6 +108,9 @@ def test_figures_are_written_and_listed(tmp_path):
     write_figures(out, P, m, tmp_path)
     assert (tmp_path / "identification.csv").read_text().splitlines()[0].startswith("model,role,clean rank-1")
     assert len((tmp_path / "tradeoff.csv").read_text().strip().splitlines()) == 3
-    assert [f["path"] for f in out.figures] == ["plots/lowkey/rank1.png", "plots/lowkey/tradeoff.png",
-                                                "plots/lowkey/examples.png"]
+    assert [f["path"] for f in out.figures] == [
+        "plots/lowkey/rank1.png",
+        "plots/lowkey/tradeoff.png",
+        "plots/lowkey/examples.png",
+    ]
     assert all((tmp_path / f["path"].split("/")[-1]).exists() for f in out.figures)

@@ -37,6 +37,7 @@ def test_inconsistent_contents_are_rejected(tmp_path):
     import json
 
     from tenfold.core.runtime import atomic_savez
+
     with np.load(p) as z:
         codes, targets, meta = z["codes"].copy(), z["targets"].copy(), str(z["meta"])
     targets[:, 0, 0] = 1

@@ -1,12 +1,18 @@
 """The maze study's claims, headline and notes from given curves (no training, no Prefect, no MLflow)."""
+
 import pytest
 
 from tenfold.registry import validate_section
 from tenfold.studies.maze.outcome import Measured, build, iteration_counts, write_figures
 
-P = validate_section("maze", {"data": {"train_size": 5, "test_sizes": [5, 7, 9]},
-                              "model": {"train_iters": 3},
-                              "eval": {"test_iters": [2, 6], "extrapolation_size": 7, "extrapolation_target": 0.9}})
+P = validate_section(
+    "maze",
+    {
+        "data": {"train_size": 5, "test_sizes": [5, 7, 9]},
+        "model": {"train_iters": 3},
+        "eval": {"test_iters": [2, 6], "extrapolation_size": 7, "extrapolation_target": 0.9},
+    },
+)
 
 
 def curves(at_train: float, best: float) -> dict:

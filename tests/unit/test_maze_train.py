@@ -2,13 +2,12 @@ import numpy as np
 import pytest
 import torch
 
+from tenfold.components.models.recurrent import SegmentNet, count_parameters
 from tenfold.core.checkpoints import Checkpoint, CheckpointError
-
+from tenfold.core.seeds import seeded
 from tenfold.studies.maze.generate import generate
 from tenfold.studies.maze.params import MazeTrain
 from tenfold.studies.maze.train import batch_tensors, evaluate, masked_ce, train
-from tenfold.components.models.recurrent import SegmentNet, count_parameters
-from tenfold.core.seeds import seeded
 
 CPU = torch.device("cpu")
 
@@ -19,8 +18,9 @@ def data():
 
 
 def net(recurrent=True, iters=3, seed=0):
-    return seeded(seed, lambda: SegmentNet(width=8, iters=iters, recurrent=recurrent, recall=True,
-                                           init="kaiming_zero_residual"))
+    return seeded(
+        seed, lambda: SegmentNet(width=8, iters=iters, recurrent=recurrent, recall=True, init="kaiming_zero_residual")
+    )
 
 
 def test_effective_depth_and_twin_parameters():

@@ -1,4 +1,5 @@
 """Weighted minimax risk: margins and weights as in the official code, trainer losses, non-uniform evaluation."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -146,6 +147,7 @@ def test_killed_weighted_trainer_resumes_warmup_to_identical_weights(tmp_path):
         def on_epoch(r):
             if r["epoch"] == kill_after:
                 raise _Killed
+
         hist = fit(model, x, y, 4, 0.05, 16, 0, loss_fn=loss, checkpoint=ck, epoch_seeds=seeds, on_epoch=on_epoch)
         return model, hist
 
@@ -174,8 +176,9 @@ def test_at_trainers_learn_with_warmup(kind):
 def test_nonuniform_eval_returns_per_example_correctness():
     x, y = _data(40)
     model = _model()
-    r, correct = nonuniform_eval(model, x, y, eps=0.2, steps=3, step_size=0.1, restarts=1, alphas=[0.0, 2.0],
-                                 return_correct=True)
+    r, correct = nonuniform_eval(
+        model, x, y, eps=0.2, steps=3, step_size=0.1, restarts=1, alphas=[0.0, 2.0], return_correct=True
+    )
     assert set(correct) == {0.0, 2.0} and correct[0.0].shape == (40,)
     assert r[0.0] == pytest.approx(float(correct[0.0].mean()))  # alpha 0: plain mean of the correctness
 

@@ -1,11 +1,13 @@
 """The minimax study's claim, headline, tables and figures from given accuracies (no training, no Prefect/MLflow)."""
+
 import pytest
 
 from tenfold.registry import validate_section
 from tenfold.studies.minimax.outcome import Measured, aggregate, build, write_figures
 
-P = validate_section("minimax", {"train": {"seeds": 2}, "eval": {"alphas": [0.0, 2.0], "claim_alpha": 2.0,
-                                                                 "uniform_tolerance": 2.0}})
+P = validate_section(
+    "minimax", {"train": {"seeds": 2}, "eval": {"alphas": [0.0, 2.0], "claim_alpha": 2.0, "uniform_tolerance": 2.0}}
+)
 SEEDS = [5, 9]
 
 
@@ -62,8 +64,10 @@ def test_figures_are_written_and_listed(tmp_path):
     m = measured([(0.5, 0.4), (0.5, 0.4)], [(0.5, 0.45), (0.5, 0.45)])
     out = build(P, m)
     write_figures(out, P, m, tmp_path)
-    assert [f["path"] for f in out.figures] == ["plots/minimax/robust_vs_alpha.png",
-                                                "plots/minimax/weights_weighted_at.png"]
+    assert [f["path"] for f in out.figures] == [
+        "plots/minimax/robust_vs_alpha.png",
+        "plots/minimax/weights_weighted_at.png",
+    ]
     header = (tmp_path / "robust_vs_alpha.csv").read_text().splitlines()[0]
     assert header == "alpha_pgd,at,weighted_at,at_std,weighted_at_std"
     assert len((tmp_path / "weight_quantiles.csv").read_text().splitlines()) == 3  # header + 2 epochs of weighted_at

@@ -1,4 +1,5 @@
 """Unit tests of the OpenReview analyses, the offline loader and the schema."""
+
 from pathlib import Path
 
 import krippendorff
@@ -17,8 +18,12 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "openreview" 
 
 
 def _reviews(matrix):
-    rows = [{"year": 2020, "note_id": f"p{j}", "review_id": f"p{j}#{i}", "review_index": i, "rating": v,
-             "confidence": None} for j, col in enumerate(matrix.T) for i, v in enumerate(col) if not np.isnan(v)]
+    rows = [
+        {"year": 2020, "note_id": f"p{j}", "review_id": f"p{j}#{i}", "review_index": i, "rating": v, "confidence": None}
+        for j, col in enumerate(matrix.T)
+        for i, v in enumerate(col)
+        if not np.isnan(v)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -53,8 +58,14 @@ def test_institution_domain_and_names():
 
 
 def test_dump_2017_maps_into_schema(tmp_path):
-    t = load_year(SHARED / "iclr2017.json", 2017, "ICLR.cc/2017/conference", {}, list(range(1, 11)),
-                  SHARED / "citations" / "iclr2017.json")
+    t = load_year(
+        SHARED / "iclr2017.json",
+        2017,
+        "ICLR.cc/2017/conference",
+        {},
+        list(range(1, 11)),
+        SHARED / "citations" / "iclr2017.json",
+    )
     validate(t)
     assert len(t["submissions"]) == 490 and (t["citations"].citations >= 0).all()
     assert set(t["decisions"].category) == {"accept", "reject", "workshop"}

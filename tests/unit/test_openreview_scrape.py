@@ -1,4 +1,5 @@
 """The scraper against a fake OpenReview API on 127.0.0.1, driven by the real openreview-py client."""
+
 import signal
 import subprocess
 import sys
@@ -15,13 +16,16 @@ from tests.support.fake_openreview import FakeOpenReview, make_venue
 
 ROOT = Path(__file__).resolve().parents[2]
 VENUE = "ICLR.cc/2020/Conference"
-SP = ScrapeParams(page_size=25, max_retries=3, backoff_factor=0.01, backoff_max=0.05, backoff_jitter=0.01,
-                  timeout=1.0)
+SP = ScrapeParams(page_size=25, max_retries=3, backoff_factor=0.01, backoff_max=0.05, backoff_jitter=0.01, timeout=1.0)
 
 
 def spec(api=1):
-    return VenueSpec(venue=VENUE, api=api, submission_invitation=f"{VENUE}/-/Blind_Submission",
-                     extra_invitations={"Withdraw": f"{VENUE}/-/Withdrawn_Submission"})
+    return VenueSpec(
+        venue=VENUE,
+        api=api,
+        submission_invitation=f"{VENUE}/-/Blind_Submission",
+        extra_invitations={"Withdraw": f"{VENUE}/-/Withdrawn_Submission"},
+    )
 
 
 def client(url, api=1):
@@ -49,8 +53,13 @@ def test_faults_are_retried_and_tables_complete(tmp_path, api):
     assert stats["complete"] and not srv.faults
     t = tables_of(tmp_path, spec(api))
     assert sorted(t["submissions"].note_id) == expected_ids(notes)
-    n_reviews = sum(1 for ns in notes.values() for n in ns for r in n["details"]["directReplies"]
-                    if "Official_Review" in str(r.get("invitation") or r.get("invitations")))
+    n_reviews = sum(
+        1
+        for ns in notes.values()
+        for n in ns
+        for r in n["details"]["directReplies"]
+        if "Official_Review" in str(r.get("invitation") or r.get("invitations"))
+    )
     assert len(t["reviews"]) == n_reviews
     assert set(t["decisions"].category) == {"accept", "reject", "withdrawn"}
     assert (t["decisions"].category == "withdrawn").sum() == 12
@@ -83,10 +92,12 @@ def test_exhausted_retries_name_venue_and_cursor(tmp_path):
 @pytest.mark.slow  # a fresh interpreter imports openreview-py: seconds
 def test_kill_mid_scrape_resumes_without_loss_or_duplicates(tmp_path):
     notes = make_venue(VENUE, 200, 20, seed=3)
-    code = (f"import sys; sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]\n"
-            "from test_openreview_scrape import client, spec, SP\n"
-            "from tenfold.studies.openreview.scrape import scrape_venue\n"
-            f"scrape_venue(client(sys.argv[1]), spec(), 2020, {str(tmp_path)!r}, SP)\n")
+    code = (
+        f"import sys; sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]\n"
+        "from test_openreview_scrape import client, spec, SP\n"
+        "from tenfold.studies.openreview.scrape import scrape_venue\n"
+        f"scrape_venue(client(sys.argv[1]), spec(), 2020, {str(tmp_path)!r}, SP)\n"
+    )
     with FakeOpenReview(notes, hold_after_pages=3, hold_seconds=0.5) as srv:
         proc = subprocess.Popen([sys.executable, "-c", code, srv.baseurl], cwd=ROOT)
         cursor = tmp_path / "ICLR_cc_2020_Conference" / "cursor.json"

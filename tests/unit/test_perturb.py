@@ -1,5 +1,6 @@
 """The perturbation engine: budgets and pixel range (property tests), masks, restarts, schedules, EOT,
 inference-mode safety, and agreement with torchattacks' PGD."""
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -17,15 +18,22 @@ def _linear(seed=0, d=12, k=3):
 
 
 @settings(max_examples=12, deadline=None)
-@given(norm=st.sampled_from(["linf", "l2"]), eps=st.floats(0.0, 0.5), steps=st.integers(0, 4),
-       seed=st.integers(0, 1000), minimize=st.booleans(), restarts=st.integers(1, 2))
+@given(
+    norm=st.sampled_from(["linf", "l2"]),
+    eps=st.floats(0.0, 0.5),
+    steps=st.integers(0, 4),
+    seed=st.integers(0, 1000),
+    minimize=st.booleans(),
+    restarts=st.integers(1, 2),
+)
 def test_output_in_budget_and_pixel_range(norm, eps, steps, seed, minimize, restarts):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(5, 1, 2, 6, generator=g)
     y = torch.randint(0, 3, (5,), generator=g)
     model = _linear(seed)
-    xa = PGD(eps=eps, steps=steps, norm=norm, minimize=minimize, restarts=restarts).run(ce_loss(model, y), x,
-                                                                                        generator=g)
+    xa = PGD(eps=eps, steps=steps, norm=norm, minimize=minimize, restarts=restarts).run(
+        ce_loss(model, y), x, generator=g
+    )
     d = (xa - x).flatten(1)
     size = d.abs().amax(1) if norm == "linf" else d.norm(dim=1)
     assert bool((size <= eps + 1e-5).all())
@@ -132,6 +140,7 @@ def _fit_run(ck=None, kill_after=None, epochs=3, **kw):
     def on_epoch(r):
         if r["epoch"] == kill_after:
             raise _Killed
+
     hist = fit(model, x, y, epochs, 0.1, 16, 7, checkpoint=ck, on_epoch=on_epoch, **kw)
     return model, hist
 

@@ -1,5 +1,6 @@
 """Secure release: the reverse cross-entropy, the target gradient, the alignment objective, the baselines,
 the online release service and the folder/CLI release (atomic, never in place)."""
+
 import argparse
 
 import numpy as np
@@ -82,11 +83,13 @@ def test_unlearnable_stops_by_its_error_rule():
     cap: a threshold any model meets stops after one round, an unreachable one runs to the cap."""
     x, y = _data(20)
     eps = 8 / 255
-    _, rounds, err = unlearnable(_tiny(), x, y, eps, 1, eps / 5, train_steps=1, stop_error=1.01, max_rounds=5,
-                                 batch_size=10)
+    _, rounds, err = unlearnable(
+        _tiny(), x, y, eps, 1, eps / 5, train_steps=1, stop_error=1.01, max_rounds=5, batch_size=10
+    )
     assert rounds == 1 and err < 1.01
-    _, rounds, err = unlearnable(_tiny(), x, y, eps, 1, eps / 5, train_steps=1, stop_error=0.0, max_rounds=3,
-                                 batch_size=10)
+    _, rounds, err = unlearnable(
+        _tiny(), x, y, eps, 1, eps / 5, train_steps=1, stop_error=0.0, max_rounds=3, batch_size=10
+    )
     assert rounds == 3 and err >= 0.0
 
 

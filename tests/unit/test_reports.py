@@ -1,4 +1,5 @@
 """Claims tables and reports from results files, with the seed spread beside each trained claim."""
+
 import json
 
 from tenfold.core.claims import claim, spread_verdict
@@ -8,8 +9,9 @@ from tenfold.core.reports import render, render_all
 
 def _results(measured=0.95, target=0.9):
     c = claim("extrapolation", "solves larger mazes", "yes", measured, target, ">=")
-    return Outcome([c], {"acc": measured}, tables={"t": {"title": "T", "columns": ["a"], "rows": [[1.23456]]}},
-                   notes=["a note"]).results("maze", "2102.11011", "Mazes")
+    return Outcome(
+        [c], {"acc": measured}, tables={"t": {"title": "T", "columns": ["a"], "rows": [[1.23456]]}}, notes=["a note"]
+    ).results("maze", "2102.11011", "Mazes")
 
 
 def test_margin_smaller_than_the_seed_spread_is_flagged():
@@ -36,4 +38,7 @@ def test_render_all_writes_each_report_and_the_index(tmp_path):
     written = render_all(tmp_path / "results", tmp_path / "reports", spread)
     assert [p.name for p in written] == ["maze.md", "index.md"]
     index = (tmp_path / "reports" / "index.md").read_text()
-    assert "| [maze](maze.md) | `extrapolation` | yes | 0.5 | 0.3 to 0.95 (3 seeds) | >= 0.9 | **no** (margin < seed spread) |" in index
+    assert (
+        "| [maze](maze.md) | `extrapolation` | yes | 0.5 | 0.3 to 0.95 (3 seeds) | >= 0.9 | "
+        "**no** (margin < seed spread) |" in index
+    )

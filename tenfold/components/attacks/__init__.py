@@ -1,4 +1,5 @@
 """Poisoning and backdoor attacks, one module per family, registered with their taxonomy (see `registry`)."""
+
 from tenfold.components.attacks import backdoors, feature_collision, gradient_matching, label_flip  # noqa: F401  (registration)
 from tenfold.components.attacks.registry import ATTACKS, AttackSpec, register_attack  # noqa: F401
 

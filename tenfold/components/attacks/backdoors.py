@@ -8,13 +8,21 @@ correct, so the net leans on the trigger.
 Hidden-trigger backdoor (Saha et al., arXiv:1910.00033): images of the adversarial class, within eps, whose
 features collide with those of *patched source-class* images; the trigger never appears in the training data.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tenfold.components.attacks.base import CraftContext, Poison, project_linf, random_trigger, sample_poison_indices, stamp
+from tenfold.components.attacks.base import (
+    CraftContext,
+    Poison,
+    project_linf,
+    random_trigger,
+    sample_poison_indices,
+    stamp,
+)
 from tenfold.components.attacks.registry import register_attack
 from tenfold.core.seeds import seed_for
 
@@ -23,8 +31,16 @@ def _trigger(ctx: CraftContext) -> np.ndarray:
     return random_trigger(ctx.x_train.shape[1], ctx.patch_size, ctx.seed)
 
 
-@register_attack("badnets", goal="backdoor", label="dirty-label", knowledge="from-scratch",
-                 mechanism="trigger patch", norm="patch", victim="from-scratch", paper="BadNets, arXiv:1708.06733")
+@register_attack(
+    "badnets",
+    goal="backdoor",
+    label="dirty-label",
+    knowledge="from-scratch",
+    mechanism="trigger patch",
+    norm="patch",
+    victim="from-scratch",
+    paper="BadNets, arXiv:1708.06733",
+)
 def craft_badnets(ctx: CraftContext, cfg) -> Poison:
     """`cfg.fraction`: poisoned share of the training set (BadNets is usually run at 5-10%); None = the budget."""
     trig = _trigger(ctx)
@@ -34,9 +50,16 @@ def craft_badnets(ctx: CraftContext, cfg) -> Poison:
     return Poison("badnets", "backdoor", ctx.setup, idx, stamp(ctx.x_train[idx], trig), y, trig)
 
 
-@register_attack("clean_label_backdoor", goal="backdoor", label="clean-label", knowledge="grey-box",
-                 mechanism="error-maximizing perturbation", norm="linf", victim="from-scratch",
-                 paper="Label-consistent backdoor, arXiv:1912.02771")
+@register_attack(
+    "clean_label_backdoor",
+    goal="backdoor",
+    label="clean-label",
+    knowledge="grey-box",
+    mechanism="error-maximizing perturbation",
+    norm="linf",
+    victim="from-scratch",
+    paper="Label-consistent backdoor, arXiv:1912.02771",
+)
 def craft_clean_label(ctx: CraftContext, cfg) -> Poison:
     """`cfg`: steps, step (PGD step in units of eps)."""
     trig, dev, model = _trigger(ctx), ctx.device, ctx.surrogate.to(ctx.device).eval()
@@ -48,20 +71,29 @@ def craft_clean_label(ctx: CraftContext, cfg) -> Poison:
         x.requires_grad_(True)
         g = torch.autograd.grad(F.cross_entropy(model(x), yb), x)[0]
         x = project_linf(x.detach() + cfg.step * ctx.eps * g.sign(), xb, ctx.eps)
-    return Poison("clean_label_backdoor", "backdoor", ctx.setup, idx, stamp(x.cpu().numpy(), trig),
-                  ctx.y_train[idx].copy(), trig)
+    return Poison(
+        "clean_label_backdoor", "backdoor", ctx.setup, idx, stamp(x.cpu().numpy(), trig), ctx.y_train[idx].copy(), trig
+    )
 
 
-@register_attack("hidden_trigger", goal="backdoor", label="clean-label", knowledge="white-box",
-                 mechanism="feature collision", norm="linf", victim="fine-tune",
-                 paper="Hidden trigger backdoor, arXiv:1910.00033")
+@register_attack(
+    "hidden_trigger",
+    goal="backdoor",
+    label="clean-label",
+    knowledge="white-box",
+    mechanism="feature collision",
+    norm="linf",
+    victim="fine-tune",
+    paper="Hidden trigger backdoor, arXiv:1910.00033",
+)
 def craft_hidden_trigger(ctx: CraftContext, cfg) -> Poison:
     """`cfg`: iters, lr (Adam). Each poison is paired with a patched source image (pairing re-drawn each pass
     as in Saha et al.'s greedy assignment, here simply a seeded permutation)."""
     s, trig, dev, model = ctx.setup, _trigger(ctx), ctx.device, ctx.surrogate.to(ctx.device).eval()
     idx = sample_poison_indices(ctx.y_train, ctx.n_poison, ctx.seed, cls=s.adv_class)
-    src = sample_poison_indices(ctx.y_train, ctx.n_poison, seed_for(ctx.seed, "attacks", "hidden_trigger", "source"),
-                                cls=s.source_class)
+    src = sample_poison_indices(
+        ctx.y_train, ctx.n_poison, seed_for(ctx.seed, "attacks", "hidden_trigger", "source"), cls=s.source_class
+    )
     xb = torch.as_tensor(ctx.x_train[idx]).to(dev)
     with torch.no_grad():
         fs = model.features(torch.as_tensor(stamp(ctx.x_train[src], trig)).to(dev))

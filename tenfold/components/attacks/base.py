@@ -1,5 +1,6 @@
 """What every attack shares: the threat setup chosen by seed, the crafted `Poison` (saved as a DVC output and
 reused by every defense), the l_inf projection, differentiable augmentation and the trigger patch."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -60,20 +61,32 @@ class Poison:
 
     def save(self, path: str | Path) -> Path:
         s = self.setup
-        return atomic_savez(path, indices=self.indices, x=self.x, y=self.y,
-                            trigger=self.trigger if self.trigger is not None else np.zeros((0,), np.float32),
-                            setup=np.array([s.seed, s.adv_class, s.target_index, s.target_true, s.source_class]),
-                            meta=np.array([self.attack, self.goal]))
+        return atomic_savez(
+            path,
+            indices=self.indices,
+            x=self.x,
+            y=self.y,
+            trigger=self.trigger if self.trigger is not None else np.zeros((0,), np.float32),
+            setup=np.array([s.seed, s.adv_class, s.target_index, s.target_true, s.source_class]),
+            meta=np.array([self.attack, self.goal]),
+        )
 
     @staticmethod
-    def load(path: str | Path) -> "Poison":
+    def load(path: str | Path) -> Poison:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: crafted poison missing; run the craft_poisons stage first")
         with np.load(path, allow_pickle=False) as z:
             trig = z["trigger"]
-            return Poison(str(z["meta"][0]), str(z["meta"][1]), Setup(*[int(v) for v in z["setup"]]),
-                          z["indices"], z["x"], z["y"], trig if trig.size else None)
+            return Poison(
+                str(z["meta"][0]),
+                str(z["meta"][1]),
+                Setup(*[int(v) for v in z["setup"]]),
+                z["indices"],
+                z["x"],
+                z["y"],
+                trig if trig.size else None,
+            )
 
 
 def project_linf(x_adv: torch.Tensor, x_clean: torch.Tensor, eps: float) -> torch.Tensor:
@@ -107,12 +120,13 @@ def stamp(x: np.ndarray | torch.Tensor, trigger: np.ndarray) -> np.ndarray | tor
     s = trigger.shape[-1]
     out = x.clone() if isinstance(x, torch.Tensor) else x.copy()
     trig = torch.as_tensor(trigger).to(out) if isinstance(out, torch.Tensor) else trigger
-    out[..., -s - 1:-1, -s - 1:-1] = trig
+    out[..., -s - 1 : -1, -s - 1 : -1] = trig
     return out
 
 
-def sample_poison_indices(y_train: np.ndarray, n: int, seed: int, cls: int | None = None,
-                          exclude_cls: int | None = None) -> np.ndarray:
+def sample_poison_indices(
+    y_train: np.ndarray, n: int, seed: int, cls: int | None = None, exclude_cls: int | None = None
+) -> np.ndarray:
     """`n` training indices chosen by seed, from class `cls` or from every class but `exclude_cls`."""
     mask = np.ones(len(y_train), bool)
     if cls is not None:

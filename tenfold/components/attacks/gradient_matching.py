@@ -10,6 +10,7 @@ optimised with signed Adam and step decay at 3/8, 5/8, 7/8 of the iterations, se
 lowest final loss, and differentiable augmentation A in the loop. The adaptive variant puts the defense's mixing
 (mixup / CutMix) into the loop as well (lab `--pmix`).
 """
+
 from __future__ import annotations
 
 import torch
@@ -36,17 +37,26 @@ def matching_loss(model, x, y, target_grad, gen, augment: bool, mix=None) -> tor
     return 1 - dot / norm
 
 
-@register_attack("gradient_matching", goal="targeted", label="clean-label", knowledge="grey-box",
-                 mechanism="gradient matching", norm="linf", victim="from-scratch",
-                 paper="Witches' Brew, arXiv:2009.02276")
+@register_attack(
+    "gradient_matching",
+    goal="targeted",
+    label="clean-label",
+    knowledge="grey-box",
+    mechanism="gradient matching",
+    norm="linf",
+    victim="from-scratch",
+    paper="Witches' Brew, arXiv:2009.02276",
+)
 def craft(ctx: CraftContext, cfg) -> Poison:
     """`cfg`: iters, restarts, tau (Adam step = tau * eps), augment (bool)."""
     s, dev, model = ctx.setup, ctx.device, ctx.surrogate.to(ctx.device).eval()
     idx = sample_poison_indices(ctx.y_train, ctx.n_poison, ctx.seed, cls=s.adv_class)
     xb = torch.as_tensor(ctx.x_train[idx]).to(dev)
     yb = torch.as_tensor(ctx.y_train[idx]).to(dev)
-    xt = torch.as_tensor(ctx.x_test[s.target_index:s.target_index + 1]).to(dev)
-    target_grad = [g.detach() for g in _grads(model, soft_ce(model(xt), torch.tensor([s.adv_class], device=dev)).mean())]
+    xt = torch.as_tensor(ctx.x_test[s.target_index : s.target_index + 1]).to(dev)
+    target_grad = [
+        g.detach() for g in _grads(model, soft_ce(model(xt), torch.tensor([s.adv_class], device=dev)).mean())
+    ]
     gen = torch.Generator().manual_seed(ctx.seed)
     best, best_loss = None, float("inf")
     milestones = [int(cfg.iters * f) for f in (0.375, 0.625, 0.875)]
@@ -57,7 +67,7 @@ def craft(ctx: CraftContext, cfg) -> Poison:
         for _ in range(cfg.iters):
             loss = matching_loss(model, xb + delta, yb, target_grad, gen, cfg.augment, ctx.mix)
             opt.zero_grad(set_to_none=False)
-            delta.grad = torch.autograd.grad(loss, delta)[0].sign()   # signAdam
+            delta.grad = torch.autograd.grad(loss, delta)[0].sign()  # signAdam
             opt.step()
             sched.step()
             with torch.no_grad():
@@ -66,5 +76,12 @@ def craft(ctx: CraftContext, cfg) -> Poison:
         if final < best_loss:
             best, best_loss = delta.detach().clone(), final
     x_p = project_linf(xb + best, xb, ctx.eps).cpu().numpy()
-    return Poison("gradient_matching", "targeted", s, idx, x_p, ctx.y_train[idx].copy(),
-                  info={"matching_loss": best_loss, "adaptive": ctx.mix is not None})
+    return Poison(
+        "gradient_matching",
+        "targeted",
+        s,
+        idx,
+        x_p,
+        ctx.y_train[idx].copy(),
+        info={"matching_loss": best_loss, "adaptive": ctx.mix is not None},
+    )

@@ -4,12 +4,14 @@ registered by name with its taxonomy fields, so the survey's table is generated 
 Adding an attack touches one module: decorate its crafting function with `register_attack(...)` and import the
 module in `tenfold/components/attacks/__init__.py`. Defenses have their own registry (`components/defenses`).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 from tenfold.components.taxonomy import GOALS, KNOWLEDGE, LABELS, MECHANISMS, Goal, Knowledge, Label, Mechanism, check
+
 
 @dataclass(frozen=True)
 class AttackSpec:
@@ -20,8 +22,8 @@ class AttackSpec:
     label: Label
     knowledge: Knowledge
     mechanism: Mechanism
-    norm: str                      # budget norm of the perturbation ("linf", "patch", "label")
-    victim: str                    # victim training the attack is designed for ("from-scratch", "fine-tune")
+    norm: str  # budget norm of the perturbation ("linf", "patch", "label")
+    victim: str  # victim training the attack is designed for ("from-scratch", "fine-tune")
     paper: str
     craft: Callable = field(compare=False, repr=False)
 
@@ -34,8 +36,9 @@ class AttackSpec:
 ATTACKS: dict[str, AttackSpec] = {}
 
 
-def register_attack(name: str, *, goal: str, label: str, knowledge: str, mechanism: str, norm: str,
-                    victim: str, paper: str):
+def register_attack(
+    name: str, *, goal: str, label: str, knowledge: str, mechanism: str, norm: str, victim: str, paper: str
+):
     """Decorator: register `fn` as the crafting function of attack `name` with its taxonomy."""
     check(goal, GOALS, "goal", name)
     check(label, LABELS, "label", name)
@@ -47,4 +50,5 @@ def register_attack(name: str, *, goal: str, label: str, knowledge: str, mechani
             raise ValueError(f"attack {name!r} registered twice")
         ATTACKS[name] = AttackSpec(name, goal, label, knowledge, mechanism, norm, victim, paper, fn)
         return fn
+
     return deco

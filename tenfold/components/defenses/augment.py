@@ -11,6 +11,7 @@ torchvision.transforms.v2.MixUp/CutMix are not used: they draw from torch's glob
 threaded task runner would not be reproducible), have no p = 0.5 CutMix and no k-way mixup or MaxUp. Every draw
 here comes from the training loop's own `torch.Generator`.
 """
+
 from __future__ import annotations
 
 import math
@@ -103,37 +104,70 @@ def _mixing_defense(name: str, mix, report: dict) -> AugmentationDefense:
     def loss(model, x, y, epoch, gen):
         xm, ym = mix(x, y, gen)
         return soft_ce(model(xm), ym).mean()
+
     return AugmentationDefense(name, loss, report, mix)
 
 
-@register_defense("mixup", stage="augmentation", kind="train", needs_clean_data=False,
-                  reports="mixing weights (alpha, nway)", paper="mixup arXiv:1710.09412; lab data-poisoning")
+@register_defense(
+    "mixup",
+    stage="augmentation",
+    kind="train",
+    needs_clean_data=False,
+    reports="mixing weights (alpha, nway)",
+    paper="mixup arXiv:1710.09412; lab data-poisoning",
+)
 def build_mixup(cfg, num_classes: int) -> AugmentationDefense:
-    return _mixing_defense("mixup", lambda x, y, g: mixup(x, y, g, num_classes, cfg.alpha, cfg.nway),
-                           {"alpha": cfg.alpha, "nway": cfg.nway})
+    return _mixing_defense(
+        "mixup",
+        lambda x, y, g: mixup(x, y, g, num_classes, cfg.alpha, cfg.nway),
+        {"alpha": cfg.alpha, "nway": cfg.nway},
+    )
 
 
-@register_defense("cutmix", stage="augmentation", kind="train", needs_clean_data=False,
-                  reports="CutMix alpha and application probability", paper="CutMix arXiv:1905.04899; lab")
+@register_defense(
+    "cutmix",
+    stage="augmentation",
+    kind="train",
+    needs_clean_data=False,
+    reports="CutMix alpha and application probability",
+    paper="CutMix arXiv:1905.04899; lab",
+)
 def build_cutmix(cfg, num_classes: int) -> AugmentationDefense:
-    return _mixing_defense("cutmix", lambda x, y, g: cutmix(x, y, g, num_classes, cfg.alpha, cfg.prob),
-                           {"alpha": cfg.alpha, "prob": cfg.prob})
+    return _mixing_defense(
+        "cutmix",
+        lambda x, y, g: cutmix(x, y, g, num_classes, cfg.alpha, cfg.prob),
+        {"alpha": cfg.alpha, "prob": cfg.prob},
+    )
 
 
-@register_defense("cutout", stage="augmentation", kind="train", needs_clean_data=False,
-                  reports="cutout square side", paper="Cutout arXiv:1708.04552; lab")
+@register_defense(
+    "cutout",
+    stage="augmentation",
+    kind="train",
+    needs_clean_data=False,
+    reports="cutout square side",
+    paper="Cutout arXiv:1708.04552; lab",
+)
 def build_cutout(cfg, num_classes: int) -> AugmentationDefense:
     def loss(model, x, y, epoch, gen):
         return soft_ce(model(cutout(x, gen, cfg.alpha)), y).mean()
+
     return AugmentationDefense("cutout", loss, {"alpha": cfg.alpha, "side_fraction": math.sqrt(1 - 0.66 * cfg.alpha)})
 
 
-@register_defense("maxup", stage="augmentation", kind="train", needs_clean_data=False,
-                  reports="trials and warm-up epochs", paper="MaxUp arXiv:2002.09024; lab maxup-cutout")
+@register_defense(
+    "maxup",
+    stage="augmentation",
+    kind="train",
+    needs_clean_data=False,
+    reports="trials and warm-up epochs",
+    paper="MaxUp arXiv:2002.09024; lab maxup-cutout",
+)
 def build_maxup(cfg, num_classes: int) -> AugmentationDefense:
     def loss(model, x, y, epoch, gen):
         if epoch < cfg.warmup_epochs:
             return soft_ce(model(x), y).mean()
         losses = torch.stack([soft_ce(model(cutout(x, gen, cfg.alpha)), y) for _ in range(cfg.ntrials)])
         return losses.max(0).values.mean()
+
     return AugmentationDefense("maxup", loss, {"ntrials": cfg.ntrials, "warmup_epochs": cfg.warmup_epochs})

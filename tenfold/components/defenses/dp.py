@@ -6,6 +6,7 @@
   noise of std `clip * noise` is added to the mean gradient. It is NOT differentially private (no per-example
   clipping, so one example can dominate a batch gradient); no epsilon is reported for it.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -50,16 +51,25 @@ class DPSGD:
             # backward hook fires without input gradients; neither changes the result
             warnings.simplefilter("ignore", UserWarning)
             engine = PrivacyEngine(accountant="rdp")
-            pmodel, popt, ploader = engine.make_private(module=model, optimizer=opt, data_loader=loader,
-                                                        noise_multiplier=self.noise, max_grad_norm=self.clip,
-                                                        noise_generator=gen)
+            pmodel, popt, ploader = engine.make_private(
+                module=model,
+                optimizer=opt,
+                data_loader=loader,
+                noise_multiplier=self.noise,
+                max_grad_norm=self.clip,
+                noise_generator=gen,
+            )
             self._loop(pmodel, popt, ploader, tcfg, device)
         eps = float(engine.get_epsilon(self.delta))
         pmodel.remove_hooks()  # the victim is used again for evaluation and filtering
         for p in model.parameters():
             p.requires_grad_(True)
-        return model.eval(), {"noise_multiplier": self.noise, "max_grad_norm": self.clip, "epsilon": eps,
-                              "delta": self.delta}
+        return model.eval(), {
+            "noise_multiplier": self.noise,
+            "max_grad_norm": self.clip,
+            "epsilon": eps,
+            "delta": self.delta,
+        }
 
 
 class BatchClipNoise:
@@ -72,18 +82,30 @@ class BatchClipNoise:
             torch.nn.utils.clip_grad_norm_(params, self.clip)
             for p in params:
                 p.grad.add_(torch.randn(p.grad.shape, generator=gen).to(p.grad) * self.clip * self.noise)
+
         model = train(model, x, y, tcfg, device, seed, step_hook=hook)
         return model, {"clip": self.clip, "noise": self.noise, "differentially_private": False}
 
 
-@register_defense("dpsgd", stage="differential privacy", kind="train", needs_clean_data=False,
-                  reports="epsilon (RDP accountant) at the given delta", paper="DP-SGD arXiv:1607.00133 via opacus")
+@register_defense(
+    "dpsgd",
+    stage="differential privacy",
+    kind="train",
+    needs_clean_data=False,
+    reports="epsilon (RDP accountant) at the given delta",
+    paper="DP-SGD arXiv:1607.00133 via opacus",
+)
 def build_dpsgd(cfg, num_classes: int) -> DPSGD:
     return DPSGD(cfg.noise_multiplier, cfg.max_grad_norm, cfg.delta)
 
 
-@register_defense("batch_clip_noise", stage="robust training", kind="train", needs_clean_data=False,
-                  reports="clip and noise (NOT differentially private)",
-                  paper="lab data-poisoning `private-gaussian` (batch-level clip and noise)")
+@register_defense(
+    "batch_clip_noise",
+    stage="robust training",
+    kind="train",
+    needs_clean_data=False,
+    reports="clip and noise (NOT differentially private)",
+    paper="lab data-poisoning `private-gaussian` (batch-level clip and noise)",
+)
 def build_batch_clip_noise(cfg, num_classes: int) -> BatchClipNoise:
     return BatchClipNoise(cfg.clip, cfg.noise)

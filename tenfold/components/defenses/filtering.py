@@ -6,6 +6,7 @@ then retrained on what is kept. Both report the removed indices, hence precision
 * Activation clustering (Chen et al., arXiv:1811.03728): per class, reduce the features to `dims` dimensions (PCA
   here; ICA in the paper), 2-means, and remove the smaller cluster when its share is below `max_share`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,7 +26,7 @@ class SpectralSignatures:
             r = feats[idx] - feats[idx].mean(0)
             v = np.linalg.svd(r, full_matrices=False)[2][0]
             score = (r @ v) ** 2
-            removed.append(idx[np.argsort(-score, kind="stable")[:min(k, len(idx) // 2)]])
+            removed.append(idx[np.argsort(-score, kind="stable")[: min(k, len(idx) // 2)]])
         return np.sort(np.concatenate(removed))
 
 
@@ -56,13 +57,25 @@ def precision_recall(removed: np.ndarray, poison_idx: np.ndarray) -> tuple[float
     return (hit / len(removed) if len(removed) else 0.0), (hit / len(poison_idx) if len(poison_idx) else 0.0)
 
 
-@register_defense("spectral_signatures", stage="data filtering", kind="filter", needs_clean_data=False,
-                  reports="removed training indices (precision/recall of poisons)", paper="arXiv:1811.00636")
+@register_defense(
+    "spectral_signatures",
+    stage="data filtering",
+    kind="filter",
+    needs_clean_data=False,
+    reports="removed training indices (precision/recall of poisons)",
+    paper="arXiv:1811.00636",
+)
 def build_spectral(cfg, num_classes: int) -> SpectralSignatures:
     return SpectralSignatures(cfg.overestimate)
 
 
-@register_defense("activation_clustering", stage="data filtering", kind="filter", needs_clean_data=False,
-                  reports="removed training indices (precision/recall of poisons)", paper="arXiv:1811.03728")
+@register_defense(
+    "activation_clustering",
+    stage="data filtering",
+    kind="filter",
+    needs_clean_data=False,
+    reports="removed training indices (precision/recall of poisons)",
+    paper="arXiv:1811.03728",
+)
 def build_activation_clustering(cfg, num_classes: int) -> ActivationClustering:
     return ActivationClustering(cfg.dims, cfg.max_share, cfg.seed)

@@ -1,4 +1,5 @@
 """Check defense names for params models without importing the defenses (torch, opacus) at validation time."""
+
 from __future__ import annotations
 
 

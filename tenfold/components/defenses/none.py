@@ -1,4 +1,5 @@
 """No defense: the victim is trained normally (the baseline row of every benchmark)."""
+
 from __future__ import annotations
 
 from tenfold.components.defenses.registry import register_defense

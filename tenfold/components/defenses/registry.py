@@ -3,10 +3,12 @@
 Adding a defense touches one module: decorate its builder with `register_defense(...)` and import the module in
 `tenfold/components/defenses/__init__.py`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 from tenfold.components.taxonomy import STAGES, Stage, check
 
@@ -42,4 +44,5 @@ def register_defense(name: str, *, stage: str, kind: str, needs_clean_data: bool
             raise ValueError(f"defense {name!r} registered twice")
         DEFENSES[name] = DefenseSpec(name, stage, kind, needs_clean_data, reports, paper, fn)
         return fn
+
     return deco

@@ -1,6 +1,7 @@
 """STRIP (Gao et al., arXiv:1902.06531): test-time backdoor detection. Each input is superimposed (averaged) with
 `n` held-out clean images; a trojaned input keeps predicting the target class, so the mean prediction entropy is
 low. The threshold is the `frr` quantile of the entropies of clean held-out inputs (false-rejection rate)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +36,13 @@ class Strip:
         return self.entropy(model, x, pool, device) < self.threshold
 
 
-@register_defense("strip", stage="test-time detection", kind="detect", needs_clean_data=True,
-                  reports="flagged test inputs (detection rate on triggered, false alarms on clean)",
-                  paper="STRIP arXiv:1902.06531")
+@register_defense(
+    "strip",
+    stage="test-time detection",
+    kind="detect",
+    needs_clean_data=True,
+    reports="flagged test inputs (detection rate on triggered, false alarms on clean)",
+    paper="STRIP arXiv:1902.06531",
+)
 def build_strip(cfg, num_classes: int) -> Strip:
     return Strip(cfg.n, cfg.frr, cfg.seed)

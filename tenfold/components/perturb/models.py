@@ -1,10 +1,11 @@
 """Small image classifiers shared by the perturbation studies (surrogates, victims, adversarially trained nets).
 
-    build(arch, in_ch, num_classes, side)  ->  nn.Module
-    arch: `smallcnn` (the MNIST net of the weighted-minimax code: conv 32-32-64-64, FC 200-200, dropout 0.5),
-          `cnn` (two conv blocks of 16/32 channels, a fast surrogate), `mlp` (two hidden layers),
-          `resnet` (a narrow ResNet-8).
+build(arch, in_ch, num_classes, side)  ->  nn.Module
+arch: `smallcnn` (the MNIST net of the weighted-minimax code: conv 32-32-64-64, FC 200-200, dropout 0.5),
+      `cnn` (two conv blocks of 16/32 channels, a fast surrogate), `mlp` (two hidden layers),
+      `resnet` (a narrow ResNet-8).
 """
+
 from __future__ import annotations
 
 import torch
@@ -19,12 +20,27 @@ class SmallCNN(nn.Module):
     def __init__(self, in_ch: int, num_classes: int, side: int):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_ch, 32, 3), nn.ReLU(), nn.Conv2d(32, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.Conv2d(64, 64, 3), nn.ReLU(), nn.MaxPool2d(2))
+            nn.Conv2d(in_ch, 32, 3),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
         s = ((side - 4) // 2 - 4) // 2
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(64 * s * s, 200), nn.ReLU(), nn.Dropout(0.5),
-            nn.Linear(200, 200), nn.ReLU(), nn.Linear(200, num_classes))
+            nn.Flatten(),
+            nn.Linear(64 * s * s, 200),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(200, 200),
+            nn.ReLU(),
+            nn.Linear(200, num_classes),
+        )
 
     def forward(self, x):
         return self.classifier(self.features(x))
@@ -36,9 +52,17 @@ class ConvNet(nn.Module):
     def __init__(self, in_ch: int, num_classes: int, side: int):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(in_ch, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(32 * (side // 4) ** 2, 128), nn.ReLU(), nn.Linear(128, num_classes))
+            nn.Conv2d(in_ch, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(32 * (side // 4) ** 2, 128),
+            nn.ReLU(),
+            nn.Linear(128, num_classes),
+        )
 
     def forward(self, x):
         return self.net(x)
@@ -47,8 +71,14 @@ class ConvNet(nn.Module):
 class MLP(nn.Module):
     def __init__(self, in_ch: int, num_classes: int, side: int):
         super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(in_ch * side * side, 256), nn.ReLU(),
-                                 nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, num_classes))
+        self.net = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(in_ch * side * side, 256),
+            nn.ReLU(),
+            nn.Linear(256, 128),
+            nn.ReLU(),
+            nn.Linear(128, num_classes),
+        )
 
     def forward(self, x):
         return self.net(x)
@@ -57,10 +87,18 @@ class MLP(nn.Module):
 class _Block(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-                                  nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
-        self.skip = (nn.Identity() if stride == 1 and cin == cout else
-                     nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        )
+        self.skip = (
+            nn.Identity()
+            if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        )
 
     def forward(self, x):
         return torch.relu(self.body(x) + self.skip(x))
@@ -72,9 +110,16 @@ class ResNet8(nn.Module):
     def __init__(self, in_ch: int, num_classes: int, side: int):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(in_ch, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
-            _Block(16, 16, 1), _Block(16, 32, 2), _Block(32, 64, 2),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, num_classes))
+            nn.Conv2d(in_ch, 16, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            _Block(16, 16, 1),
+            _Block(16, 32, 2),
+            _Block(32, 64, 2),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(64, num_classes),
+        )
 
     def forward(self, x):
         return self.net(x)

@@ -11,6 +11,7 @@ differentiable augmentations (EOT: the loss is averaged over `eot` random augmen
 (`torch.autograd.grad`), so model parameters never accumulate gradients, and it runs under
 `torch.inference_mode()` callers as well.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,9 @@ def _l2(v: torch.Tensor) -> torch.Tensor:
     return v.flatten(1).norm(dim=1).view(-1, *([1] * (v.ndim - 1)))
 
 
-def project(delta: torch.Tensor, x: torch.Tensor, eps: torch.Tensor, norm: str, mask: torch.Tensor | None,
-            lo: float, hi: float) -> torch.Tensor:
+def project(
+    delta: torch.Tensor, x: torch.Tensor, eps: torch.Tensor, norm: str, mask: torch.Tensor | None, lo: float, hi: float
+) -> torch.Tensor:
     """Project onto {mask-supported delta : ||delta|| <= eps, lo <= x + delta <= hi}.
 
     For l_inf the box and ball projections commute, so the result is exact; for l_2 the ball projection is
@@ -112,8 +114,14 @@ class PGD:
             return loss_fn(xin)
         return sum(loss_fn(self.augment(xin, gen)) for _ in range(self.eot)) / self.eot
 
-    def run(self, loss_fn: LossFn, x: torch.Tensor, mask: torch.Tensor | None = None,
-            generator: torch.Generator | None = None, select_fn: LossFn | None = None) -> torch.Tensor:
+    def run(
+        self,
+        loss_fn: LossFn,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        select_fn: LossFn | None = None,
+    ) -> torch.Tensor:
         """Perturb `x` to maximise (or minimise) `loss_fn`; returns the perturbed batch, detached.
 
         `select_fn` scores the final iterate of each restart (default: `loss_fn` without augmentation)."""
@@ -123,8 +131,9 @@ class PGD:
         with torch.inference_mode(False), torch.enable_grad():
             x = x.detach().clone()
             eps = _per_example(self.eps, x)
-            base = _per_example(2.5 * torch.as_tensor(self.eps) / max(1, self.steps)
-                                if self.step_size is None else self.step_size, x)
+            base = _per_example(
+                2.5 * torch.as_tensor(self.eps) / max(1, self.steps) if self.step_size is None else self.step_size, x
+            )
             m = None if mask is None else mask.detach().clone().to(x.dtype).expand_as(x)
             best, best_score = None, None
             for _ in range(self.restarts):
@@ -182,15 +191,26 @@ def ce_loss(model: torch.nn.Module, y: torch.Tensor) -> LossFn:
     return lambda xin: torch.nn.functional.cross_entropy(model(xin), y, reduction="none")
 
 
-def attack(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int,
-           step_size: float | None = None, norm: str = "linf", restarts: int = 1, seed: int = 0,
-           batch_size: int = 512) -> torch.Tensor:
+def attack(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    steps: int,
+    step_size: float | None = None,
+    norm: str = "linf",
+    restarts: int = 1,
+    seed: int = 0,
+    batch_size: int = 512,
+) -> torch.Tensor:
     """Untargeted PGD on cross-entropy, batched; returns adversarial inputs (model left in eval mode)."""
     model.eval()
     pgd = PGD(eps=eps, steps=steps, step_size=step_size, norm=norm, restarts=restarts)
     gen = torch.Generator().manual_seed(seed)
-    out = [pgd.run(ce_loss(model, y[i:i + batch_size]), x[i:i + batch_size], generator=gen)
-           for i in range(0, len(x), batch_size)]
+    out = [
+        pgd.run(ce_loss(model, y[i : i + batch_size]), x[i : i + batch_size], generator=gen)
+        for i in range(0, len(x), batch_size)
+    ]
     return torch.cat(out) if out else x.clone()
 
 
@@ -198,8 +218,10 @@ def attack(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
 def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
     """Top-1 accuracy in eval mode."""
     model.eval()
-    correct = sum(int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
-                  for i in range(0, len(x), batch_size))
+    correct = sum(
+        int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
+        for i in range(0, len(x), batch_size)
+    )
     return correct / max(1, len(x))
 
 

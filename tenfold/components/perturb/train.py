@@ -5,6 +5,7 @@ The loop owns shuffling, SGD with momentum, the learning-rate schedule and an op
 decides what a step optimises, so the release victims, the adversarially trained counter-move and the minimax
 trainers all share it.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,11 +24,24 @@ def clean_loss(model, xb, yb, gen):
     return F.cross_entropy(model(xb), yb), {}
 
 
-def fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float, batch_size: int,
-        seed: int, loss_fn: StepLoss = clean_loss, weight_decay: float = 5e-4, momentum: float = 0.9,
-        schedule: str = "cosine", milestones: tuple[float, ...] = (), augment=None,
-        checkpoint: Checkpoint | None = None, on_epoch: Callable[[dict], None] | None = None,
-        epoch_seeds: Sequence[int] | None = None) -> list[dict]:
+def fit(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    loss_fn: StepLoss = clean_loss,
+    weight_decay: float = 5e-4,
+    momentum: float = 0.9,
+    schedule: str = "cosine",
+    milestones: tuple[float, ...] = (),
+    augment=None,
+    checkpoint: Checkpoint | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    epoch_seeds: Sequence[int] | None = None,
+) -> list[dict]:
     """Train `model` in place on tensors already on its device; returns per-epoch records.
 
     schedule: `cosine` (to 0), `multistep` (x0.1 at the given fractions of training) or `constant`.
@@ -59,14 +73,15 @@ def fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, l
 
     for epoch in range(start, epochs):
         model.train()
-        gen = torch.Generator().manual_seed(int(epoch_seeds[epoch]) if epoch_seeds is not None
-                                            else seed * 1_000_003 + epoch)
+        gen = torch.Generator().manual_seed(
+            int(epoch_seeds[epoch]) if epoch_seeds is not None else seed * 1_000_003 + epoch
+        )
         perm = torch.randperm(n, generator=gen).to(x.device)
         tot, infos = 0.0, []
         for b, lo in enumerate(range(0, n, batch_size)):
             for g in opt.param_groups:
                 g["lr"] = lr_at(epoch * steps_per_epoch + b)
-            idx = perm[lo:lo + batch_size]
+            idx = perm[lo : lo + batch_size]
             xb, yb = x[idx], y[idx]
             if augment is not None:
                 xb = augment(xb, gen)
@@ -97,4 +112,5 @@ def pgd_at_loss(eps: float, steps: int, step_size: float | None = None) -> StepL
     def fn(model, xb, yb, gen):
         xa = pgd.run(lambda xin: F.cross_entropy(model(xin), yb, reduction="none"), xb, generator=gen)
         return F.cross_entropy(model(xa), yb), {}
+
     return fn

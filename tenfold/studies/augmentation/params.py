@@ -1,11 +1,11 @@
 """Typed params of the `augmentation` study (it reuses the poisons, data and victims of `security`)."""
+
 from __future__ import annotations
 
 from pydantic import Field, field_validator
 
 from tenfold.components.defenses.names import check_names
 from tenfold.core.config import Strict
-
 
 
 class AugmentationParams(Strict):

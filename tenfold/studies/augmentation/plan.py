@@ -1,4 +1,5 @@
 """What the augmentation stage runs: its defense rows and the crafted poisons they are tried against."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,6 +22,8 @@ def poisons(p: AugmentationParams, crafted: list[dict]) -> list[dict]:
     have = {e["attack"] for e in crafted}
     missing = [a for a in p.attacks if a not in have]
     if missing:
-        raise ValueError(f"augmentation.attacks: {missing} not crafted; add them to security.craft.attacks / "
-                         f"security.craft.adaptive and rerun craft_poisons (crafted: {sorted(have)})")
+        raise ValueError(
+            f"augmentation.attacks: {missing} not crafted; add them to security.craft.attacks / "
+            f"security.craft.adaptive and rerun craft_poisons (crafted: {sorted(have)})"
+        )
     return [e for e in crafted if e["attack"] in p.attacks]

@@ -1,4 +1,5 @@
 """Figure of the augmentation study: clean accuracy vs attack success per defense, one panel per attack."""
+
 from __future__ import annotations
 
 from tenfold.core.plotting import plt, save

@@ -6,6 +6,7 @@ path: residual (block = 2 BasicBlocks = 4 convs): 4k + 3; cnn (block = conv3x3 +
 linear + ReLU): k + 2. `residual_bn` is the residual family with batch norm, where the recurrent net keeps a
 separate BatchNorm per iteration (the convs are shared).
 """
+
 from __future__ import annotations
 
 import torch
@@ -48,7 +49,7 @@ class ResidualModule(nn.Module):
 
     def forward(self, x, bns=None):
         for i, b in enumerate(self.blocks):
-            x = b(x, *(bns[2 * i:2 * i + 2] if bns is not None else (None, None)))
+            x = b(x, *(bns[2 * i : 2 * i + 2] if bns is not None else (None, None)))
         return x
 
 
@@ -73,8 +74,16 @@ class LinearModule(nn.Module):
 class DepthNet(nn.Module):
     """A classifier of one family at effective depth `depth`, recurrent (shared block) or feed-forward."""
 
-    def __init__(self, family: str, depth: int, recurrent: bool, width: int, in_shape: tuple[int, int, int],
-                 num_classes: int, init: str = "default"):
+    def __init__(
+        self,
+        family: str,
+        depth: int,
+        recurrent: bool,
+        width: int,
+        in_shape: tuple[int, int, int],
+        num_classes: int,
+        init: str = "default",
+    ):
         super().__init__()
         self.family, self.depth, self.recurrent = family, depth, recurrent
         self.iters = iterations(family, depth)
@@ -88,11 +97,19 @@ class DepthNet(nn.Module):
             self.stem = nn.Sequential(nn.Conv2d(c_in, width, 3, stride=2, padding=1, bias=False), nn.ReLU())
             make = ResidualModule if family.startswith("residual") else ConvModule
             self.body = nn.ModuleList(make(width) for _ in range(copies))
-            self.head = nn.Sequential(nn.Conv2d(width, 2 * width, 3, stride=2, padding=1, bias=False), nn.ReLU(),
-                                      nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, num_classes))
+            self.head = nn.Sequential(
+                nn.Conv2d(width, 2 * width, 3, stride=2, padding=1, bias=False),
+                nn.ReLU(),
+                nn.AdaptiveAvgPool2d(1),
+                nn.Flatten(),
+                nn.Linear(2 * width, num_classes),
+            )
         # batch norm: one set of 4 BNs per iteration, for the recurrent net as well (convs shared, BNs not)
-        self.bns = (nn.ModuleList(nn.ModuleList(nn.BatchNorm2d(width) for _ in range(4)) for _ in range(self.iters))
-                    if family == "residual_bn" else None)
+        self.bns = (
+            nn.ModuleList(nn.ModuleList(nn.BatchNorm2d(width) for _ in range(4)) for _ in range(self.iters))
+            if family == "residual_bn"
+            else None
+        )
         if init == "kaiming":  # He init (fan_in, ReLU) instead of PyTorch's default; biases zero
             for mod in self.modules():
                 if isinstance(mod, (nn.Conv2d, nn.Linear)):

@@ -1,4 +1,5 @@
 """Typed params of the `depth` study (section `depth` of params.yaml)."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -47,9 +48,11 @@ class Family(Strict):
 
 class DepthParams(Strict):
     data: DepthData = DepthData()
-    families: list[Family] = [Family(name="residual", width=12, depths=[11, 15]),
-                              Family(name="mlp", width=128, depths=[4, 6, 8], lr=0.02),
-                              Family(name="cnn", width=16, depths=[5, 7])]
+    families: list[Family] = [
+        Family(name="residual", width=12, depths=[11, 15]),
+        Family(name="mlp", width=128, depths=[4, 6, 8], lr=0.02),
+        Family(name="cnn", width=16, depths=[5, 7]),
+    ]
     train: DepthTrain = DepthTrain()
     init: Literal["default", "kaiming"] = Field("kaiming", description="default = PyTorch's init (the paper's code)")
     seeds: int = Field(3, ge=1)

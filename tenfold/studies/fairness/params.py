@@ -1,4 +1,5 @@
 """Typed params of the `fairness` study (section `fairness` of params.yaml)."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -15,10 +16,16 @@ NOTIONS = ("dp", "eo", "eopp")
 class FairnessData(Strict):
     """Which datasets to use and how much of each (seeded, stratified by label x group)."""
 
-    datasets: list[Literal["hearts", "adult", "compas", "german", "digits", "celeba"]] = \
-        ["hearts", "german", "compas", "adult", "digits"]
+    datasets: list[Literal["hearts", "adult", "compas", "german", "digits", "celeba"]] = [
+        "hearts",
+        "german",
+        "compas",
+        "adult",
+        "digits",
+    ]
     main: Literal["hearts", "adult", "compas", "german", "digits", "celeba"] = Field(
-        "hearts", description="dataset of the headline claim (the paper's medical-diagnosis setting)")
+        "hearts", description="dataset of the headline claim (the paper's medical-diagnosis setting)"
+    )
     test_fraction: float = Field(0.3, gt=0, lt=1)
     max_train: int | None = Field(1500, ge=20, description="cap on training rows (large sets); null = all")
     max_test: int | None = Field(4000, ge=20, description="cap on test rows; null = all")
@@ -40,10 +47,16 @@ class FairnessModel(Strict):
 
     widths: list[int] = Field([16, 64, 256], description="hidden units (MLP) / channels (CNN), the capacity axis")
     depth: int = Field(3, ge=1, description="hidden layers of the MLP / conv blocks of the CNN")
-    image_arch: Literal["cnn", "mlp"] = Field("cnn", description="model for image datasets (digits, celeba): a small "
-                                              "CNN or the MLP on flattened pixels; tabular data always use the MLP")
-    cnn_channel_ratio: float = Field(1 / 16, gt=0, description="CNN channels = width x this (at least 2), so the "
-                                     "capacity axis `widths` also scales the CNN")
+    image_arch: Literal["cnn", "mlp"] = Field(
+        "cnn",
+        description="model for image datasets (digits, celeba): a small "
+        "CNN or the MLP on flattened pixels; tabular data always use the MLP",
+    )
+    cnn_channel_ratio: float = Field(
+        1 / 16,
+        gt=0,
+        description="CNN channels = width x this (at least 2), so the capacity axis `widths` also scales the CNN",
+    )
 
     @field_validator("widths")
     @classmethod
@@ -56,8 +69,12 @@ class FairnessModel(Strict):
 class FairnessTrain(Strict):
     """Deep-net training with a fairness constraint; one run records train/test metrics at each `eval_epochs`."""
 
-    methods: list[Literal["erm", "penalty", "lagrangian", "adversarial"]] = \
-        ["erm", "penalty", "lagrangian", "adversarial"]
+    methods: list[Literal["erm", "penalty", "lagrangian", "adversarial"]] = [
+        "erm",
+        "penalty",
+        "lagrangian",
+        "adversarial",
+    ]
     notions: list[Literal["dp", "eo", "eopp"]] = ["dp", "eo", "eopp"]
     epochs: int = Field(100, ge=1)
     eval_epochs: list[int] = Field([5, 25, 50, 100], description="training-length axis (<= epochs)")
@@ -104,8 +121,9 @@ class FairnessEval(Strict):
     claim_notion: Literal["dp", "eo", "eopp"] = Field("eo", description="notion of the headline claim")
     overfit_ratio: float = Field(2.0, gt=0, description="claim: test gap >= ratio x train gap")
     noise_permutations: int = Field(200, ge=0, description="random group relabellings for the test-gap noise floor")
-    accept_max_train_gap: float = Field(0.1, ge=0, le=1,
-                                        description="registry alias moves only if the main model's train gap is below")
+    accept_max_train_gap: float = Field(
+        0.1, ge=0, le=1, description="registry alias moves only if the main model's train gap is below"
+    )
 
 
 class FairnessParams(Strict):

@@ -1,4 +1,5 @@
 """The experiment grid of the study and the reductions of its results (plain functions, no Prefect)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -33,12 +34,15 @@ def plan_runs(p: FairnessParams) -> list[RunSpec]:
     runs = []
     for ds in p.data.datasets:
         full = ds == p.data.main and p.sweep.full_grid_on_main
-        notions = p.train.notions if full else [n for n in p.sweep.other_notions if n in p.train.notions] or \
-            [p.eval.claim_notion]
+        notions = (
+            p.train.notions
+            if full
+            else [n for n in p.sweep.other_notions if n in p.train.notions] or [p.eval.claim_notion]
+        )
         widths = p.model.widths if full or p.sweep.other_widths == "all" else [max(p.model.widths)]
         for w in widths:
             for m in p.train.methods:
-                for nt in (["none"] if m == "erm" else notions):
+                for nt in ["none"] if m == "erm" else notions:
                     runs.extend(RunSpec(ds, m, nt, w, k) for k in range(p.train.seeds))
     return runs
 
@@ -71,24 +75,38 @@ def gap_resolution(s: np.ndarray, y: np.ndarray, notion: str) -> float:
     return 1.0 / max(1, min(sizes))
 
 
-def overfit_summary(df: pd.DataFrame, dataset: str, notion: str, width: int, epsilon: float,
-                    resolution: float, methods: tuple[str, ...] = CONSTRAINED) -> dict:
+def overfit_summary(
+    df: pd.DataFrame,
+    dataset: str,
+    notion: str,
+    width: int,
+    epsilon: float,
+    resolution: float,
+    methods: tuple[str, ...] = CONSTRAINED,
+) -> dict:
     """Mean over `methods` (the constrained ones by default; erm runs match any notion) and seeds of the final
     train and test gap for one configuration.
 
     `ratio` = test gap / max(train gap, resolution): a train gap of exactly zero is counted at the train set's
     measurement resolution so the ratio stays finite and conservative."""
     sel = final(df)
-    sel = sel[(sel.dataset == dataset) & sel.notion.isin([notion, "none"]) & (sel.width == width)
-              & sel.method.isin(methods)]
+    sel = sel[
+        (sel.dataset == dataset) & sel.notion.isin([notion, "none"]) & (sel.width == width) & sel.method.isin(methods)
+    ]
     if sel.empty:
         return {"runs": 0, "train_gap": None, "test_gap": None, "ratio": None, "meets_constraint": False}
     tr, te = float(sel[f"train_gap_{notion}"].mean()), float(sel[f"test_gap_{notion}"].mean())
     floor_col = f"test_floor_{notion}"
-    return {"runs": int(len(sel)), "train_gap": tr, "test_gap": te, "ratio": te / max(tr, resolution),
-            "meets_constraint": tr <= epsilon, "train_acc": float(sel.train_acc.mean()),
-            "test_acc": float(sel.test_acc.mean()),
-            "test_noise_floor": float(sel[floor_col].mean()) if floor_col in sel else None}
+    return {
+        "runs": int(len(sel)),
+        "train_gap": tr,
+        "test_gap": te,
+        "ratio": te / max(tr, resolution),
+        "meets_constraint": tr <= epsilon,
+        "train_acc": float(sel.train_acc.mean()),
+        "test_acc": float(sel.test_acc.mean()),
+        "test_noise_floor": float(sel[floor_col].mean()) if floor_col in sel else None,
+    }
 
 
 def summary_table(df: pd.DataFrame, by: list[str], erm_notion: str) -> pd.DataFrame:

@@ -13,6 +13,7 @@
 Each run evaluates train and test accuracy and all three gaps (hard 0.5-threshold predictions) at every
 `eval_epochs`, the training-length axis of the study.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -31,8 +32,9 @@ from tenfold.studies.fairness.params import FairnessTrain
 @torch.no_grad()
 def predict_proba(model, x: np.ndarray, device, batch: int = 4096) -> np.ndarray:
     model.eval()
-    out = [torch.sigmoid(model(torch.as_tensor(x[i:i + batch], device=device))).cpu()
-           for i in range(0, len(x), batch)]
+    out = [
+        torch.sigmoid(model(torch.as_tensor(x[i : i + batch], device=device))).cpu() for i in range(0, len(x), batch)
+    ]
     model.train()
     return torch.cat(out).numpy()
 
@@ -56,8 +58,17 @@ def _project_out(g: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
     return g - (g @ unit) * unit
 
 
-def train_fair(model, data: FairData, method: str, notion: str, cfg: FairnessTrain, device, seed: int,
-               noise_permutations: int = 0, on_eval: Callable[[dict], None] | None = None) -> list[dict]:
+def train_fair(
+    model,
+    data: FairData,
+    method: str,
+    notion: str,
+    cfg: FairnessTrain,
+    device,
+    seed: int,
+    noise_permutations: int = 0,
+    on_eval: Callable[[dict], None] | None = None,
+) -> list[dict]:
     """Train `model` in place with `method` for `notion`; returns one record per `cfg.eval_epochs`."""
     if method not in ("erm", "penalty", "lagrangian", "adversarial"):
         raise ValueError(f"unknown method {method!r}")
@@ -78,7 +89,7 @@ def train_fair(model, data: FairData, method: str, notion: str, cfg: FairnessTra
     for epoch in range(1, cfg.epochs + 1):
         order = torch.randperm(n, generator=gen).to(device)
         for i in range(0, n, cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
+            idx = order[i : i + cfg.batch_size]
             xb, yb, sb = x[idx], y[idx], s[idx]
             z = model(xb)
             loss = F.binary_cross_entropy_with_logits(z, yb.float())
@@ -100,9 +111,14 @@ def train_fair(model, data: FairData, method: str, notion: str, cfg: FairnessTra
             if epoch == cfg.epochs and noise_permutations:
                 pred = (predict_proba(model, data.x_test, device) >= 0.5).astype(np.int64)
                 for nt in metrics.NOTION_NAMES:
-                    rec[f"test_floor_{nt}"] = metrics.permutation_floor(pred, data.y_test, data.s_test, nt,
-                                                                        noise_permutations,
-                                                                        seed_for(seed, "fairness", "noise_floor"))
+                    rec[f"test_floor_{nt}"] = metrics.permutation_floor(
+                        pred,
+                        data.y_test,
+                        data.s_test,
+                        nt,
+                        noise_permutations,
+                        seed_for(seed, "fairness", "noise_floor"),
+                    )
             history.append(rec)
             if on_eval:
                 on_eval(rec)
@@ -128,7 +144,7 @@ def _adversarial_step(model, params, adv, opt_a, z, loss_p, yb, sb, notion, alph
     offset = 0
     for p in params:
         k = p.numel()
-        p.grad = flat[offset:offset + k].view_as(p).clone()
+        p.grad = flat[offset : offset + k].view_as(p).clone()
         offset += k
 
 
@@ -141,16 +157,18 @@ def _baseline_features(x: np.ndarray) -> np.ndarray:
     return x.reshape(len(x), -1)
 
 
-def fairlearn_baseline(data: FairData, notion: str, epsilon: float, max_iter: int, eps: float,
-                       seed: int) -> dict[str, float]:
+def fairlearn_baseline(
+    data: FairData, notion: str, epsilon: float, max_iter: int, eps: float, seed: int
+) -> dict[str, float]:
     """Exponentiated-gradient reduction around logistic regression; train/test accuracy and gaps."""
     from fairlearn.reductions import DemographicParity, EqualizedOdds, ExponentiatedGradient, TruePositiveRateParity
     from sklearn.linear_model import LogisticRegression
 
     constraint = {"dp": DemographicParity, "eo": EqualizedOdds, "eopp": TruePositiveRateParity}[notion]
     flat = _baseline_features
-    eg = ExponentiatedGradient(LogisticRegression(max_iter=1000), constraint(difference_bound=epsilon),
-                               eps=eps, max_iter=max_iter)
+    eg = ExponentiatedGradient(
+        LogisticRegression(max_iter=1000), constraint(difference_bound=epsilon), eps=eps, max_iter=max_iter
+    )
     eg.fit(flat(data.x_train), data.y_train, sensitive_features=data.s_train)
     out = {}
     for split in ("train", "test"):

@@ -12,6 +12,7 @@ parameters alpha * p0 through `functional_call`, so no module parameter is delet
 
 Finally the scales are multiplied into the module's parameters in place.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -31,9 +32,16 @@ class RescaleAdam:
     directions) and share the second moment, as in the official optimiser.
     """
 
-    def __init__(self, scales: dict[str, torch.Tensor], lr: float, betas=(0.9, 0.999), eps: float = 1e-8,
-                 grad_clip: float = 1.0, lower: dict[str, float] | None = None,
-                 upper: dict[str, float | None] | None = None):
+    def __init__(
+        self,
+        scales: dict[str, torch.Tensor],
+        lr: float,
+        betas=(0.9, 0.999),
+        eps: float = 1e-8,
+        grad_clip: float = 1.0,
+        lower: dict[str, float] | None = None,
+        upper: dict[str, float | None] | None = None,
+    ):
         self.scales, self.lr, self.betas, self.eps, self.clip = scales, lr, betas, eps, grad_clip
         self.lower = lower or {k: 0.0 for k in scales}
         self.upper = upper or {k: None for k in scales}
@@ -53,7 +61,7 @@ class RescaleAdam:
             g = g.clamp(-self.clip, self.clip)
             m = self.m[kind][k].mul_(b1).add_(g, alpha=1 - b1)
             v = self.v[k].mul_(b2).addcmul_(g, g, value=1 - b2)
-            step = self.lr * (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + self.eps)
+            step = self.lr * (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + self.eps)
             a.sub_(step).clamp_(min=self.lower[k], max=self.upper[k])
 
 
@@ -84,8 +92,14 @@ def _norm(grads, alg: str) -> torch.Tensor:
     return sum(g.abs().sum() for g in grads)
 
 
-def gradinit(model: nn.Module, batches: Iterator[Batch], loss_fn: Callable, cfg,
-             log_every: int = 0, on_log: Callable[[dict], None] | None = None) -> GradInitResult:
+def gradinit(
+    model: nn.Module,
+    batches: Iterator[Batch],
+    loss_fn: Callable,
+    cfg,
+    log_every: int = 0,
+    on_log: Callable[[dict], None] | None = None,
+) -> GradInitResult:
     """Learn the scales of `model` (modified in place) with GradInit; `cfg` is a `GradInitConfig`.
 
     `batches` yields (x, y) of `cfg.batch_size` examples; each iteration consumes one batch for S and the first
@@ -130,8 +144,7 @@ def gradinit(model: nn.Module, batches: Iterator[Batch], loss_fn: Callable, cfg,
             target = loss_at(theta2, x2, y2) / cfg.eta
         ga = torch.autograd.grad(target, [alphas[k] for k in names], allow_unused=True)
         opt.step({k: g for k, g in zip(names, ga) if g is not None}, "constraint" if constraint else "objective")
-        rec = {"iter": it, "loss": float(loss.detach()), "grad_norm": float(gnorm.detach()),
-               "constraint": constraint}
+        rec = {"iter": it, "loss": float(loss.detach()), "grad_norm": float(gnorm.detach()), "constraint": constraint}
         history.append(rec)
         if on_log and log_every and (it % log_every == 0 or it == cfg.iters - 1):
             on_log(rec)
@@ -149,7 +162,7 @@ def batch_stream(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -
     while True:
         perm = torch.randperm(n, generator=gen)
         for i in range(0, n - batch_size + 1, batch_size):
-            idx = perm[i:i + batch_size].to(x.device)
+            idx = perm[i : i + batch_size].to(x.device)
             yield x[idx], y[idx]
 
 
@@ -163,8 +176,12 @@ def sample_stream(sampler: Callable[[torch.Generator], Batch], seed: int) -> Ite
 def scale_summary(scales: dict[str, float]) -> dict:
     """min / mean / max of the learned scales per kind of tensor (the official code logs the same statistics):
     embeddings (`tok.`, `pos.`), LayerNorm weights, biases, other weights; each tensor counted once."""
-    kinds = {"embedding": lambda k: k.startswith(("tok.", "pos.")), "layernorm": lambda k: ".ln" in k and "weight" in k,
-             "bias": lambda k: k.endswith("bias"), "weight": lambda k: k.endswith("weight")}
+    kinds = {
+        "embedding": lambda k: k.startswith(("tok.", "pos.")),
+        "layernorm": lambda k: ".ln" in k and "weight" in k,
+        "bias": lambda k: k.endswith("bias"),
+        "weight": lambda k: k.endswith("weight"),
+    }
     out, seen = {}, set()
     for kind, pick in kinds.items():
         vals = [v for k, v in scales.items() if k not in seen and pick(k)]

@@ -1,4 +1,5 @@
 """The networks of the GradInit study: VGG and a deep ResNet without batch norm, and a Post-LN Transformer."""
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,9 @@ class VGG(nn.Module):
     `width` scales the channel counts; pools that would shrink the map below 1x1 are skipped (28x28 MNIST).
     """
 
-    def __init__(self, depth: int = 11, width: float = 1.0, in_channels: int = 3, num_classes: int = 10,
-                 image_size: int = 32):
+    def __init__(
+        self, depth: int = 11, width: float = 1.0, in_channels: int = 3, num_classes: int = 10, image_size: int = 32
+    ):
         super().__init__()
         layers, c, size = [], in_channels, image_size
         for v in VGG_CFG[depth]:
@@ -60,7 +62,7 @@ class _Block(nn.Module):
 
     def forward(self, x):
         out = self.conv2(F.relu(self.conv1(x)))
-        sc = x[:, :, ::self.stride, ::self.stride] if self.stride > 1 else x
+        sc = x[:, :, :: self.stride, :: self.stride] if self.stride > 1 else x
         if self.pad:
             sc = F.pad(sc, (0, 0, 0, 0, 0, self.pad))
         return F.relu(out + sc)
@@ -81,7 +83,7 @@ class ResNet(nn.Module):
         self.conv = nn.Conv2d(in_channels, width, 3, 1, 1)
         layers, c = [], width
         for stage in range(3):
-            out = width * 2 ** stage
+            out = width * 2**stage
             for b in range(blocks):
                 layers.append(_Block(c, out, 2 if (stage and b == 0) else 1))
                 c = out
@@ -143,16 +145,24 @@ class PostLNLayer(nn.Module):
 class PostLNTransformer(nn.Module):
     """Token + learned position embeddings, `layers` Post-LN layers, a per-position output head."""
 
-    def __init__(self, vocab: int, length: int, d_model: int = 64, heads: int = 4, layers: int = 6,
-                 ffn: int = 256, dropout: float = 0.1):
+    def __init__(
+        self,
+        vocab: int,
+        length: int,
+        d_model: int = 64,
+        heads: int = 4,
+        layers: int = 6,
+        ffn: int = 256,
+        dropout: float = 0.1,
+    ):
         super().__init__()
         self.tok = nn.Embedding(vocab, d_model)
         self.pos = nn.Embedding(length, d_model)
         self.layers = nn.ModuleList(PostLNLayer(d_model, heads, ffn, dropout) for _ in range(layers))
         self.head = nn.Linear(d_model, vocab)
         self.scale = math.sqrt(d_model)
-        nn.init.normal_(self.tok.weight, 0, d_model ** -0.5)
-        nn.init.normal_(self.pos.weight, 0, d_model ** -0.5)
+        nn.init.normal_(self.tok.weight, 0, d_model**-0.5)
+        nn.init.normal_(self.pos.weight, 0, d_model**-0.5)
 
     def seed_dropout(self, seed: int) -> None:
         """One generator for every dropout layer of the model, seeded with `seed`."""

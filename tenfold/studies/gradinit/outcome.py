@@ -1,4 +1,5 @@
 """From the measured training runs to the gradinit study's claims, tables, notes and figures (no training here)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -34,13 +35,15 @@ class Measured:
 def image_summary(p: GradInitParams, m: Measured) -> dict[str, dict[str, float]]:
     """`arch/init` -> first-epoch and final test accuracy and loss, mean over seeds."""
     im, out = p.images, {}
-    for arch in (im.models if im.enabled else []):
+    for arch in im.models if im.enabled else []:
         for init in INITS:
             hs = [m.runs[(arch, init, s)]["history"] for s in range(im.seeds)]
-            out[f"{arch}/{init}"] = {"first_epoch_acc": float(np.mean([h[0]["test_acc"] for h in hs])),
-                                     "final_acc": float(np.mean([h[-1]["test_acc"] for h in hs])),
-                                     "first_epoch_loss": float(np.mean([h[0]["test_loss"] for h in hs])),
-                                     "final_loss": float(np.mean([h[-1]["test_loss"] for h in hs]))}
+            out[f"{arch}/{init}"] = {
+                "first_epoch_acc": float(np.mean([h[0]["test_acc"] for h in hs])),
+                "final_acc": float(np.mean([h[-1]["test_acc"] for h in hs])),
+                "first_epoch_loss": float(np.mean([h[0]["test_loss"] for h in hs])),
+                "final_loss": float(np.mean([h[-1]["test_loss"] for h in hs])),
+            }
     return out
 
 
@@ -76,49 +79,101 @@ def build(p: GradInitParams, m: Measured) -> Outcome:
     if im.enabled:
         tables["images"] = {
             "title": f"No-BN nets on {m.data_name}: Kaiming vs GradInit (mean over {im.seeds} seed(s))",
-            "columns": ["model", "init", "epoch-1 test loss", "epoch-1 test acc", "final test loss", "final test acc",
-                        "GradInit seconds"],
-            "rows": [[arch, init, round(s["first_epoch_loss"], 4), round(s["first_epoch_acc"], 4),
-                      round(s["final_loss"], 4), round(s["final_acc"], 4),
-                      round(float(np.mean([m.runs[(arch, init, k)]["gradinit_seconds"] for k in range(im.seeds)])), 1)]
-                     for (arch, init), s in ((key.split("/"), s) for key, s in summary.items())]}
+            "columns": [
+                "model",
+                "init",
+                "epoch-1 test loss",
+                "epoch-1 test acc",
+                "final test loss",
+                "final test acc",
+                "GradInit seconds",
+            ],
+            "rows": [
+                [
+                    arch,
+                    init,
+                    round(s["first_epoch_loss"], 4),
+                    round(s["first_epoch_acc"], 4),
+                    round(s["final_loss"], 4),
+                    round(s["final_acc"], 4),
+                    round(float(np.mean([m.runs[(arch, init, k)]["gradinit_seconds"] for k in range(im.seeds)])), 1),
+                ]
+                for (arch, init), s in ((key.split("/"), s) for key, s in summary.items())
+            ],
+        }
     rescued, hurt, diverged = _postln(p, m)
     if tr.enabled:
         tables["postln"] = {
             "title": "Post-LN Transformer, Adam without warmup: final test token accuracy",
-            "columns": ["lr", "default init acc", "default loss first -> last", "default", "GradInit acc",
-                        "GradInit loss first -> last", "GradInit"],
-            "rows": [[lr, *[x for r in (m.truns[(init, lr)] for init in SEQ_INITS) for x in (
-                round(r["final_test_acc"], 4), f"{r['initial_loss']:.3f} -> {r['final_train_loss']:.3f}",
-                ("trains" if r["trains"] else "fails") + (", diverged" if r["diverged"] else ""))]]
-                     for lr in tr.train.lrs]}
-    vgg_gap = (summary["vgg/gradinit"]["first_epoch_acc"] - summary["vgg/kaiming"]["first_epoch_acc"]
-               if "vgg/kaiming" in summary else None)
+            "columns": [
+                "lr",
+                "default init acc",
+                "default loss first -> last",
+                "default",
+                "GradInit acc",
+                "GradInit loss first -> last",
+                "GradInit",
+            ],
+            "rows": [
+                [
+                    lr,
+                    *[
+                        x
+                        for r in (m.truns[(init, lr)] for init in SEQ_INITS)
+                        for x in (
+                            round(r["final_test_acc"], 4),
+                            f"{r['initial_loss']:.3f} -> {r['final_train_loss']:.3f}",
+                            ("trains" if r["trains"] else "fails") + (", diverged" if r["diverged"] else ""),
+                        )
+                    ],
+                ]
+                for lr in tr.train.lrs
+            ],
+        }
+    vgg_gap = (
+        summary["vgg/gradinit"]["first_epoch_acc"] - summary["vgg/kaiming"]["first_epoch_acc"]
+        if "vgg/kaiming" in summary
+        else None
+    )
     claims = [
-        claim("gradinit_first_epoch",
-              "GradInit's first-epoch test accuracy is above Kaiming's on the VGG without batch norm "
-              "(GradInit minus Kaiming, accuracy points as a fraction)",
-              "VGG-19 w/o BN on CIFAR-10: about 29% (Kaiming) vs 49% (GradInit) after epoch 1 [unverified recall]",
-              vgg_gap, p.first_epoch_margin, ">"),
-        claim("postln_no_warmup",
-              "at some learning rate the default-init Post-LN Transformer (Adam, no warmup) fails to train while "
-              "the GradInit-initialised one trains (number of such learning rates in the grid)",
-              "GradInit trains the Post-LN Transformer on IWSLT'14 without warmup",
-              len(rescued) if tr.enabled else None, 1, ">="),
+        claim(
+            "gradinit_first_epoch",
+            "GradInit's first-epoch test accuracy is above Kaiming's on the VGG without batch norm "
+            "(GradInit minus Kaiming, accuracy points as a fraction)",
+            "VGG-19 w/o BN on CIFAR-10: about 29% (Kaiming) vs 49% (GradInit) after epoch 1 [unverified recall]",
+            vgg_gap,
+            p.first_epoch_margin,
+            ">",
+        ),
+        claim(
+            "postln_no_warmup",
+            "at some learning rate the default-init Post-LN Transformer (Adam, no warmup) fails to train while "
+            "the GradInit-initialised one trains (number of such learning rates in the grid)",
+            "GradInit trains the Post-LN Transformer on IWSLT'14 without warmup",
+            len(rescued) if tr.enabled else None,
+            1,
+            ">=",
+        ),
     ]
     tinit = None if m.tinit is None else {k: v for k, v in m.tinit.items() if k != "state"}
     return Outcome(
-        claims=claims, headline=_headline(p, m, summary, vgg_gap, rescued),
+        claims=claims,
+        headline=_headline(p, m, summary, vgg_gap, rescued),
         notes=_notes(p, m, claims, tinit, rescued, hurt, diverged),
-        description=("GradInit learns one scale per parameter tensor so that one simulated optimiser step "
-                     "lowers the loss most under a gradient-norm bound. Kaiming vs GradInit on no-BN VGG and "
-                     "ResNet, and default init vs GradInit for a Post-LN Transformer trained with Adam "
-                     "without warmup."),
+        description=(
+            "GradInit learns one scale per parameter tensor so that one simulated optimiser step "
+            "lowers the loss most under a gradient-norm bound. Kaiming vs GradInit on no-BN VGG and "
+            "ResNet, and default init vs GradInit for a Post-LN Transformer trained with Adam "
+            "without warmup."
+        ),
         tables=tables,
-        details={"images": summary,
-                 "scales": {a: m.runs[(a, "gradinit", 0)]["scales"] for a in (im.models if im.enabled else [])},
-                 "postln": {f"{init}@{lr:g}": dict(r) for (init, lr), r in m.truns.items()},
-                 "postln_init": tinit, "data_source": m.data_source},
+        details={
+            "images": summary,
+            "scales": {a: m.runs[(a, "gradinit", 0)]["scales"] for a in (im.models if im.enabled else [])},
+            "postln": {f"{init}@{lr:g}": dict(r) for (init, lr), r in m.truns.items()},
+            "postln_init": tinit,
+            "data_source": m.data_source,
+        },
         passed=bool(vgg_gap is not None and vgg_gap > p.first_epoch_margin),
     )
 
@@ -141,26 +196,32 @@ def _notes(p: GradInitParams, m: Measured, claims, tinit, rescued, hurt, diverge
     im, tr = p.images, p.transformer
     notes = claim_notes(claims)
     if m.data_name != "cifar10":
-        notes.append(f"Data: {m.data_source} ({m.n_train} train / {m.n_test} test) instead of "
-                     "CIFAR-10; networks are narrower/shallower than VGG-19 and ResNet-110 and train for a few "
-                     "epochs, and GradInit runs fewer iterations than the paper's 390 (see params.yaml).")
+        notes.append(
+            f"Data: {m.data_source} ({m.n_train} train / {m.n_test} test) instead of "
+            "CIFAR-10; networks are narrower/shallower than VGG-19 and ResNet-110 and train for a few "
+            "epochs, and GradInit runs fewer iterations than the paper's 390 (see params.yaml)."
+        )
     if tr.enabled:
-        notes.append(f"Post-LN Transformer: encoder-only, {tr.model.layers} layers, on the generated "
-                     f"'{tr.task.task}' task instead of the IWSLT'14 encoder-decoder; a run 'trains' when its "
-                     f"held-out token accuracy reaches {tr.train.trains_threshold}. Learning rates where "
-                     f"GradInit rescued a failing default run: {rescued or 'none'}; where the default run trained and "
-                     f"the GradInit run did not: {hurt or 'none'}. Diverged (loss non-finite or the mean loss of the "
-                     f"last {tr.train.diverge_window} steps >= {1 - tr.train.diverge_tolerance:g} x min(first "
-                     f"step's loss, ln {tr.task.vocab}), i.e. no progress beyond a uniform guess): default "
-                     f"{diverged['default'] or 'none'}, GradInit {diverged['gradinit'] or 'none'}. GradInit moved "
-                     f"{tinit['scales_moved']} of {len(tinit['scales'])} scales in {tr.init.iters} iterations (loss "
-                     f"{tinit['loss_first']:.3f} -> {tinit['loss_last']:.3f}); range per kind: "
-                     + ", ".join(f"{k} {v['min']:.2f}-{v['max']:.2f}" for k, v in tinit["scale_summary"].items())
-                     + ".")
-    for arch in (im.models if im.enabled else []):
+        notes.append(
+            f"Post-LN Transformer: encoder-only, {tr.model.layers} layers, on the generated "
+            f"'{tr.task.task}' task instead of the IWSLT'14 encoder-decoder; a run 'trains' when its "
+            f"held-out token accuracy reaches {tr.train.trains_threshold}. Learning rates where "
+            f"GradInit rescued a failing default run: {rescued or 'none'}; where the default run trained and "
+            f"the GradInit run did not: {hurt or 'none'}. Diverged (loss non-finite or the mean loss of the "
+            f"last {tr.train.diverge_window} steps >= {1 - tr.train.diverge_tolerance:g} x min(first "
+            f"step's loss, ln {tr.task.vocab}), i.e. no progress beyond a uniform guess): default "
+            f"{diverged['default'] or 'none'}, GradInit {diverged['gradinit'] or 'none'}. GradInit moved "
+            f"{tinit['scales_moved']} of {len(tinit['scales'])} scales in {tr.init.iters} iterations (loss "
+            f"{tinit['loss_first']:.3f} -> {tinit['loss_last']:.3f}); range per kind: "
+            + ", ".join(f"{k} {v['min']:.2f}-{v['max']:.2f}" for k, v in tinit["scale_summary"].items())
+            + "."
+        )
+    for arch in im.models if im.enabled else []:
         r = m.runs[(arch, "gradinit", 0)]
-        notes.append(f"{arch}: GradInit took {r['gradinit_seconds']:.1f}s for {len(r['scales'])} scales; "
-                     f"{100 * r['constraint_share']:.0f}% of its iterations were constraint steps.")
+        notes.append(
+            f"{arch}: GradInit took {r['gradinit_seconds']:.1f}s for {len(r['scales'])} scales; "
+            f"{100 * r['constraint_share']:.0f}% of its iterations were constraint steps."
+        )
     return notes
 
 
@@ -169,16 +230,26 @@ def write_figures(out: Outcome, p: GradInitParams, m: Measured, plot_dir: Path, 
     sets `out.figures`."""
     im, tr = p.images, p.transformer
     out.figures = []
-    for arch in (im.models if im.enabled else []):
+    for arch in im.models if im.enabled else []:
         epochs = [r["epoch"] for r in m.runs[(arch, "kaiming", 0)]["history"]]
         curves = {init: [r["test_acc"] for r in m.runs[(arch, init, 0)]["history"]] for init in INITS}
         n = min(len(v) for v in curves.values())
-        write_csv(plot_dir / f"{arch}_test_acc.csv", ["epoch", *INITS],
-                  [[epochs[i], *[curves[k][i] for k in INITS]] for i in range(n)])
-        line_plot(plot_dir / f"{arch}_test_acc.png", epochs[:n], {k: v[:n] for k, v in curves.items()},
-                  "epoch", "test accuracy", f"{arch} without BN: Kaiming vs GradInit (seed 0)")
-        out.figures.append({"path": f"{rel}/{arch}_test_acc.png",
-                            "caption": f"{arch} without batch norm: test accuracy per epoch"})
+        write_csv(
+            plot_dir / f"{arch}_test_acc.csv",
+            ["epoch", *INITS],
+            [[epochs[i], *[curves[k][i] for k in INITS]] for i in range(n)],
+        )
+        line_plot(
+            plot_dir / f"{arch}_test_acc.png",
+            epochs[:n],
+            {k: v[:n] for k, v in curves.items()},
+            "epoch",
+            "test accuracy",
+            f"{arch} without BN: Kaiming vs GradInit (seed 0)",
+        )
+        out.figures.append(
+            {"path": f"{rel}/{arch}_test_acc.png", "caption": f"{arch} without batch norm: test accuracy per epoch"}
+        )
     if im.enabled:
         scales = out.details["scales"]
         plots.image_scales(plot_dir / "scales.png", scales)
@@ -189,13 +260,29 @@ def write_figures(out: Outcome, p: GradInitParams, m: Measured, plot_dir: Path, 
         sc = m.tinit["scales"]
         write_csv(plot_dir / "postln_scales.csv", ["parameter", "scale"], [[k, v] for k, v in sc.items()])
         plots.transformer_scales(plot_dir / "postln_scales.png", sc)
-        out.figures.append({"path": f"{rel}/postln_scales.png",
-                            "caption": "Post-LN Transformer: learned GradInit scale of every parameter tensor"})
+        out.figures.append(
+            {
+                "path": f"{rel}/postln_scales.png",
+                "caption": "Post-LN Transformer: learned GradInit scale of every parameter tensor",
+            }
+        )
         lrs = tr.train.lrs
         accs = {init: [m.truns[(init, lr)]["final_test_acc"] for lr in lrs] for init in SEQ_INITS}
-        write_csv(plot_dir / "postln_grid.csv", ["lr", *SEQ_INITS],
-                  [[lr, accs["default"][i], accs["gradinit"][i]] for i, lr in enumerate(lrs)])
-        plots.lr_grid(plot_dir / "postln_grid.png", lrs, accs, tr.train.trains_threshold,
-                      f"Post-LN Transformer, {tr.model.layers} layers, task '{tr.task.task}'")
-        out.figures.append({"path": f"{rel}/postln_grid.png",
-                            "caption": "Post-LN Transformer without warmup: final accuracy per learning rate"})
+        write_csv(
+            plot_dir / "postln_grid.csv",
+            ["lr", *SEQ_INITS],
+            [[lr, accs["default"][i], accs["gradinit"][i]] for i, lr in enumerate(lrs)],
+        )
+        plots.lr_grid(
+            plot_dir / "postln_grid.png",
+            lrs,
+            accs,
+            tr.train.trains_threshold,
+            f"Post-LN Transformer, {tr.model.layers} layers, task '{tr.task.task}'",
+        )
+        out.figures.append(
+            {
+                "path": f"{rel}/postln_grid.png",
+                "caption": "Post-LN Transformer without warmup: final accuracy per learning rate",
+            }
+        )

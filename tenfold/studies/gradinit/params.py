@@ -1,4 +1,5 @@
 """Typed params of the `gradinit` study (section `gradinit` of params.yaml)."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -39,8 +40,12 @@ class ImageTrain(Strict):
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(1e-4, ge=0)
     clip: float | None = Field(1.0, gt=0, description="gradient-norm clipping during training; null = off")
-    resnet_bias_lr_factor: float = Field(0.1, gt=0, description="biases of the no-BN ResNet train at lr * this "
-                                         "(the official train_cifar.py: base_lr / 10); 1 = one lr for all")
+    resnet_bias_lr_factor: float = Field(
+        0.1,
+        gt=0,
+        description="biases of the no-BN ResNet train at lr * this "
+        "(the official train_cifar.py: base_lr / 10); 1 = one lr for all",
+    )
 
 
 class ImageModel(Strict):
@@ -90,9 +95,13 @@ class SeqTrain(Strict):
     lrs: list[float] = [0.005, 0.01, 0.014, 0.02]
     weight_decay: float = Field(0.0, ge=0)
     trains_threshold: float = Field(0.8, gt=0, le=1, description="a run 'trains' if test token accuracy >= this")
-    diverge_window: int = Field(50, ge=1, description="a run 'diverged' if its loss is non-finite or the mean "
-                                "training loss of its last `diverge_window` steps is >= (1 - diverge_tolerance) x "
-                                "min(first step's loss, ln vocab)")
+    diverge_window: int = Field(
+        50,
+        ge=1,
+        description="a run 'diverged' if its loss is non-finite or the mean "
+        "training loss of its last `diverge_window` steps is >= (1 - diverge_tolerance) x "
+        "min(first step's loss, ln vocab)",
+    )
     diverge_tolerance: float = Field(0.02, ge=0, lt=1)
 
 
@@ -101,8 +110,17 @@ class TransformerStudy(Strict):
     task: SeqTask = SeqTask()
     model: SeqModel = SeqModel()
     train: SeqTrain = SeqTrain()
-    init: GradInitConfig = GradInitConfig(alg="adam", iters=100, lr=1e-2, eta=0.02, gamma=1000.0, beta2=0.98,
-                                          grad_clip=1e8, max_scale=100.0, batch_size=32)
+    init: GradInitConfig = GradInitConfig(
+        alg="adam",
+        iters=100,
+        lr=1e-2,
+        eta=0.02,
+        gamma=1000.0,
+        beta2=0.98,
+        grad_clip=1e8,
+        max_scale=100.0,
+        batch_size=32,
+    )
 
 
 class GradInitParams(Strict):

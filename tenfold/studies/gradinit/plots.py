@@ -1,4 +1,5 @@
 """The gradinit study's bar charts of learned scales and its Post-LN learning-rate grid."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Generated sequence-to-sequence tasks for the Post-LN Transformer: copy, reverse or sort a token sequence."""
+
 from __future__ import annotations
 
 import torch

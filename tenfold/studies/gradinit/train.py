@@ -1,4 +1,5 @@
 """Ordinary training after the initialisation: image classifiers (SGD + cosine) and the sequence model (Adam)."""
+
 from __future__ import annotations
 
 import math
@@ -32,9 +33,9 @@ def evaluate_images(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: i
     model.eval()
     loss, correct = 0.0, 0
     for i in range(0, len(x), batch):
-        out = model(x[i:i + batch])
-        loss += F.cross_entropy(out, y[i:i + batch], reduction="sum").item()
-        correct += (out.argmax(1) == y[i:i + batch]).sum().item()
+        out = model(x[i : i + batch])
+        loss += F.cross_entropy(out, y[i : i + batch], reduction="sum").item()
+        correct += (out.argmax(1) == y[i : i + batch]).sum().item()
     model.train()
     return loss / len(x), correct / len(x)
 
@@ -50,16 +51,18 @@ def param_groups(model: nn.Module, lr: float, bias_lr_factor: float = 1.0) -> li
     return [{"params": others, "lr": lr}, {"params": biases, "lr": lr * bias_lr_factor}]
 
 
-def train_images(model: nn.Module, xtr, ytr, xte, yte, cfg, seed: int, on_epoch=None,
-                 bias_lr_factor: float = 1.0) -> list[dict]:
+def train_images(
+    model: nn.Module, xtr, ytr, xte, yte, cfg, seed: int, on_epoch=None, bias_lr_factor: float = 1.0
+) -> list[dict]:
     """SGD (momentum, weight decay), cosine annealing per iteration to 0 over all epochs, grad-norm clipping;
     biases at `cfg.lr * bias_lr_factor` (same cosine schedule).
 
     Returns one record per epoch with train loss, test loss and test accuracy; a diverged run (non-finite loss)
     stops early and is recorded as such.
     """
-    opt = torch.optim.SGD(param_groups(model, cfg.lr, bias_lr_factor), lr=cfg.lr, momentum=cfg.momentum,
-                          weight_decay=cfg.weight_decay)
+    opt = torch.optim.SGD(
+        param_groups(model, cfg.lr, bias_lr_factor), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
     steps_per_epoch = max(1, len(xtr) // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
@@ -70,7 +73,7 @@ def train_images(model: nn.Module, xtr, ytr, xte, yte, cfg, seed: int, on_epoch=
         perm = torch.randperm(len(xtr), generator=gen).to(xtr.device)
         losses = []
         for s in range(steps_per_epoch):
-            idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+            idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
             loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -80,8 +83,13 @@ def train_images(model: nn.Module, xtr, ytr, xte, yte, cfg, seed: int, on_epoch=
             sched.step()
             losses.append(loss.item())
         test_loss, test_acc = evaluate_images(model, xte, yte)
-        rec = {"epoch": epoch, "train_loss": float(np.mean(losses)), "test_loss": test_loss, "test_acc": test_acc,
-               "diverged": not np.isfinite(np.mean(losses))}
+        rec = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)),
+            "test_loss": test_loss,
+            "test_acc": test_acc,
+            "diverged": not np.isfinite(np.mean(losses)),
+        }
         history.append(rec)
         if on_epoch:
             on_epoch(rec)
@@ -138,11 +146,18 @@ def train_seq(model: nn.Module, task, cfg, lr: float, device, seed: int, eval_ev
             break
         if step % eval_every == 0 or step == cfg.steps:
             tl, ta = evaluate_seq(model, xte, yte)
-            curve.append({"step": step, "train_loss": float(np.mean(losses[-eval_every:])), "test_loss": tl,
-                          "test_acc": ta})
+            curve.append(
+                {"step": step, "train_loss": float(np.mean(losses[-eval_every:])), "test_loss": tl, "test_acc": ta}
+            )
     final = curve[-1] if curve and np.isfinite(losses[-1]) else {"test_loss": float("inf"), "test_acc": 0.0}
     window = cfg.diverge_window
-    return {"lr": lr, "curve": curve, "final_test_acc": final["test_acc"], "final_test_loss": final["test_loss"],
-            "initial_loss": float(losses[0]), "final_train_loss": float(np.mean(losses[-window:])),
-            "diverged": diverged(losses, window, math.log(task.vocab), cfg.diverge_tolerance),
-            "trains": bool(final["test_acc"] >= cfg.trains_threshold)}
+    return {
+        "lr": lr,
+        "curve": curve,
+        "final_test_acc": final["test_acc"],
+        "final_test_loss": final["test_loss"],
+        "initial_loss": float(losses[0]),
+        "final_train_loss": float(np.mean(losses[-window:])),
+        "diverged": diverged(losses, window, math.log(task.vocab), cfg.diverge_tolerance),
+        "trains": bool(final["test_acc"] >= cfg.trains_threshold),
+    }

@@ -10,6 +10,7 @@ perceptual penalty: 1/2 on the aligned crops and 1/2 on the full images. LPIPS' 
 had offline, so P is 1 - SSIM (differentiable, Gaussian window), a documented substitute.
 The optimiser is signed gradient ascent from uniform start noise, with no L-inf ball (as in the release).
 """
+
 from __future__ import annotations
 
 import math
@@ -25,7 +26,7 @@ from tenfold.studies.lowkey.pipeline import warp
 
 def gaussian_kernel(size: int, sigma: float) -> torch.Tensor:
     x = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-    g = torch.exp(-x ** 2 / (2 * sigma ** 2))
+    g = torch.exp(-(x**2) / (2 * sigma**2))
     g = g / g.sum()
     return g[:, None] * g[None, :]
 
@@ -54,11 +55,11 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5)
         return F.conv2d(x, k, groups=c)
 
     mu_a, mu_b = filt(a), filt(b)
-    var_a = filt(a * a) - mu_a ** 2
-    var_b = filt(b * b) - mu_b ** 2
+    var_a = filt(a * a) - mu_a**2
+    var_b = filt(b * b) - mu_b**2
     cov = filt(a * b) - mu_a * mu_b
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
     return s.flatten(1).mean(1)
 
 
@@ -91,8 +92,9 @@ class LowKey:
                 terms.append(((f - t) ** 2).mean(1) / t.norm(dim=1).clamp_min(1e-8))
         return torch.stack(terms).mean(0)
 
-    def protect(self, x: torch.Tensor, theta: torch.Tensor, seed: int = 0,
-                progress: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, dict]:
+    def protect(
+        self, x: torch.Tensor, theta: torch.Tensor, seed: int = 0, progress: Callable[[int, int], None] | None = None
+    ) -> tuple[torch.Tensor, dict]:
         """Filter images x (B, 3, H, W) in [0, 1] aligned by theta (B, 2, 3); returns (x', stats per image)."""
         cfg = self.cfg
         gen = torch.Generator().manual_seed(seed)
@@ -111,7 +113,7 @@ class LowKey:
                 dist = self.feature_distance(crops, targets)
                 penalty = 0.5 * (1 - ssim(crops, clean_crops)) + 0.5 * (1 - ssim(adv, x))
                 objective = (dist - cfg.c_sim * penalty).sum()
-                grad, = torch.autograd.grad(objective, delta)
+                (grad,) = torch.autograd.grad(objective, delta)
                 delta = (delta + cfg.lr * grad.sign()).detach()
                 if cfg.eps > 0:
                     delta = delta.clamp(-cfg.eps, cfg.eps)

@@ -1,5 +1,6 @@
 """Which AT&T faces do what: training identities for the surrogates, a gallery and probes of the disjoint
 evaluation identities, the probe subset of the trade-off sweep; and the image quality of filtered probes."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,13 +32,15 @@ def split(faces: FaceData, d: LowKeyData) -> Split:
     n_subjects = int(faces.subjects.max()) + 1 if len(faces.subjects) else 0
     k = d.train_subjects
     if n_subjects - k < 2:
-        raise ValueError(f"lowkey.data.train_subjects={k}: the faces folder has {n_subjects} subjects, so fewer "
-                         "than 2 would remain for evaluation")
+        raise ValueError(
+            f"lowkey.data.train_subjects={k}: the faces folder has {n_subjects} subjects, so fewer "
+            "than 2 would remain for evaluation"
+        )
     n_eval = n_subjects - k if d.eval_subjects is None else min(d.eval_subjects, n_subjects - k)
     train = faces.subjects < k
     ev = (faces.subjects >= k) & (faces.subjects < k + n_eval)
     gallery = ev & (faces.numbers == d.gallery_number)
-    others = [n for n in sorted(set(faces.numbers.tolist())) if n != d.gallery_number][:d.probes_per_subject]
+    others = [n for n in sorted(set(faces.numbers.tolist())) if n != d.gallery_number][: d.probes_per_subject]
     return Split(train, gallery, ev & np.isin(faces.numbers, others), k, n_eval)
 
 

@@ -5,6 +5,7 @@ The model files ship inside the `face-recognition-models` package; the folder is
 Detection is dlib's HOG frontal detector; an image where it finds no face falls back to the whole image
 as the face box (counted, so a detection failure is never silently a recognition success or failure).
 """
+
 from __future__ import annotations
 
 import importlib.util

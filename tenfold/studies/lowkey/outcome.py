@@ -1,5 +1,6 @@
 """From measured identification rates, image quality and the trade-off sweep to the lowkey study's claims,
 headline, tables, notes and figures (no training or filtering here)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,8 +14,18 @@ from tenfold.core.plotting import write_csv
 from tenfold.studies.lowkey import plots
 from tenfold.studies.lowkey.params import LowKeyAttack, LowKeyParams
 
-SWEEP_COLUMNS = ["setting", "n_iters", "lr", "c_sim", "smooth_sigma", "ssim", "dlib_rank1", "dlib_rank5",
-                 "heldout_rank1", "dlib_detected"]
+SWEEP_COLUMNS = [
+    "setting",
+    "n_iters",
+    "lr",
+    "c_sim",
+    "smooth_sigma",
+    "ssim",
+    "dlib_rank1",
+    "dlib_rank5",
+    "heldout_rank1",
+    "dlib_detected",
+]
 
 
 @dataclass
@@ -45,9 +56,18 @@ def setting_label(cfg: LowKeyAttack) -> str:
 
 def sweep_row(label: str, cfg: LowKeyAttack, ssim: np.ndarray, dlib: dict, heldout_rank1: float) -> list:
     """One row of the trade-off table (SWEEP_COLUMNS) from one setting's filtered-probe evaluation."""
-    return [label, cfg.n_iters, cfg.lr, cfg.c_sim, cfg.smooth_sigma, round(float(ssim.mean()), 4),
-            round(dlib["ranks"][1], 4), round(dlib["ranks"][5], 4), round(heldout_rank1, 4),
-            round(dlib["detected"], 4)]
+    return [
+        label,
+        cfg.n_iters,
+        cfg.lr,
+        cfg.c_sim,
+        cfg.smooth_sigma,
+        round(float(ssim.mean()), 4),
+        round(dlib["ranks"][1], 4),
+        round(dlib["ranks"][5], 4),
+        round(heldout_rank1, 4),
+        round(dlib["detected"], 4),
+    ]
 
 
 def sweep_summary(rows: list[list], probes: int, target_ssim: float) -> dict:
@@ -61,56 +81,109 @@ def build(p: LowKeyParams, m: Measured) -> Outcome:
     r1, ranks, heldout = min(p.eval.ranks), p.eval.ranks, p.eval.heldout.name
     sur, dl = m.surrogates, m.dlib
     claims = [
-        claim("dlib_rank1_filtered", "dlib's ResNet recognizer (third party) identifies at most 10% of "
-              "LowKey-filtered probes at rank 1 (clean gallery)",
-              "Rekognition and Azure below 1% rank-1 on FaceScrub", dl["filtered"]["ranks"][r1],
-              p.eval.target_dlib_rank1, "<="),
-        claim("lowkey_ssim", "mean SSIM of filtered probes to the originals is at least 0.85",
-              "LowKey filters stay visually close (LPIPS-controlled)", float(m.ssim.mean()), p.eval.target_ssim,
-              ">="),
-        claim("surrogate_rank1_filtered", f"the held-out architecture ({heldout}, not in the attack "
-              "ensemble) identifies at most 10% of filtered probes at rank 1",
-              "black-box FR models fooled", sur[heldout]["filtered"][r1], p.eval.target_heldout_rank1, "<="),
+        claim(
+            "dlib_rank1_filtered",
+            "dlib's ResNet recognizer (third party) identifies at most 10% of "
+            "LowKey-filtered probes at rank 1 (clean gallery)",
+            "Rekognition and Azure below 1% rank-1 on FaceScrub",
+            dl["filtered"]["ranks"][r1],
+            p.eval.target_dlib_rank1,
+            "<=",
+        ),
+        claim(
+            "lowkey_ssim",
+            "mean SSIM of filtered probes to the originals is at least 0.85",
+            "LowKey filters stay visually close (LPIPS-controlled)",
+            float(m.ssim.mean()),
+            p.eval.target_ssim,
+            ">=",
+        ),
+        claim(
+            "surrogate_rank1_filtered",
+            f"the held-out architecture ({heldout}, not in the attack "
+            "ensemble) identifies at most 10% of filtered probes at rank 1",
+            "black-box FR models fooled",
+            sur[heldout]["filtered"][r1],
+            p.eval.target_heldout_rank1,
+            "<=",
+        ),
     ]
     min_train_acc = min(h[-1]["train_acc"] for h in m.histories.values())
     sweep = sweep_summary(m.sweep_rows, m.sweep_probes, p.eval.target_ssim) if m.sweep_rows else None
-    quality = {"ssim_mean": float(m.ssim.mean()), "ssim_min": float(m.ssim.min()), "psnr_mean": float(m.psnr.mean()),
-               "attack_seconds": round(m.attack_seconds, 1),
-               "seconds_per_face": round(m.attack_seconds / max(1, m.n_probes), 3)}
+    quality = {
+        "ssim_mean": float(m.ssim.mean()),
+        "ssim_min": float(m.ssim.min()),
+        "psnr_mean": float(m.psnr.mean()),
+        "attack_seconds": round(m.attack_seconds, 1),
+        "seconds_per_face": round(m.attack_seconds / max(1, m.n_probes), 3),
+    }
     ens = [s.name for s in p.ensemble]
-    headline = {"dlib_rank1_filtered": dl["filtered"]["ranks"][r1], "dlib_rank1_clean": dl["clean"]["ranks"][r1],
-                "lowkey_ssim": quality["ssim_mean"], "ssim_min": quality["ssim_min"],
-                "psnr_mean": quality["psnr_mean"],
-                "heldout_rank1_clean": sur[heldout]["clean"][r1],
-                "heldout_rank1_filtered": sur[heldout]["filtered"][r1],
-                "ensemble_rank1_clean": float(np.mean([sur[n]["clean"][r1] for n in ens])),
-                "ensemble_rank1_filtered": float(np.mean([sur[n]["filtered"][r1] for n in ens])),
-                "dlib_detected_clean": dl["clean"]["detected"], "dlib_detected_filtered": dl["filtered"]["detected"],
-                "min_surrogate_train_acc": min_train_acc}
+    headline = {
+        "dlib_rank1_filtered": dl["filtered"]["ranks"][r1],
+        "dlib_rank1_clean": dl["clean"]["ranks"][r1],
+        "lowkey_ssim": quality["ssim_mean"],
+        "ssim_min": quality["ssim_min"],
+        "psnr_mean": quality["psnr_mean"],
+        "heldout_rank1_clean": sur[heldout]["clean"][r1],
+        "heldout_rank1_filtered": sur[heldout]["filtered"][r1],
+        "ensemble_rank1_clean": float(np.mean([sur[n]["clean"][r1] for n in ens])),
+        "ensemble_rank1_filtered": float(np.mean([sur[n]["filtered"][r1] for n in ens])),
+        "dlib_detected_clean": dl["clean"]["detected"],
+        "dlib_detected_filtered": dl["filtered"]["detected"],
+        "min_surrogate_train_acc": min_train_acc,
+    }
     if sweep:
         meets = sweep["meets_ssim"]
         headline["tradeoff_dlib_rank1_meeting_ssim"] = None if meets is None else meets["dlib_rank1"]
     cols = ["model", "role", *[f"{s} rank-{r}" for s in ("clean", "filtered") for r in ranks]]
-    tables = {"identification": {"title": "Rank-k identification, clean vs LowKey-filtered probes",
-                                 "columns": cols, "rows": identification_rows(p, m)},
-              "quality": {"title": "Image quality of the filtered probes",
-                          "columns": ["mean SSIM", "min SSIM", "mean PSNR (dB)", "seconds per face"],
-                          "rows": [[round(quality["ssim_mean"], 4), round(quality["ssim_min"], 4),
-                                    round(quality["psnr_mean"], 2), quality["seconds_per_face"]]]}}
+    tables = {
+        "identification": {
+            "title": "Rank-k identification, clean vs LowKey-filtered probes",
+            "columns": cols,
+            "rows": identification_rows(p, m),
+        },
+        "quality": {
+            "title": "Image quality of the filtered probes",
+            "columns": ["mean SSIM", "min SSIM", "mean PSNR (dB)", "seconds per face"],
+            "rows": [
+                [
+                    round(quality["ssim_mean"], 4),
+                    round(quality["ssim_min"], 4),
+                    round(quality["psnr_mean"], 2),
+                    quality["seconds_per_face"],
+                ]
+            ],
+        },
+    }
     if sweep:
-        tables["tradeoff"] = {"title": f"Trade-off over attack settings ({sweep['probes']} probes, first row = the "
-                                       "default)", "columns": sweep["columns"], "rows": sweep["rows"]}
+        tables["tradeoff"] = {
+            "title": f"Trade-off over attack settings ({sweep['probes']} probes, first row = the default)",
+            "columns": sweep["columns"],
+            "rows": sweep["rows"],
+        }
     return Outcome(
-        claims=claims, headline=headline, tables=tables, notes=_notes(p, m, claims),
-        description=(f"LowKey filters {m.n_probes} AT&T probes of {m.eval_subjects} identities with an ensemble of "
-                     f"{len(p.ensemble)} surrogates (x2 with Gaussian smoothing), {p.attack.n_iters} signed "
-                     f"gradient steps of {p.attack.lr}, through MTCNN alignment; identification by the "
-                     "surrogates, a held-out architecture and dlib's ResNet recognizer."),
-        details={"identification": {"surrogates": {n: {s: {str(r): v for r, v in d.items()} for s, d in e.items()}
-                                                   for n, e in sur.items()},
-                                    "dlib": {s: {"ranks": {str(r): v for r, v in d["ranks"].items()},
-                                                 "detected": d["detected"]} for s, d in dl.items()}},
-                 "quality": quality, "training": {n: h[-1] for n, h in m.histories.items()}, "tradeoff": sweep},
+        claims=claims,
+        headline=headline,
+        tables=tables,
+        notes=_notes(p, m, claims),
+        description=(
+            f"LowKey filters {m.n_probes} AT&T probes of {m.eval_subjects} identities with an ensemble of "
+            f"{len(p.ensemble)} surrogates (x2 with Gaussian smoothing), {p.attack.n_iters} signed "
+            f"gradient steps of {p.attack.lr}, through MTCNN alignment; identification by the "
+            "surrogates, a held-out architecture and dlib's ResNet recognizer."
+        ),
+        details={
+            "identification": {
+                "surrogates": {n: {s: {str(r): v for r, v in d.items()} for s, d in e.items()} for n, e in sur.items()},
+                "dlib": {
+                    s: {"ranks": {str(r): v for r, v in d["ranks"].items()}, "detected": d["detected"]}
+                    for s, d in dl.items()
+                },
+            },
+            "quality": quality,
+            "training": {n: h[-1] for n, h in m.histories.items()},
+            "tradeoff": sweep,
+        },
         passed=dl["clean"]["ranks"][r1] >= 0.9 and min_train_acc >= 0.9,
     )
 
@@ -119,11 +192,21 @@ def identification_rows(p: LowKeyParams, m: Measured) -> list[list]:
     """[model, role, rank-k on clean probes..., rank-k on filtered probes...]: the ensemble, the held-out model,
     then dlib."""
     heldout, ranks = p.eval.heldout.name, p.eval.ranks
-    rows = [[name, "held-out" if name == heldout else "ensemble",
-             *[round(m.surrogates[name][s][r], 4) for s in ("clean", "filtered") for r in ranks]]
-            for name in [*(s.name for s in p.ensemble), heldout]]
-    rows.append(["dlib ResNet v1", "third party",
-                 *[round(m.dlib[s]["ranks"][r], 4) for s in ("clean", "filtered") for r in ranks]])
+    rows = [
+        [
+            name,
+            "held-out" if name == heldout else "ensemble",
+            *[round(m.surrogates[name][s][r], 4) for s in ("clean", "filtered") for r in ranks],
+        ]
+        for name in [*(s.name for s in p.ensemble), heldout]
+    ]
+    rows.append(
+        [
+            "dlib ResNet v1",
+            "third party",
+            *[round(m.dlib[s]["ranks"][r], 4) for s in ("clean", "filtered") for r in ranks],
+        ]
+    )
     return rows
 
 
@@ -149,19 +232,41 @@ def write_figures(out: Outcome, p: LowKeyParams, m: Measured, plot_dir: Path, re
     """CSVs for `dvc plots` (identification, per-probe quality, trade-off) and the PNGs; sets `out.figures`."""
     rows, nr = identification_rows(p, m), len(p.eval.ranks)
     write_csv(plot_dir / "identification.csv", out.tables["identification"]["columns"], rows)
-    write_csv(plot_dir / "quality.csv", ["probe", "ssim", "psnr", "feature_distance"],
-              [[i, round(a, 4), round(b, 3), round(float(c), 5)] for i, (a, b, c) in
-               enumerate(zip(m.ssim, m.psnr, m.feature_distance))])
-    plots.rank_bars(plot_dir / "rank1.png", [r[0] for r in rows], [r[2] for r in rows], [r[2 + nr] for r in rows],
-                    "rank-1 identification, clean vs LowKey probes")
+    write_csv(
+        plot_dir / "quality.csv",
+        ["probe", "ssim", "psnr", "feature_distance"],
+        [
+            [i, round(a, 4), round(b, 3), round(float(c), 5)]
+            for i, (a, b, c) in enumerate(zip(m.ssim, m.psnr, m.feature_distance))
+        ],
+    )
+    plots.rank_bars(
+        plot_dir / "rank1.png",
+        [r[0] for r in rows],
+        [r[2] for r in rows],
+        [r[2 + nr] for r in rows],
+        "rank-1 identification, clean vs LowKey probes",
+    )
     out.figures = [{"path": f"{rel}/rank1.png", "caption": "Rank-1 accuracy, clean vs filtered probes"}]
     if m.sweep_rows:
         srows = m.sweep_rows
         write_csv(plot_dir / "tradeoff.csv", SWEEP_COLUMNS, srows)
-        plots.tradeoff(plot_dir / "tradeoff.png", [r[5] for r in srows], [r[6] for r in srows], [r[8] for r in srows],
-                       [r[0] for r in srows], p.eval.target_ssim, p.eval.target_dlib_rank1, default_index=0)
-        out.figures.append({"path": f"{rel}/tradeoff.png",
-                            "caption": f"dlib rank-1 vs SSIM over attack settings ({m.sweep_probes} probes)"})
+        plots.tradeoff(
+            plot_dir / "tradeoff.png",
+            [r[5] for r in srows],
+            [r[6] for r in srows],
+            [r[8] for r in srows],
+            [r[0] for r in srows],
+            p.eval.target_ssim,
+            p.eval.target_dlib_rank1,
+            default_index=0,
+        )
+        out.figures.append(
+            {
+                "path": f"{rel}/tradeoff.png",
+                "caption": f"dlib rank-1 vs SSIM over attack settings ({m.sweep_probes} probes)",
+            }
+        )
     if m.examples is not None:
         clean, filtered, ssims = m.examples
         plots.examples(plot_dir / "examples.png", clean, filtered, ssims)

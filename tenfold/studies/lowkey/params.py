@@ -1,4 +1,5 @@
 """Typed params of the `lowkey` study (section `lowkey` of params.yaml)."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -53,8 +54,11 @@ class LowKeyAttack(Strict):
     perceptual: Literal["ssim"] = Field("ssim", description="LPIPS weights are not available offline: 1-SSIM")
     blur_kernel: int = Field(5, ge=1, description="Gaussian smoothing copies (paper: 7 at 112 px)")
     blur_sigma: float = Field(1.3, gt=0, description="paper: 3 at 112 px; scaled to the crop size")
-    smooth_sigma: float = Field(2.0, ge=0, description="Gaussian smoothing (px, full image) of the perturbation; "
-                                "0 = per-pixel steps as in the release")
+    smooth_sigma: float = Field(
+        2.0,
+        ge=0,
+        description="Gaussian smoothing (px, full image) of the perturbation; 0 = per-pixel steps as in the release",
+    )
     eps: float = Field(0.0, ge=0, description="L-inf bound on the (unsmoothed) perturbation; 0 = none (release)")
     warp: bool = Field(True, description="detection+alignment inside the loop (differentiable warp)")
     batch_size: int = Field(64, ge=1)
@@ -84,9 +88,10 @@ class LowKeySweep(Strict):
     """Attack settings evaluated on a probe subset (dlib rank-1 vs SSIM); empty `points` = no sweep."""
 
     probes_per_subject: int = Field(1, ge=1, le=9, description="first probes of each evaluated subject")
-    points: list[SweepPoint] = Field(default_factory=lambda: [SweepPoint(smooth_sigma=0.0, lr=0.0025),
-                                                              SweepPoint(lr=0.005), SweepPoint(lr=0.01)],
-                                     description="the release's per-pixel steps, then larger steps")
+    points: list[SweepPoint] = Field(
+        default_factory=lambda: [SweepPoint(smooth_sigma=0.0, lr=0.0025), SweepPoint(lr=0.005), SweepPoint(lr=0.01)],
+        description="the release's per-pixel steps, then larger steps",
+    )
 
 
 class LowKeyWeb(Strict):
@@ -118,8 +123,10 @@ class LowKeyParams(Strict):
         if len(set(names)) != len(names):
             raise ValueError(f"ensemble/eval.heldout: surrogate names must be unique, got {names}")
         if self.eval.heldout.backbone in {s.backbone for s in self.ensemble}:
-            raise ValueError(f"eval.heldout.backbone {self.eval.heldout.backbone!r} is in the ensemble: "
-                             "the held-out model must be an architecture the attack never saw")
+            raise ValueError(
+                f"eval.heldout.backbone {self.eval.heldout.backbone!r} is in the ensemble: "
+                "the held-out model must be an architecture the attack never saw"
+            )
         if self.attack.blur_kernel % 2 == 0:
             raise ValueError(f"attack.blur_kernel must be odd, got {self.attack.blur_kernel}")
         return self

@@ -4,6 +4,7 @@ Detection is MTCNN with the weights shipped inside facenet-pytorch (no download)
 similarity transform from the 5 detected landmarks to the ArcFace reference points, expressed as an
 affine `theta` for `F.affine_grid`, so the aligned crop is a differentiable function of the full image.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,9 @@ import torch
 import torch.nn.functional as F
 
 # ArcFace / face.evoLVe reference landmarks for a 112x112 crop (eyes, nose, mouth corners).
-REFERENCE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
-                          [41.5493, 92.3655], [70.7299, 92.2041]], np.float64)
+REFERENCE_112 = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]], np.float64
+)
 
 
 class Detector:
@@ -28,7 +30,7 @@ class Detector:
         images = np.ascontiguousarray(images)
         out: list[np.ndarray | None] = []
         for i in range(0, len(images), 32):  # MTCNN batches same-size images
-            _, probs, points = self.mtcnn.detect(images[i:i + 32], landmarks=True)
+            _, probs, points = self.mtcnn.detect(images[i : i + 32], landmarks=True)
             for pr, pt in zip(probs, points):
                 ok = pt is not None and len(pt) > 0 and pr is not None and pr[0] is not None
                 out.append(np.asarray(pt[int(np.argmax(pr))], np.float64) if ok else None)
@@ -105,8 +107,14 @@ def align(detector: Detector, images: np.ndarray, crop: int) -> tuple[torch.Tens
     return warp(to_tensor(images), thetas(pts, images.shape[1:3], crop), crop), np.array([p is not None for p in pts])
 
 
-def rank_k(gallery: np.ndarray, gallery_ids: np.ndarray, probes: np.ndarray, probe_ids: np.ndarray,
-           ks: list[int], metric: str = "cosine") -> dict[int, float]:
+def rank_k(
+    gallery: np.ndarray,
+    gallery_ids: np.ndarray,
+    probes: np.ndarray,
+    probe_ids: np.ndarray,
+    ks: list[int],
+    metric: str = "cosine",
+) -> dict[int, float]:
     """Closed-set identification: fraction of probes whose identity is among the k nearest gallery entries.
 
     `metric` is "cosine" (the surrogates) or "euclidean" (dlib's descriptors, compared by distance).

@@ -1,4 +1,5 @@
 """Figures of the LowKey study: before/after examples and rank-1 bars (clean vs filtered)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +13,9 @@ def examples(path, clean: np.ndarray, filtered: np.ndarray, ssims: np.ndarray) -
     fig, axes = plt.subplots(3, n, figsize=(1.6 * n, 6), squeeze=False)
     diff = np.clip(127.5 + 5 * (filtered.astype(np.float32) - clean.astype(np.float32)), 0, 255).astype(np.uint8)
     for j in range(n):
-        for i, (img, label) in enumerate(((clean[j], "original"), (filtered[j], f"LowKey SSIM {ssims[j]:.2f}"),
-                                          (diff[j], "difference x5"))):
+        for i, (img, label) in enumerate(
+            ((clean[j], "original"), (filtered[j], f"LowKey SSIM {ssims[j]:.2f}"), (diff[j], "difference x5"))
+        ):
             axes[i, j].imshow(img)
             axes[i, j].set_xticks([])
             axes[i, j].set_yticks([])
@@ -36,8 +38,16 @@ def rank_bars(path, names: list[str], clean: list[float], filtered: list[float],
     save(fig, path)
 
 
-def tradeoff(path, ssim: list[float], dlib_rank1: list[float], heldout_rank1: list[float], labels: list[str],
-             target_ssim: float, target_rank1: float, default_index: int | None = None) -> None:
+def tradeoff(
+    path,
+    ssim: list[float],
+    dlib_rank1: list[float],
+    heldout_rank1: list[float],
+    labels: list[str],
+    target_ssim: float,
+    target_rank1: float,
+    default_index: int | None = None,
+) -> None:
     """dlib (and held-out model) rank-1 on filtered probes vs mean SSIM, one point per attack setting."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.scatter(ssim, dlib_rank1, label="dlib (third party)", zorder=3)
@@ -45,8 +55,15 @@ def tradeoff(path, ssim: list[float], dlib_rank1: list[float], heldout_rank1: li
     for x, y, t in zip(ssim, dlib_rank1, labels):
         ax.annotate(t, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
     if default_index is not None:
-        ax.scatter([ssim[default_index]], [dlib_rank1[default_index]], s=160, facecolors="none", edgecolors="k",
-                   label="default", zorder=4)
+        ax.scatter(
+            [ssim[default_index]],
+            [dlib_rank1[default_index]],
+            s=160,
+            facecolors="none",
+            edgecolors="k",
+            label="default",
+            zorder=4,
+        )
     ax.axvline(target_ssim, color="g", ls="--", lw=1, label=f"target SSIM >= {target_ssim}")
     ax.axhline(target_rank1, color="r", ls="--", lw=1, label=f"target rank-1 <= {target_rank1}")
     ax.set_xlabel("mean SSIM, filtered vs original")

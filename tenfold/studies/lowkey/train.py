@@ -1,4 +1,5 @@
 """Training a surrogate face model: aligned crops (alignment jittered), margin-head softmax, AdamW, cosine lr."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -27,9 +28,18 @@ def _jitter(theta: torch.Tensor, amount: float, gen: torch.Generator) -> torch.T
     return out
 
 
-def train_surrogate(spec: Surrogate, images: torch.Tensor, thetas: torch.Tensor, labels: torch.Tensor,
-                    crop: int, cfg: LowKeyTrain, seed: int, device="cpu", checkpoint: Checkpoint | None = None,
-                    on_epoch: Callable[[dict], None] | None = None):
+def train_surrogate(
+    spec: Surrogate,
+    images: torch.Tensor,
+    thetas: torch.Tensor,
+    labels: torch.Tensor,
+    crop: int,
+    cfg: LowKeyTrain,
+    seed: int,
+    device="cpu",
+    checkpoint: Checkpoint | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+):
     """Train one surrogate on full images (B, 3, H, W) with their alignment thetas; returns (model, history).
 
     `seed` is this surrogate's seed: the backbone's and the head's initial weights and the generator of every
@@ -40,16 +50,17 @@ def train_surrogate(spec: Surrogate, images: torch.Tensor, thetas: torch.Tensor,
     same weights and a finished one is loaded instead of retrained.
     """
     classes = int(labels.max()) + 1
-    model = seeded(seed_for(seed, "lowkey", "backbone"),
-                   lambda: FaceNet(spec.backbone, crop, cfg.embedding_dim, cfg.width))
+    model = seeded(
+        seed_for(seed, "lowkey", "backbone"), lambda: FaceNet(spec.backbone, crop, cfg.embedding_dim, cfg.width)
+    )
     margin = cfg.arcface_margin if spec.head == "arcface" else cfg.cosface_margin
-    head = seeded(seed_for(seed, "lowkey", "head"),
-                  lambda: MarginHead(spec.head, cfg.embedding_dim, classes, cfg.scale, margin))
+    head = seeded(
+        seed_for(seed, "lowkey", "head"), lambda: MarginHead(spec.head, cfg.embedding_dim, classes, cfg.scale, margin)
+    )
     params = list(model.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = -(-len(labels) // cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
-                                                pct_start=0.15)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15)
     start, history = 0, []
     gen = generator(seed_for(seed, "lowkey", "batches"))  # shuffles, jitter, flips and dropout masks
     state = checkpoint.load() if checkpoint else None
@@ -69,7 +80,7 @@ def train_surrogate(spec: Surrogate, images: torch.Tensor, thetas: torch.Tensor,
         perm = torch.randperm(len(labels), generator=gen)
         total, correct, n = 0.0, 0, 0
         for i in range(0, len(perm), cfg.batch_size):
-            idx = perm[i:i + cfg.batch_size]
+            idx = perm[i : i + cfg.batch_size]
             th = _jitter(thetas[idx], cfg.jitter, gen)
             x = warp(images[idx], th, crop)
             flip = torch.rand(len(idx), generator=gen) < 0.5
@@ -87,8 +98,15 @@ def train_surrogate(spec: Surrogate, images: torch.Tensor, thetas: torch.Tensor,
         rec = {"epoch": epoch + 1, "loss": total / n, "train_acc": correct / n}
         history.append(rec)
         if checkpoint:
-            checkpoint.save(model=model.state_dict(), head=head.state_dict(), opt=opt.state_dict(),
-                            sched=sched.state_dict(), gen=gen.get_state(), epoch=epoch + 1, history=history)
+            checkpoint.save(
+                model=model.state_dict(),
+                head=head.state_dict(),
+                opt=opt.state_dict(),
+                sched=sched.state_dict(),
+                gen=gen.get_state(),
+                epoch=epoch + 1,
+                history=history,
+            )
         if on_epoch:
             on_epoch(rec)
     model.seed_dropout(None)
@@ -99,16 +117,26 @@ def train_surrogate(spec: Surrogate, images: torch.Tensor, thetas: torch.Tensor,
 def embed(model: torch.nn.Module, crops: torch.Tensor, batch: int = 256) -> np.ndarray:
     """Embeddings of aligned crops (B, 3, S, S) in eval mode."""
     model.eval()
-    return torch.cat([model(crops[i:i + batch]) for i in range(0, len(crops), batch)]).numpy()
+    return torch.cat([model(crops[i : i + batch]) for i in range(0, len(crops), batch)]).numpy()
 
 
-def save_ensemble(path: str | Path, models: dict[str, torch.nn.Module], specs: list[Surrogate], crop: int,
-                  cfg: LowKeyTrain) -> Path:
+def save_ensemble(
+    path: str | Path, models: dict[str, torch.nn.Module], specs: list[Surrogate], crop: int, cfg: LowKeyTrain
+) -> Path:
     """One file holding every surrogate's weights and what is needed to rebuild it (for the web tool)."""
     by_name = {s.name: s for s in specs}
-    return atomic_torch_save(path, {"crop": crop, "embedding_dim": cfg.embedding_dim, "width": cfg.width,
-                       "surrogates": [{"name": n, "backbone": by_name[n].backbone, "head": by_name[n].head,
-                                       "state": m.state_dict()} for n, m in models.items()]})
+    return atomic_torch_save(
+        path,
+        {
+            "crop": crop,
+            "embedding_dim": cfg.embedding_dim,
+            "width": cfg.width,
+            "surrogates": [
+                {"name": n, "backbone": by_name[n].backbone, "head": by_name[n].head, "state": m.state_dict()}
+                for n, m in models.items()
+            ],
+        },
+    )
 
 
 def load_ensemble(path: str | Path) -> tuple[list[torch.nn.Module], int]:

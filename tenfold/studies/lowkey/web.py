@@ -8,6 +8,7 @@ Standard library only (`http.server`). Flow of one request:
 The page shows upload progress, then the filter's iteration progress, then a download link and a preview.
 One photo is filtered at a time (a lock): the CPU is the bottleneck.
 """
+
 from __future__ import annotations
 
 import io
@@ -135,7 +136,7 @@ class _Jobs:
         job = uuid.uuid4().hex
         with self.lock:
             self.items[job] = {"state": "running", "done": 0, "total": 1, "error": None, "png": None}
-            for old in list(self.items)[:-self.keep]:
+            for old in list(self.items)[: -self.keep]:
                 del self.items[old]
         return job
 
@@ -188,8 +189,9 @@ def make_server(protector: Protector, host: str = "127.0.0.1", port: int = 8765)
                 if len(parts) == 3:
                     return self._json(200, {k: job[k] for k in ("state", "done", "total", "error")})
                 if parts[3:] == ["result"] and job["png"] is not None:
-                    return self._send(200, job["png"], "image/png",
-                                      {"Content-Disposition": 'attachment; filename="protected.png"'})
+                    return self._send(
+                        200, job["png"], "image/png", {"Content-Disposition": 'attachment; filename="protected.png"'}
+                    )
                 return self._json(409, {"error": "result not ready"})
             self._json(404, {"error": f"no such page: {self.path}"})
 
@@ -199,8 +201,10 @@ def make_server(protector: Protector, host: str = "127.0.0.1", port: int = 8765)
             size = int(self.headers.get("Content-Length") or 0)
             if size > protector.web.max_bytes:
                 self.close_connection = True
-                return self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                                  {"error": f"file too large: {size} bytes (limit {protector.web.max_bytes})"})
+                return self._json(
+                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                    {"error": f"file too large: {size} bytes (limit {protector.web.max_bytes})"},
+                )
             try:
                 img, theta = protector.decode(self.rfile.read(size))
             except UploadError as e:
@@ -212,14 +216,21 @@ def make_server(protector: Protector, host: str = "127.0.0.1", port: int = 8765)
     return ThreadingHTTPServer((host, port), Handler)
 
 
-def serve(host: str = "127.0.0.1", port: int = 8765, ensemble: str | Path = "models/lowkey/ensemble.pt",
-          attack: LowKeyAttack | None = None, web: LowKeyWeb | None = None, min_face_size: int = 20) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    ensemble: str | Path = "models/lowkey/ensemble.pt",
+    attack: LowKeyAttack | None = None,
+    web: LowKeyWeb | None = None,
+    min_face_size: int = 20,
+) -> None:
     """Serve the tool until interrupted, with the ensemble trained by the `lowkey` flow."""
     from tenfold.studies.lowkey.train import load_ensemble
 
     models, crop = load_ensemble(ensemble)
-    server = make_server(Protector(models, crop, attack or LowKeyAttack(), web or LowKeyWeb(), min_face_size),
-                         host, port)
+    server = make_server(
+        Protector(models, crop, attack or LowKeyAttack(), web or LowKeyWeb(), min_face_size), host, port
+    )
     print(f"LowKey web tool on http://{host}:{server.server_address[1]}/ (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()

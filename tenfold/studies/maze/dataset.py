@@ -1,4 +1,5 @@
 """Maze dataset files: one compressed .npz per (split, size), validated on load."""
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,9 @@ def build(path: str | Path, count: int, size: int, scale: int, seed: int) -> dic
     return meta
 
 
-def load(path: str | Path, expect_size: int | None = None, expect_scale: int | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+def load(
+    path: str | Path, expect_size: int | None = None, expect_scale: int | None = None
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """Load and validate a maze file. Any problem raises MazeDataError naming the file and the fix."""
     path = Path(path)
     hint = "regenerate it with `dvc repro build_mazes` (or `tenfold run build_mazes`)"

@@ -7,6 +7,7 @@ config, the seed, the checkpoint path and fingerprint, the output path and torch
 the same data and builds the same initial weights; rank 0 writes the checkpoint each epoch and, at the end, the
 trained weights and history to the output path.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,16 +33,29 @@ def main(spec_path: str) -> int:
     with np.load(spec["data"]) as z:
         codes, targets = z["codes"], z["targets"]
     net = spec["net"]
-    model = seeded(spec["seed"], lambda: SegmentNet(width=net["width"], iters=net["iters"],
-                                                    recurrent=net["recurrent"], recall=net["recall"], init=net["init"]))
+    model = seeded(
+        spec["seed"],
+        lambda: SegmentNet(
+            width=net["width"], iters=net["iters"], recurrent=net["recurrent"], recall=net["recall"], init=net["init"]
+        ),
+    )
     ckpt = Checkpoint(spec.get("checkpoint"), spec.get("fingerprint", ""))
     cuda = spec.get("device", "cpu").startswith("cuda") and torch.cuda.is_available()
     device = torch.device(f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if cuda else "cpu")
-    history = train(model, codes, targets, MazeTrain(**spec["cfg"]), device, seed=spec["seed"],
-                    checkpoint=ckpt if spec.get("checkpoint") else None, epochs=spec.get("epochs"))
+    history = train(
+        model,
+        codes,
+        targets,
+        MazeTrain(**spec["cfg"]),
+        device,
+        seed=spec["seed"],
+        checkpoint=ckpt if spec.get("checkpoint") else None,
+        epochs=spec.get("epochs"),
+    )
     if distributed.is_main():
-        atomic_torch_save(spec["out"], {"model": model.state_dict(), "history": history,
-                                        "world_size": distributed.world_size()})
+        atomic_torch_save(
+            spec["out"], {"model": model.state_dict(), "history": history, "world_size": distributed.world_size()}
+        )
     distributed.finish()
     return 0
 

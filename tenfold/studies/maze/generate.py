@@ -11,6 +11,7 @@ All mazes of a batch are carved in lockstep with numpy: every backtracker takes 
 Images are stored as uint8 codes (WALL/OPEN/START/GOAL) with a separate path mask; `to_rgb` turns codes into the
 network input (walls black, open white, start green, goal red).
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Typed params of the `maze` study (section `maze` of params.yaml)."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -19,7 +20,9 @@ class MazeData(Strict):
     train_count: int = Field(6000, ge=1)
     test_sizes: list[int] = [9, 13, 17]
     test_count: int = Field(400, ge=1)
-    scale: Literal[1, 2] = Field(1, description="x2 = easy-to-hard-data layout (side 2s+6); x1 = one pixel per grid cell")
+    scale: Literal[1, 2] = Field(
+        1, description="x2 = easy-to-hard-data layout (side 2s+6); x1 = one pixel per grid cell"
+    )
 
     @field_validator("train_size")
     @classmethod

@@ -1,4 +1,5 @@
 """Figures of the maze study."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,8 +1,9 @@
 """Training and evaluation of maze nets: masked per-pixel loss, progressive loss, warmup, resumable checkpoints."""
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -12,13 +13,15 @@ from tenfold.components import distributed
 from tenfold.components.models.recurrent import SegmentNet
 from tenfold.core.checkpoints import Checkpoint
 from tenfold.core.seeds import seed_for
-from tenfold.studies.maze.generate import WALL, _PALETTE
+from tenfold.studies.maze.generate import _PALETTE, WALL
 from tenfold.studies.maze.params import MazeTrain
 
 _PAL = torch.from_numpy(_PALETTE)
 
 
-def batch_tensors(codes: np.ndarray, targets: np.ndarray, idx, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def batch_tensors(
+    codes: np.ndarray, targets: np.ndarray, idx, device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     c = torch.from_numpy(codes[idx]).long()
     x = _PAL[c].permute(0, 3, 1, 2).contiguous().to(device)
     y = torch.from_numpy(targets[idx]).long().to(device)
@@ -26,8 +29,9 @@ def batch_tensors(codes: np.ndarray, targets: np.ndarray, idx, device) -> tuple[
     return x, y, mask
 
 
-def masked_ce(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
-              denom: torch.Tensor | None = None) -> torch.Tensor:
+def masked_ce(
+    logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, denom: torch.Tensor | None = None
+) -> torch.Tensor:
     """Per-pixel cross-entropy averaged over the open (non-wall) pixels (of the global batch when `denom`, the
     global count, is given: data-parallel ranks then sum to the single-process loss)."""
     loss = F.cross_entropy(logits, y, reduction="none")
@@ -55,8 +59,9 @@ def lr_factor(step: int, steps_per_epoch: int, cfg: MazeTrain) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
 
 
-def train_step(model: SegmentNet, x, y, mask, cfg: MazeTrain, gen: torch.Generator,
-               denom: torch.Tensor | None = None) -> torch.Tensor:
+def train_step(
+    model: SegmentNet, x, y, mask, cfg: MazeTrain, gen: torch.Generator, denom: torch.Tensor | None = None
+) -> torch.Tensor:
     """The progressive loss of Bansal et al.: (1-alpha) * loss at train_iters + alpha * loss after
     k iterations started from a detached state of n iterations (recurrent nets only)."""
     T = model.iters
@@ -75,9 +80,18 @@ def train_step(model: SegmentNet, x, y, mask, cfg: MazeTrain, gen: torch.Generat
     return loss
 
 
-def train(model: SegmentNet, codes: np.ndarray, targets: np.ndarray, cfg: MazeTrain, device: torch.device,
-          seed: int, checkpoint: Checkpoint | None = None, epochs: int | None = None,
-          on_epoch: Callable[[dict], None] | None = None, progress: bool = False) -> list[dict]:
+def train(
+    model: SegmentNet,
+    codes: np.ndarray,
+    targets: np.ndarray,
+    cfg: MazeTrain,
+    device: torch.device,
+    seed: int,
+    checkpoint: Checkpoint | None = None,
+    epochs: int | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    progress: bool = False,
+) -> list[dict]:
     """Train in place; save `checkpoint` after every epoch and resume from it when it matches.
 
     Shuffling and the progressive-loss draws use generators seeded per epoch, so a resumed run gives the
@@ -109,12 +123,13 @@ def train(model: SegmentNet, codes: np.ndarray, targets: np.ndarray, cfg: MazeTr
         it = range(0, n, cfg.batch_size)
         if progress and distributed.is_main():
             from tqdm import tqdm
+
             it = tqdm(it, desc=f"epoch {epoch + 1}/{epochs}", leave=False)
         for lo in it:
             f = lr_factor(step, steps_per_epoch, cfg)
             for g, b in zip(opt.param_groups, base_lrs):
                 g["lr"] = b * f
-            batch = perm[lo:lo + cfg.batch_size]
+            batch = perm[lo : lo + cfg.batch_size]
             x, y, mask = batch_tensors(codes, targets, distributed.shard(batch), device)
             denom = distributed.all_sum(mask.float().sum()).clamp_min(1.0) if parallel else None
             loss = train_step(model, x, y, mask, cfg, gen, denom)
@@ -138,8 +153,9 @@ def train(model: SegmentNet, codes: np.ndarray, targets: np.ndarray, cfg: MazeTr
 
 
 @torch.no_grad()
-def evaluate(model: SegmentNet, codes: np.ndarray, targets: np.ndarray, iter_list: list[int], device,
-             batch_size: int = 256) -> dict[int, float]:
+def evaluate(
+    model: SegmentNet, codes: np.ndarray, targets: np.ndarray, iter_list: list[int], device, batch_size: int = 256
+) -> dict[int, float]:
     """Whole-maze exact match (walls masked) after each iteration count in `iter_list`."""
     model.eval().to(device)
     correct = {k: 0 for k in iter_list}

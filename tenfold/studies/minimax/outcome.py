@@ -1,5 +1,6 @@
 """From measured accuracies of the minimax trainers to the study's claim, headline, tables, notes and figures
 (no training here)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,11 +35,18 @@ def _agg(values: list[float]) -> tuple[float, float]:
 
 def aggregate(p: MinimaxParams, m: Measured) -> dict[str, dict]:
     """Per trainer: (mean, std over seeds) of clean, robust per alpha_pgd and shifted accuracy."""
+
     def agg(k, get):
         return _agg([get(m.per[(k, s)]) for s in m.seeds])
-    return {k: {"clean": agg(k, lambda r: r["clean"]),
-                "robust": {a: agg(k, lambda r, a=a: r["robust"][a]) for a in p.eval.alphas},
-                "shifted": agg(k, lambda r: r["shifted"])} for k in p.train.trainers}
+
+    return {
+        k: {
+            "clean": agg(k, lambda r: r["clean"]),
+            "robust": {a: agg(k, lambda r, a=a: r["robust"][a]) for a in p.eval.alphas},
+            "shifted": agg(k, lambda r: r["shifted"]),
+        }
+        for k in p.train.trainers
+    }
 
 
 def _pm(v: tuple[float, float]) -> str:
@@ -53,18 +61,28 @@ def build(p: MinimaxParams, m: Measured) -> Outcome:
     uni_drop = 100 * (u["robust"][0.0][0] - w["robust"][0.0][0])
     shift_gain = 100 * (w["shifted"][0] - u["shifted"][0])
     per_seed_gain = [100 * (per[("weighted_at", s)]["robust"][a_c] - per[("at", s)]["robust"][a_c]) for s in seeds]
-    claims = [claim("weighted_beats_uniform",
-                    f"weighted minimax AT beats plain PGD AT on weighted robust accuracy under the non-uniform "
-                    f"attack (alpha_pgd {a_c:g}; measured = gain in points, mean over {len(seeds)} seed(s)), "
-                    f"with uniform robust accuracy within {p.eval.uniform_tolerance:g} points (measured drop "
-                    f"{uni_drop:.2f})",
-                    "significantly improves adversarial accuracy under non-uniform attacks without a "
-                    "significant drop under uniform attacks", gain, 0.0, ">",
-                    holds=gain > 0 and uni_drop <= p.eval.uniform_tolerance)]
+    claims = [
+        claim(
+            "weighted_beats_uniform",
+            f"weighted minimax AT beats plain PGD AT on weighted robust accuracy under the non-uniform "
+            f"attack (alpha_pgd {a_c:g}; measured = gain in points, mean over {len(seeds)} seed(s)), "
+            f"with uniform robust accuracy within {p.eval.uniform_tolerance:g} points (measured drop "
+            f"{uni_drop:.2f})",
+            "significantly improves adversarial accuracy under non-uniform attacks without a "
+            "significant drop under uniform attacks",
+            gain,
+            0.0,
+            ">",
+            holds=gain > 0 and uni_drop <= p.eval.uniform_tolerance,
+        )
+    ]
     t = p.train
-    notes = [f"{'Reproduced' if c.holds else 'Not reproduced'} at this scale: `{c.id}` gain "
-             f"{gain:.2f} points (per seed: {', '.join(f'{g:.1f}' for g in per_seed_gain)}), uniform drop "
-             f"{uni_drop:.2f} points (means over {len(seeds)} seed(s))." for c in claims]
+    notes = [
+        f"{'Reproduced' if c.holds else 'Not reproduced'} at this scale: `{c.id}` gain "
+        f"{gain:.2f} points (per seed: {', '.join(f'{g:.1f}' for g in per_seed_gain)}), uniform drop "
+        f"{uni_drop:.2f} points (means over {len(seeds)} seed(s))."
+        for c in claims
+    ]
     notes += [
         f"Shifted test distribution (second non-uniform evaluation): label shift putting "
         f"{p.eval.shift_mass:.0%} of the test mass on classes {shift_cls}, the {len(shift_cls)} classes "
@@ -82,33 +100,71 @@ def build(p: MinimaxParams, m: Measured) -> Outcome:
     ]
     headline = {"weighted_gain_points": gain, "uniform_drop_points": uni_drop, "shift_gain_points": shift_gain}
     for k, r in res.items():
-        headline.update({f"{k}_clean": r["clean"][0], f"{k}_robust_uniform": r["robust"][0.0][0],
-                         f"{k}_robust_alpha_{a_c:g}": r["robust"][a_c][0], f"{k}_shifted": r["shifted"][0]})
+        headline.update(
+            {
+                f"{k}_clean": r["clean"][0],
+                f"{k}_robust_uniform": r["robust"][0.0][0],
+                f"{k}_robust_alpha_{a_c:g}": r["robust"][a_c][0],
+                f"{k}_shifted": r["shifted"][0],
+            }
+        )
     rows = [[k, _pm(r["clean"]), *[_pm(r["robust"][a]) for a in alphas], _pm(r["shifted"])] for k, r in res.items()]
-    seed_rows = [[k, s, round(per[(k, s)]["clean"], 4), *[round(per[(k, s)]["robust"][a], 4) for a in alphas],
-                  round(per[(k, s)]["shifted"], 4)] for s in seeds for k in trainers]
+    seed_rows = [
+        [
+            k,
+            s,
+            round(per[(k, s)]["clean"], 4),
+            *[round(per[(k, s)]["robust"][a], 4) for a in alphas],
+            round(per[(k, s)]["shifted"], 4),
+        ]
+        for s in seeds
+        for k in trainers
+    ]
     return Outcome(
-        claims=claims, headline=headline, notes=notes,
-        description=(f"PGD adversarial training vs learnable weighted minimax risk (alpha {t.alpha:g}) on "
-                     f"{m.data_name}; uniform and non-uniform (weighted) PGD attacks at eps {p.eval.eps:g}."),
-        tables={"accuracy": {"title": f"Clean, uniform-robust, non-uniform-robust (weighted attack, alpha_pgd) "
-                                      f"and shifted-distribution robust accuracy, mean ± std over {len(seeds)} "
-                                      f"seed(s)",
-                             "columns": ["trainer", "clean", *[f"alpha_pgd {a:g}" for a in alphas],
-                                         f"shifted to {shift_cls}"],
-                             "rows": rows},
-                "per_seed": {"title": "Per seed",
-                             "columns": ["trainer", "seed", "clean", *[f"alpha_pgd {a:g}" for a in alphas],
-                                         "shifted"], "rows": seed_rows}},
+        claims=claims,
+        headline=headline,
+        notes=notes,
+        description=(
+            f"PGD adversarial training vs learnable weighted minimax risk (alpha {t.alpha:g}) on "
+            f"{m.data_name}; uniform and non-uniform (weighted) PGD attacks at eps {p.eval.eps:g}."
+        ),
+        tables={
+            "accuracy": {
+                "title": f"Clean, uniform-robust, non-uniform-robust (weighted attack, alpha_pgd) "
+                f"and shifted-distribution robust accuracy, mean ± std over {len(seeds)} "
+                f"seed(s)",
+                "columns": ["trainer", "clean", *[f"alpha_pgd {a:g}" for a in alphas], f"shifted to {shift_cls}"],
+                "rows": rows,
+            },
+            "per_seed": {
+                "title": "Per seed",
+                "columns": ["trainer", "seed", "clean", *[f"alpha_pgd {a:g}" for a in alphas], "shifted"],
+                "rows": seed_rows,
+            },
+        },
         details={
             "seeds": seeds,
-            "results": {k: {"clean": r["clean"][0], "robust": {str(a): v[0] for a, v in r["robust"].items()},
-                            "shifted": r["shifted"][0],
-                            "std": {"clean": r["clean"][1], "shifted": r["shifted"][1],
-                                    "robust": {str(a): v[1] for a, v in r["robust"].items()}}}
-                        for k, r in res.items()},
-            "per_seed": {f"{k}/seed{s}": {"clean": r["clean"], "robust": {str(a): v for a, v in r["robust"].items()},
-                                          "shifted": r["shifted"]} for (k, s), r in per.items()},
+            "results": {
+                k: {
+                    "clean": r["clean"][0],
+                    "robust": {str(a): v[0] for a, v in r["robust"].items()},
+                    "shifted": r["shifted"][0],
+                    "std": {
+                        "clean": r["clean"][1],
+                        "shifted": r["shifted"][1],
+                        "robust": {str(a): v[1] for a, v in r["robust"].items()},
+                    },
+                }
+                for k, r in res.items()
+            },
+            "per_seed": {
+                f"{k}/seed{s}": {
+                    "clean": r["clean"],
+                    "robust": {str(a): v for a, v in r["robust"].items()},
+                    "shifted": r["shifted"],
+                }
+                for (k, s), r in per.items()
+            },
             "shift": {"classes": shift_cls, "mass": p.eval.shift_mass, "gain_points": shift_gain},
         },
         passed=per[("weighted_at", seeds[0])]["robust"][0.0] >= p.accept_min_robust_acc,
@@ -119,8 +175,14 @@ def _weights_png(path: Path, hist: list[dict], kind: str):
     fig, ax = plt.subplots(figsize=(6, 4))
     cmap = plt.get_cmap("viridis")
     for i, r in enumerate(hist):
-        ax.hist(np.asarray(r["weights"]), bins=40, histtype="step", density=True,
-                color=cmap(i / max(1, len(hist) - 1)), label=f"epoch {r['epoch']}")
+        ax.hist(
+            np.asarray(r["weights"]),
+            bins=40,
+            histtype="step",
+            density=True,
+            color=cmap(i / max(1, len(hist) - 1)),
+            label=f"epoch {r['epoch']}",
+        )
     ax.set_xlabel("importance weight exp(-alpha * margin)")
     ax.set_ylabel("density")
     ax.set_title(f"{kind}: weight distribution over training")
@@ -132,25 +194,46 @@ def write_figures(out: Outcome, p: MinimaxParams, m: Measured, plot_dir: Path, r
     """Robust accuracy vs alpha_pgd (CSV for `dvc plots`, PNG), the weight distributions and their quantiles per
     epoch of the weighted trainers; sets `out.figures`."""
     res, alphas = aggregate(p, m), p.eval.alphas
-    write_csv(plot_dir / "robust_vs_alpha.csv", ["alpha_pgd", *res, *[f"{k}_std" for k in res]],
-              [[a, *[res[k]["robust"][a][0] for k in res], *[res[k]["robust"][a][1] for k in res]] for a in alphas])
+    write_csv(
+        plot_dir / "robust_vs_alpha.csv",
+        ["alpha_pgd", *res, *[f"{k}_std" for k in res]],
+        [[a, *[res[k]["robust"][a][0] for k in res], *[res[k]["robust"][a][1] for k in res]] for a in alphas],
+    )
     fig, ax = plt.subplots(figsize=(6, 4))
     for k, r in res.items():
-        ax.errorbar(alphas, [r["robust"][a][0] for a in alphas], yerr=[r["robust"][a][1] for a in alphas],
-                    marker="o", capsize=3, label=k)
+        ax.errorbar(
+            alphas,
+            [r["robust"][a][0] for a in alphas],
+            yerr=[r["robust"][a][1] for a in alphas],
+            marker="o",
+            capsize=3,
+            label=k,
+        )
     ax.set_xlabel("alpha_pgd of the non-uniform attack (0 = uniform)")
     ax.set_ylabel("weighted robust accuracy")
     ax.set_title(f"{m.data_name}, eps {p.eval.eps:g}, mean ± std over {len(m.seeds)} seed(s)")
     ax.legend()
     save(fig, plot_dir / "robust_vs_alpha.png")
-    out.figures = [{"path": f"{rel}/robust_vs_alpha.png",
-                    "caption": "Weighted robust accuracy vs the attacker's alpha_pgd (mean ± std over seeds)"}]
+    out.figures = [
+        {
+            "path": f"{rel}/robust_vs_alpha.png",
+            "caption": "Weighted robust accuracy vs the attacker's alpha_pgd (mean ± std over seeds)",
+        }
+    ]
     wq = []
     for k, hist in m.histories.items():
         if k.startswith("weighted"):
             _weights_png(plot_dir / f"weights_{k}.png", hist, k)
-            out.figures.append({"path": f"{rel}/weights_{k}.png",
-                                "caption": f"{k}: distribution of importance weights per epoch"})
-            wq += [[k, r["epoch"], *np.quantile(r["weights"], [0.1, 0.5, 0.9]).round(4).tolist(),
-                    round(float(np.max(r["weights"])), 4)] for r in hist]
+            out.figures.append(
+                {"path": f"{rel}/weights_{k}.png", "caption": f"{k}: distribution of importance weights per epoch"}
+            )
+            wq += [
+                [
+                    k,
+                    r["epoch"],
+                    *np.quantile(r["weights"], [0.1, 0.5, 0.9]).round(4).tolist(),
+                    round(float(np.max(r["weights"])), 4),
+                ]
+                for r in hist
+            ]
     write_csv(plot_dir / "weight_quantiles.csv", ["trainer", "epoch", "q10", "median", "q90", "max"], wq)

@@ -8,6 +8,7 @@ Weighted TRADES:  CE(f(x), y) + beta * mean(w * KL(f(x_adv) || f(x))), inner PGD
 alpha = 0 recovers plain PGD-AT / TRADES. Evaluation under non-uniform attacks: the attacker's PGD loss is the
 weighted CE with alpha_pgd, and the weighted robust accuracy is sum(w_i * correct_i) / sum(w_i).
 """
+
 from __future__ import annotations
 
 import torch
@@ -35,9 +36,11 @@ def importance_weights(logits: torch.Tensor, y: torch.Tensor, alpha: float) -> t
 
 def weighted_ce(model, y: torch.Tensor, alpha: float):
     """Per-example exp(-alpha * m) * CE: the weighted attack objective (alpha = 0: plain CE)."""
+
     def fn(xin):
         z = model(xin)
         return importance_weights(z, y, alpha) * F.cross_entropy(z, y, reduction="none")
+
     return fn
 
 
@@ -53,8 +56,16 @@ def checkpoint_epoch(checkpoint: Checkpoint | None) -> int:
     return 0 if state is None else int(state["epoch"])
 
 
-def trainer_loss(kind: str, eps: float, steps: int, step_size: float, alpha: float, beta: float = 5.0,
-                 warmup_steps: int = 0, start_step: int = 0) -> StepLoss:
+def trainer_loss(
+    kind: str,
+    eps: float,
+    steps: int,
+    step_size: float,
+    alpha: float,
+    beta: float = 5.0,
+    warmup_steps: int = 0,
+    start_step: int = 0,
+) -> StepLoss:
     """The per-batch loss of one trainer (see TRAINERS); returns (loss, {"weights": w}) for the weight plots.
 
     eps warm-up: over the first `warmup_steps` optimiser steps the attack budget and step size grow linearly to
@@ -71,12 +82,14 @@ def trainer_loss(kind: str, eps: float, steps: int, step_size: float, alpha: flo
         return eps * frac, step_size * frac
 
     if kind.endswith("at"):
+
         def fn(model, xb, yb, gen):
             e, s = budget()
             xa = PGD(eps=e, steps=steps, step_size=s).run(weighted_ce(model, yb, a), xb, generator=gen)
             z = model(xa)
             w = importance_weights(z, yb, a)
             return (w * F.cross_entropy(z, yb, reduction="none")).mean(), {"weights": w.detach().cpu()}
+
         return fn
 
     def kl(z_adv, p_nat):
@@ -90,6 +103,7 @@ def trainer_loss(kind: str, eps: float, steps: int, step_size: float, alpha: flo
         def inner(xin):
             z = model(xin)
             return importance_weights(z, yb, a) * kl(z, p_nat)
+
         # TRADES starts from a small Gaussian perturbation: the KL gradient vanishes at x itself
         start = (xb + 0.001 * torch.randn(xb.shape, generator=gen).to(xb.device)).clamp(0, 1)
         xa = PGD(eps=e, steps=steps, step_size=s, random_start=False).run(inner, start, generator=gen)
@@ -98,12 +112,23 @@ def trainer_loss(kind: str, eps: float, steps: int, step_size: float, alpha: flo
         w = importance_weights(z_adv, yb, a)
         loss = F.cross_entropy(z_nat, yb) + beta * (w * kl(z_adv, z_nat.softmax(1))).mean()
         return loss, {"weights": w.detach().cpu()}
+
     return fn
 
 
-def nonuniform_eval(model, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, step_size: float,
-                    restarts: int, alphas: list[float], seed: int = 0, batch_size: int = 500,
-                    return_correct: bool = False):
+def nonuniform_eval(
+    model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    steps: int,
+    step_size: float,
+    restarts: int,
+    alphas: list[float],
+    seed: int = 0,
+    batch_size: int = 500,
+    return_correct: bool = False,
+):
     """Weighted robust accuracy under the non-uniform attack for each alpha_pgd (0 = ordinary robust accuracy).
 
     For each alpha_pgd, PGD maximises exp(-alpha_pgd * m) * CE with `restarts` random restarts, keeping per
@@ -117,9 +142,13 @@ def nonuniform_eval(model, x: torch.Tensor, y: torch.Tensor, eps: float, steps: 
         num = den = 0.0
         hits = []
         for lo in range(0, len(x), batch_size):
-            xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
-            xa = pgd.run(weighted_ce(model, yb, alpha), xb, generator=gen,
-                         select_fn=lambda xin, yb=yb: F.cross_entropy(model(xin), yb, reduction="none"))
+            xb, yb = x[lo : lo + batch_size], y[lo : lo + batch_size]
+            xa = pgd.run(
+                weighted_ce(model, yb, alpha),
+                xb,
+                generator=gen,
+                select_fn=lambda xin, yb=yb: F.cross_entropy(model(xin), yb, reduction="none"),
+            )
             with torch.no_grad():
                 z = model(xa)
                 w = importance_weights(z, yb, alpha)
@@ -153,8 +182,9 @@ def shifted_accuracy(correct: torch.Tensor, weights: torch.Tensor) -> float:
     return float((weights * correct.float()).sum() / weights.sum())
 
 
-def label_shift(uniform_correct: dict, y: torch.Tensor, k: int, mass: float, num_classes: int
-                ) -> tuple[list[int], dict]:
+def label_shift(
+    uniform_correct: dict, y: torch.Tensor, k: int, mass: float, num_classes: int
+) -> tuple[list[int], dict]:
     """The shifted test distribution: the `k` classes with the lowest uniform robust accuracy pooled over every
     run in `uniform_correct` ({key: per-example 0/1 correctness}; so the choice favours no trainer) carry `mass`
     of the test probability. Returns (those classes, {key: accuracy on the shifted distribution})."""

@@ -6,6 +6,7 @@
 - `citations_vs_rating`, `institution_effect`, `gender_gap`, `trends`: the remaining questions.
 Plain numpy/pandas/scipy/statsmodels/sklearn; every random draw comes from the `rng` passed in.
 """
+
 from __future__ import annotations
 
 import math
@@ -72,9 +73,18 @@ def residual_pools(tables: dict[str, pd.DataFrame], paper_df: pd.DataFrame) -> t
     return np.concatenate(flat), np.asarray(offsets), bins
 
 
-def reproducibility(means: np.ndarray, accepted: np.ndarray, resid: np.ndarray, offsets: np.ndarray,
-                    n_reviewers: int, iterations: int, c: float, round_to: float, rng: np.random.Generator,
-                    chunk: int = 100) -> np.ndarray:
+def reproducibility(
+    means: np.ndarray,
+    accepted: np.ndarray,
+    resid: np.ndarray,
+    offsets: np.ndarray,
+    n_reviewers: int,
+    iterations: int,
+    c: float,
+    round_to: float,
+    rng: np.random.Generator,
+    chunk: int = 100,
+) -> np.ndarray:
     """The re-review simulation: per iteration, bootstrap "true" paper scores from the observed means; two
     independent committees each average `n_reviewers` residuals drawn from the true score's bin, the acceptance
     LR turns each average into a probability and a Bernoulli draw decides. Returns, per iteration,
@@ -134,13 +144,15 @@ def ordinal_alpha(reviews: pd.DataFrame, max_slots: int | None = None) -> float:
     return _alpha_from_counts(u, np.ones(len(u)))
 
 
-def alpha_with_ci(reviews: pd.DataFrame, rng: np.random.Generator, n_boot: int, level: float,
-                  max_slots: int | None = None) -> dict:
+def alpha_with_ci(
+    reviews: pd.DataFrame, rng: np.random.Generator, n_boot: int, level: float, max_slots: int | None = None
+) -> dict:
     """Alpha and a percentile CI from resampling papers with replacement."""
     u, _ = _counts(reviews, max_slots)
     est = _alpha_from_counts(u, np.ones(len(u)))
-    boots = [_alpha_from_counts(u, rng.multinomial(len(u), np.full(len(u), 1 / len(u))).astype(float))
-             for _ in range(n_boot)]
+    boots = [
+        _alpha_from_counts(u, rng.multinomial(len(u), np.full(len(u), 1 / len(u))).astype(float)) for _ in range(n_boot)
+    ]
     lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
     return {"alpha": est, "ci": [float(lo), float(hi)], "papers": int(len(u))}
 
@@ -154,8 +166,12 @@ def anova(reviews: pd.DataFrame) -> dict:
     ss_between = float((n * (mean - grand) ** 2).sum())
     ss_within = float(((reviews.rating - g.transform("mean")) ** 2).sum())
     f = (ss_between / (k - 1)) / (ss_within / (total - k))
-    return {"std_between": math.sqrt(ss_between / (k - 1)), "std_within": math.sqrt(ss_within / (total - k)),
-            "F": f, "p": float(stats.f.sf(f, k - 1, total - k))}
+    return {
+        "std_between": math.sqrt(ss_between / (k - 1)),
+        "std_within": math.sqrt(ss_within / (total - k)),
+        "F": f,
+        "p": float(stats.f.sf(f, k - 1, total - k)),
+    }
 
 
 # ---------------------------------------------------------------- scores vs impact
@@ -175,15 +191,23 @@ def citations_vs_rating(paper_df: pd.DataFrame, citations: pd.DataFrame, rng, n_
     for name, sub in (("all", df), ("accepted", df[df.accepted == 1]), ("rejected", df[df.accepted == 0])):
         x, y = sub.mean_rating.to_numpy(), sub.citations.to_numpy()
         rho = stats.spearmanr(x, y).statistic if len(sub) > 2 else float("nan")
-        ci = _boot_ci(lambda i: stats.spearmanr(x[i], y[i]).statistic, len(sub), rng, n_boot, level) \
-            if len(sub) > 2 else [float("nan")] * 2
+        ci = (
+            _boot_ci(lambda i, x=x, y=y: stats.spearmanr(x[i], y[i]).statistic, len(sub), rng, n_boot, level)
+            if len(sub) > 2
+            else [float("nan")] * 2
+        )
         out[f"spearman_{name}"] = {"rho": float(rho), "ci": ci, "n": int(len(sub))}
     if df.accepted.nunique() == 2:
         fit = sm.OLS(np.log1p(df.citations), sm.add_constant(df[["mean_rating", "accepted"]].astype(float))).fit(
-            cov_type="HC1")
+            cov_type="HC1"
+        )
         ci = fit.conf_int(1 - level).loc["accepted"].tolist()
-        out["accept_premium_log"] = {"coef": float(fit.params["accepted"]), "se": float(fit.bse["accepted"]),
-                                     "ci": ci, "p": float(fit.pvalues["accepted"])}
+        out["accept_premium_log"] = {
+            "coef": float(fit.params["accepted"]),
+            "se": float(fit.bse["accepted"]),
+            "ci": ci,
+            "p": float(fit.pvalues["accepted"]),
+        }
     return out
 
 
@@ -195,8 +219,14 @@ def top_by_submissions(authors: pd.DataFrame, k: int, exclude: list[str]) -> lis
     return a.domain.value_counts().head(k).index.tolist()
 
 
-def institution_effect(paper_df: pd.DataFrame, authors: pd.DataFrame, group: list[str], exclude: list[str],
-                       level: float, pooled: bool = False) -> dict:
+def institution_effect(
+    paper_df: pd.DataFrame,
+    authors: pd.DataFrame,
+    group: list[str],
+    exclude: list[str],
+    level: float,
+    pooled: bool = False,
+) -> dict:
     """The paper's logit: acceptance ~ mean rating + [institution in `group`], one row per (paper, distinct
     institution). SEs clustered by paper (the replication makes rows of a paper dependent). The effect in rating
     points is coef_group / coef_rating with a delta-method CI. `pooled` adds year fixed effects."""
@@ -219,10 +249,18 @@ def institution_effect(paper_df: pd.DataFrame, authors: pd.DataFrame, group: lis
     sub = cov.loc[["top", "mean_rating"], ["top", "mean_rating"]].to_numpy()
     se_pts = float(np.sqrt(grad @ sub @ grad))
     z = stats.norm.ppf((1 + level) / 2)
-    return {"coef_top": float(b["top"]), "se_top": float(fit.bse["top"]), "p_top": float(fit.pvalues["top"]),
-            "coef_rating": float(b["mean_rating"]), "points": float(pts), "points_se": se_pts,
-            "points_ci": [float(pts - z * se_pts), float(pts + z * se_pts)], "rows": int(len(df)),
-            "papers": int(df.groupby(["year", "note_id"]).ngroups), "top_rows": int(df.top.sum())}
+    return {
+        "coef_top": float(b["top"]),
+        "se_top": float(fit.bse["top"]),
+        "p_top": float(fit.pvalues["top"]),
+        "coef_rating": float(b["mean_rating"]),
+        "points": float(pts),
+        "points_se": se_pts,
+        "points_ci": [float(pts - z * se_pts), float(pts + z * se_pts)],
+        "rows": int(len(df)),
+        "papers": int(df.groupby(["year", "note_id"]).ngroups),
+        "top_rows": int(df.top.sum()),
+    }
 
 
 # ---------------------------------------------------------------- gender
@@ -235,8 +273,9 @@ def author_genders(authors: pd.DataFrame, min_confidence: str) -> pd.DataFrame:
     return out.apply(lambda col: col.map(cache)).reset_index()
 
 
-def gender_gap(paper_df: pd.DataFrame, genders: pd.DataFrame, level: float, citations: pd.DataFrame | None = None
-               ) -> dict:
+def gender_gap(
+    paper_df: pd.DataFrame, genders: pd.DataFrame, level: float, citations: pd.DataFrame | None = None
+) -> dict:
     """Coverage, acceptance and mean rating by inferred gender of first and last author, the F-M acceptance
     difference (Wald CI), Mann-Whitney on ratings, and a logit of acceptance on mean rating + female."""
     import statsmodels.api as sm
@@ -248,25 +287,39 @@ def gender_gap(paper_df: pd.DataFrame, genders: pd.DataFrame, level: float, cita
         cov = df[who].value_counts().to_dict()
         known = df[df[who] != "unknown"]
         f, m = known[known[who] == "female"], known[known[who] == "male"]
-        res = {"coverage": float(len(known) / max(len(df), 1)), "unknown_rate": float(cov.get("unknown", 0) / max(len(df), 1)),
-               "n_female": int(len(f)), "n_male": int(len(m))}
+        res = {
+            "coverage": float(len(known) / max(len(df), 1)),
+            "unknown_rate": float(cov.get("unknown", 0) / max(len(df), 1)),
+            "n_female": int(len(f)),
+            "n_male": int(len(m)),
+        }
         if len(f) > 1 and len(m) > 1:
             pf, pm = f.accepted.mean(), m.accepted.mean()
             se = math.sqrt(pf * (1 - pf) / len(f) + pm * (1 - pm) / len(m))
-            res.update(accept_female=float(pf), accept_male=float(pm), accept_gap=float(pf - pm),
-                       accept_gap_ci=[float(pf - pm - z * se), float(pf - pm + z * se)],
-                       rating_female=float(f.mean_rating.mean()), rating_male=float(m.mean_rating.mean()),
-                       mannwhitney_p=float(stats.mannwhitneyu(f.mean_rating, m.mean_rating).pvalue))
-            x = sm.add_constant(pd.DataFrame({"mean_rating": known.mean_rating,
-                                              "female": (known[who] == "female").astype(float)}))
+            res.update(
+                accept_female=float(pf),
+                accept_male=float(pm),
+                accept_gap=float(pf - pm),
+                accept_gap_ci=[float(pf - pm - z * se), float(pf - pm + z * se)],
+                rating_female=float(f.mean_rating.mean()),
+                rating_male=float(m.mean_rating.mean()),
+                mannwhitney_p=float(stats.mannwhitneyu(f.mean_rating, m.mean_rating).pvalue),
+            )
+            x = sm.add_constant(
+                pd.DataFrame({"mean_rating": known.mean_rating, "female": (known[who] == "female").astype(float)})
+            )
             fit = sm.Logit(known.accepted.astype(float), x).fit(disp=0, cov_type="HC1")
-            res["logit_female"] = {"coef": float(fit.params["female"]), "se": float(fit.bse["female"]),
-                                   "p": float(fit.pvalues["female"])}
+            res["logit_female"] = {
+                "coef": float(fit.params["female"]),
+                "se": float(fit.bse["female"]),
+                "p": float(fit.pvalues["female"]),
+            }
             if citations is not None:
                 c = known.merge(citations, on=["year", "note_id"], how="inner")
                 if len(c) and c[who].nunique() == 2:
-                    res["log_citations"] = {g: float(np.log1p(c[c[who] == g].citations).mean())
-                                            for g in ("female", "male")}
+                    res["log_citations"] = {
+                        g: float(np.log1p(c[c[who] == g].citations).mean()) for g in ("female", "male")
+                    }
         out[who] = res
     return out
 
@@ -277,39 +330,66 @@ def trends(tables: dict[str, pd.DataFrame], paper_df: pd.DataFrame) -> pd.DataFr
     subs = tables["submissions"].groupby("year").size().rename("submissions")
     g = paper_df.groupby("year")
     rev = tables["reviews"].groupby("year").rating
-    return pd.concat([subs, g.size().rename("reviewed"), g.accepted.mean().rename("acceptance_rate"),
-                      rev.size().rename("reviews"), rev.mean().rename("mean_rating"),
-                      rev.std().rename("sd_rating")], axis=1).reset_index()
+    return pd.concat(
+        [
+            subs,
+            g.size().rename("reviewed"),
+            g.accepted.mean().rename("acceptance_rate"),
+            rev.size().rename("reviews"),
+            rev.mean().rename("mean_rating"),
+            rev.std().rename("sd_rating"),
+        ],
+        axis=1,
+    ).reset_index()
 
 
 # ---------------------------------------------------------------- one year, everything the simulation needs
-def year_summary(tables: dict[str, pd.DataFrame], paper_df: pd.DataFrame, ap, rng: np.random.Generator,
-                 reviewer_counts: list[int] | None = None, count_iterations: int = 0) -> dict:
+def year_summary(
+    tables: dict[str, pd.DataFrame],
+    paper_df: pd.DataFrame,
+    ap,
+    rng: np.random.Generator,
+    reviewer_counts: list[int] | None = None,
+    count_iterations: int = 0,
+) -> dict:
     """Acceptance LR (+ Hosmer-Lemeshow), re-review reproducibility, alpha (both schemes) with CIs, ANOVA for the
     papers of one year. `tables` and `paper_df` must hold that year only."""
     means, acc = paper_df.mean_rating.to_numpy(), paper_df.accepted.to_numpy()
     if len(np.unique(acc)) < 2:
-        raise ValueError(f"year {paper_df.year.iloc[0] if len(paper_df) else '?'}: needs accepted and "
-                         "rejected papers with reviews")
+        raise ValueError(
+            f"year {paper_df.year.iloc[0] if len(paper_df) else '?'}: needs accepted and rejected papers with reviews"
+        )
     b0, b1, accuracy = fit_acceptance(means, acc, ap.logistic_c, ap.round_mean_to)
     x = np.round(means / ap.round_mean_to) * ap.round_mean_to
     hl, hl_p = hosmer_lemeshow(_sigmoid(b0 + b1 * x), acc)
     resid, offsets, _ = residual_pools(tables, paper_df)
-    r = reproducibility(means, acc, resid, offsets, ap.mc_reviewers, ap.mc_iterations, ap.logistic_c,
-                        ap.round_mean_to, rng)
+    r = reproducibility(
+        means, acc, resid, offsets, ap.mc_reviewers, ap.mc_iterations, ap.logistic_c, ap.round_mean_to, rng
+    )
     q = np.quantile(r, [0.025, 0.5, 0.975])
-    out = {"papers": int(len(paper_df)), "accepted": int(acc.sum()), "intercept": b0, "slope": b1,
-           "lr_accuracy": accuracy, "hosmer_lemeshow": hl, "hosmer_lemeshow_p": hl_p,
-           "reproducibility": {"median": float(q[1]), "q2_5": float(q[0]), "q97_5": float(q[2]),
-                               "mean": float(r.mean()), "iterations": int(len(r))},
-           "alpha": alpha_with_ci(tables["reviews"], rng, ap.n_boot, ap.ci_level),
-           "alpha_3slots": alpha_with_ci(tables["reviews"], rng, ap.n_boot, ap.ci_level, max_slots=3),
-           "anova": anova(tables["reviews"])}
+    out = {
+        "papers": int(len(paper_df)),
+        "accepted": int(acc.sum()),
+        "intercept": b0,
+        "slope": b1,
+        "lr_accuracy": accuracy,
+        "hosmer_lemeshow": hl,
+        "hosmer_lemeshow_p": hl_p,
+        "reproducibility": {
+            "median": float(q[1]),
+            "q2_5": float(q[0]),
+            "q97_5": float(q[2]),
+            "mean": float(r.mean()),
+            "iterations": int(len(r)),
+        },
+        "alpha": alpha_with_ci(tables["reviews"], rng, ap.n_boot, ap.ci_level),
+        "alpha_3slots": alpha_with_ci(tables["reviews"], rng, ap.n_boot, ap.ci_level, max_slots=3),
+        "anova": anova(tables["reviews"]),
+    }
     if reviewer_counts:
         out["by_reviewers"] = {}
         for n in reviewer_counts:
-            rn = reproducibility(means, acc, resid, offsets, n, count_iterations, ap.logistic_c,
-                                 ap.round_mean_to, rng)
+            rn = reproducibility(means, acc, resid, offsets, n, count_iterations, ap.logistic_c, ap.round_mean_to, rng)
             qn = np.quantile(rn, [0.025, 0.5, 0.975])
             out["by_reviewers"][n] = {"median": float(qn[1]), "q2_5": float(qn[0]), "q97_5": float(qn[2])}
     return out

@@ -3,6 +3,7 @@
 It is the logistic regression the re-review simulation uses (one intercept and slope per year), packaged as a
 torch module so it can be registered like every other study's model.
 """
+
 from __future__ import annotations
 
 import torch

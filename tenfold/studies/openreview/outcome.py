@@ -1,5 +1,6 @@
 """From the per-year and cross-year analyses to the OpenReview study's claims, headline, tables, notes and figures
 (no analysis here: the numbers come from `analysis.year_summary` and the cross-year task)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -52,42 +53,68 @@ def claims(p: OpenReviewParams, per_year: dict, cross: dict) -> list[Claim]:
             first = min(c.decision_reproducibility)
             holds = within and repro[y] < repro[first]
             trend_text = f", and below {first} (the downward trend)"
-        out.append(claim(f"decision_reproducibility_{y}",
-                         f"ICLR {y}: share of accepted papers accepted again by an independent simulated committee "
-                         f"of {p.analysis.mc_reviewers} (paper's Monte-Carlo method, median of "
-                         f"{p.analysis.mc_iterations} iterations) within {c.reproducibility_tolerance:.2f} of the "
-                         f"paper{trend_text}", paper, repro[y], paper, holds=holds,
-                         note=f"2.5-97.5%: {per_year[y]['reproducibility']['q2_5']:.3f}-"
-                              f"{per_year[y]['reproducibility']['q97_5']:.3f}"))
+        out.append(
+            claim(
+                f"decision_reproducibility_{y}",
+                f"ICLR {y}: share of accepted papers accepted again by an independent simulated committee "
+                f"of {p.analysis.mc_reviewers} (paper's Monte-Carlo method, median of "
+                f"{p.analysis.mc_iterations} iterations) within {c.reproducibility_tolerance:.2f} of the "
+                f"paper{trend_text}",
+                paper,
+                repro[y],
+                paper,
+                holds=holds,
+                note=f"2.5-97.5%: {per_year[y]['reproducibility']['q2_5']:.3f}-"
+                f"{per_year[y]['reproducibility']['q97_5']:.3f}",
+            )
+        )
     if len(years) >= 2:
         a0, a1 = per_year[years[0]]["alpha"]["alpha"], per_year[years[-1]]["alpha"]["alpha"]
-        holds = (abs(a0 - c.alpha_first) <= c.alpha_tolerance and abs(a1 - c.alpha_last) <= c.alpha_tolerance
-                 and a1 < a0)
-        out.append(claim("agreement_trend",
-                         f"Krippendorff's alpha (ordinal) falls from {years[0]} to {years[-1]}: measured is the drop "
-                         f"alpha_{years[0]} - alpha_{years[-1]}; holds if both ends are within "
-                         f"{c.alpha_tolerance} of the paper and alpha falls",
-                         f"{c.alpha_first} -> {c.alpha_last}", a0 - a1, c.alpha_first - c.alpha_last, holds=holds,
-                         note=f"alpha {years[0]} = {a0:.3f}, {years[-1]} = {a1:.3f}"))
+        holds = abs(a0 - c.alpha_first) <= c.alpha_tolerance and abs(a1 - c.alpha_last) <= c.alpha_tolerance and a1 < a0
+        out.append(
+            claim(
+                "agreement_trend",
+                f"Krippendorff's alpha (ordinal) falls from {years[0]} to {years[-1]}: measured is the drop "
+                f"alpha_{years[0]} - alpha_{years[-1]}; holds if both ends are within "
+                f"{c.alpha_tolerance} of the paper and alpha falls",
+                f"{c.alpha_first} -> {c.alpha_last}",
+                a0 - a1,
+                c.alpha_first - c.alpha_last,
+                holds=holds,
+                note=f"alpha {years[0]} = {a0:.3f}, {years[-1]} = {a1:.3f}",
+            )
+        )
     inst = institution_row(p, cross)
     if inst:
         lo, hi = inst["points_ci"]
-        out.append(claim("institution_effect",
-                         f"ICLR {p.analysis.institution_year}: top-10 institution effect on acceptance at equal mean "
-                         f"rating, in rating points (logit coef ratio, {p.analysis.ci_level:.0%} delta-method CI "
-                         f"[{lo:.3f}, {hi:.3f}]); holds if the CI contains the paper's estimate",
-                         f"{c.institution_effect_points} points (coef 0.354, p = 0.028)", inst["points"],
-                         c.institution_effect_points, holds=lo <= c.institution_effect_points <= hi,
-                         note=f"coef {inst['coef_top']:.3f} (SE {inst['se_top']:.3f}, p = {inst['p_top']:.3f})"))
+        out.append(
+            claim(
+                "institution_effect",
+                f"ICLR {p.analysis.institution_year}: top-10 institution effect on acceptance at equal mean "
+                f"rating, in rating points (logit coef ratio, {p.analysis.ci_level:.0%} delta-method CI "
+                f"[{lo:.3f}, {hi:.3f}]); holds if the CI contains the paper's estimate",
+                f"{c.institution_effect_points} points (coef 0.354, p = 0.028)",
+                inst["points"],
+                c.institution_effect_points,
+                holds=lo <= c.institution_effect_points <= hi,
+                note=f"coef {inst['coef_top']:.3f} (SE {inst['se_top']:.3f}, p = {inst['p_top']:.3f})",
+            )
+        )
     g = gender_row(p, cross)
     if "accept_gap" in g:
         lo, hi = g["accept_gap_ci"]
-        out.append(claim("gender_gap",
-                         f"ICLR {p.analysis.gender_year}: acceptance rate of papers with a female minus a male first "
-                         f"author (name-inferred), {p.analysis.ci_level:.0%} CI [{lo:.3f}, {hi:.3f}]; holds if the "
-                         "sign matches the paper's (women lower)",
-                         f"{c.gender_acceptance_gap:+.3f} (23.5% vs 27.1%)", g["accept_gap"],
-                         0.0, "<" if c.gender_acceptance_gap < 0 else ">"))
+        out.append(
+            claim(
+                "gender_gap",
+                f"ICLR {p.analysis.gender_year}: acceptance rate of papers with a female minus a male first "
+                f"author (name-inferred), {p.analysis.ci_level:.0%} CI [{lo:.3f}, {hi:.3f}]; holds if the "
+                "sign matches the paper's (women lower)",
+                f"{c.gender_acceptance_gap:+.3f} (23.5% vs 27.1%)",
+                g["accept_gap"],
+                0.0,
+                "<" if c.gender_acceptance_gap < 0 else ">",
+            )
+        )
     return out
 
 
@@ -118,43 +145,95 @@ def build(p: OpenReviewParams, m: Measured) -> Outcome:
     years, ap = m.years, p.analysis
     cl = claims(p, m.per_year, m.cross)
     return Outcome(
-        claims=cl, headline=headline(p, m), tables=tables(m.per_year, m.cross, years, ap), notes=notes(cl, m.manifest),
-        description=(f"ICLR {years[0]}-{years[-1]} from the {m.manifest.get('source', '?')} source: "
-                     f"{m.submissions} submissions, {m.reviews} reviews. The paper's "
-                     "Monte-Carlo re-review simulation, Krippendorff's alpha and ANOVA of ratings, ratings vs "
-                     "citations, a logit of acceptance on mean rating and institution group, and a "
-                     "name-inferred gender gap."),
-        details={"per_year": {str(y): v for y, v in m.per_year.items()}, "institutions": m.cross["institutions"],
-                 "gender": m.cross["gender"], "citations": m.cross["citations"], "data_source": m.source},
+        claims=cl,
+        headline=headline(p, m),
+        tables=tables(m.per_year, m.cross, years, ap),
+        notes=notes(cl, m.manifest),
+        description=(
+            f"ICLR {years[0]}-{years[-1]} from the {m.manifest.get('source', '?')} source: "
+            f"{m.submissions} submissions, {m.reviews} reviews. The paper's "
+            "Monte-Carlo re-review simulation, Krippendorff's alpha and ANOVA of ratings, ratings vs "
+            "citations, a logit of acceptance on mean rating and institution group, and a "
+            "name-inferred gender gap."
+        ),
+        details={
+            "per_year": {str(y): v for y, v in m.per_year.items()},
+            "institutions": m.cross["institutions"],
+            "gender": m.cross["gender"],
+            "citations": m.cross["citations"],
+            "data_source": m.source,
+        },
         passed=all(m.per_year[y]["lr_accuracy"] >= ap.accept_min_accuracy for y in years),
     )
 
 
 def tables(per_year: dict, cross: dict, years: list[int], ap: AnalysisParams) -> dict:
     tr = cross["trends"].set_index("year")
-    t = {"trends": {"title": "Trends over years", "columns": ["year", "submissions", "reviewed", "acceptance rate",
-                                                              "reviews", "mean rating", "SD rating"],
-                    "rows": [[y, int(tr.submissions[y]), int(tr.reviewed[y]), _r(tr.acceptance_rate[y]),
-                              int(tr.reviews[y]), _r(tr.mean_rating[y]), _r(tr.sd_rating[y])] for y in years]},
-         "reproducibility": {
-             "title": "Re-review simulation and reviewer agreement",
-             "caption": ("Paper: reproducibility 0.75/0.70/0.70/0.66; alpha (scheme 1) 0.572/0.420/0.472/0.395, "
-                         "(scheme 2) 0.569/0.419/0.475/0.399; ANOVA between/within 2.33/1.03, 2.11/1.19, 2.10/1.10, "
-                         "2.96/1.72; Hosmer-Lemeshow p 0.61/0.61/0.010/0.40."),
-             "columns": ["year", "reproducibility (median)", "2.5%", "97.5%", "alpha", "alpha CI",
-                         "alpha (3 slots)", "SD between", "SD within", "LR accuracy", "HL p"],
-             "rows": [[y, _r(v["reproducibility"]["median"]), _r(v["reproducibility"]["q2_5"]),
-                       _r(v["reproducibility"]["q97_5"]), _r(v["alpha"]["alpha"]),
-                       f"[{v['alpha']['ci'][0]:.3f}, {v['alpha']['ci'][1]:.3f}]", _r(v["alpha_3slots"]["alpha"]),
-                       _r(v["anova"]["std_between"]), _r(v["anova"]["std_within"]), _r(v["lr_accuracy"]),
-                       _r(v["hosmer_lemeshow_p"])] for y, v in sorted(per_year.items())]}}
+    t = {
+        "trends": {
+            "title": "Trends over years",
+            "columns": ["year", "submissions", "reviewed", "acceptance rate", "reviews", "mean rating", "SD rating"],
+            "rows": [
+                [
+                    y,
+                    int(tr.submissions[y]),
+                    int(tr.reviewed[y]),
+                    _r(tr.acceptance_rate[y]),
+                    int(tr.reviews[y]),
+                    _r(tr.mean_rating[y]),
+                    _r(tr.sd_rating[y]),
+                ]
+                for y in years
+            ],
+        },
+        "reproducibility": {
+            "title": "Re-review simulation and reviewer agreement",
+            "caption": (
+                "Paper: reproducibility 0.75/0.70/0.70/0.66; alpha (scheme 1) 0.572/0.420/0.472/0.395, "
+                "(scheme 2) 0.569/0.419/0.475/0.399; ANOVA between/within 2.33/1.03, 2.11/1.19, 2.10/1.10, "
+                "2.96/1.72; Hosmer-Lemeshow p 0.61/0.61/0.010/0.40."
+            ),
+            "columns": [
+                "year",
+                "reproducibility (median)",
+                "2.5%",
+                "97.5%",
+                "alpha",
+                "alpha CI",
+                "alpha (3 slots)",
+                "SD between",
+                "SD within",
+                "LR accuracy",
+                "HL p",
+            ],
+            "rows": [
+                [
+                    y,
+                    _r(v["reproducibility"]["median"]),
+                    _r(v["reproducibility"]["q2_5"]),
+                    _r(v["reproducibility"]["q97_5"]),
+                    _r(v["alpha"]["alpha"]),
+                    f"[{v['alpha']['ci'][0]:.3f}, {v['alpha']['ci'][1]:.3f}]",
+                    _r(v["alpha_3slots"]["alpha"]),
+                    _r(v["anova"]["std_between"]),
+                    _r(v["anova"]["std_within"]),
+                    _r(v["lr_accuracy"]),
+                    _r(v["hosmer_lemeshow_p"]),
+                ]
+                for y, v in sorted(per_year.items())
+            ],
+        },
+    }
     cy = ap.reviewer_count_year
     if cy in per_year and per_year[cy].get("by_reviewers"):
-        t["by_reviewers"] = {"title": f"Reproducibility vs reviewers per paper (ICLR {cy})",
-                             "caption": "Paper (2020, n = 1..8): 0.62, 0.64, 0.66, 0.67, 0.68, 0.69, 0.70, 0.71.",
-                             "columns": ["reviewers", "median", "2.5%", "97.5%"],
-                             "rows": [[n, _r(v["median"]), _r(v["q2_5"]), _r(v["q97_5"])]
-                                      for n, v in per_year[cy]["by_reviewers"].items()]}
+        t["by_reviewers"] = {
+            "title": f"Reproducibility vs reviewers per paper (ICLR {cy})",
+            "caption": "Paper (2020, n = 1..8): 0.62, 0.64, 0.66, 0.67, 0.68, 0.69, 0.70, 0.71.",
+            "columns": ["reviewers", "median", "2.5%", "97.5%"],
+            "rows": [
+                [n, _r(v["median"]), _r(v["q2_5"]), _r(v["q97_5"])] for n, v in per_year[cy]["by_reviewers"].items()
+            ],
+        }
     t["institutions"] = _institutions_table(cross["institutions"])
     t["gender"] = _gender_table(cross["gender"])
     t["citations"] = _citations_table(cross["citations"])
@@ -165,52 +244,113 @@ def _institutions_table(institutions: dict) -> dict:
     rows = []
     for group, d in institutions.items():
         for y, v in [*d["per_year"].items(), *([("pooled", d["pooled"])] if "pooled" in d else [])]:
-            rows.append([group, y, v["rows"], v["top_rows"], _r(v["coef_rating"]), _r(v["coef_top"]),
-                         _r(v["se_top"]), _r(v["p_top"]), _r(v["points"]),
-                         f"[{v['points_ci'][0]:.3f}, {v['points_ci'][1]:.3f}]"])
-    return {"title": "Institution effect on acceptance at equal mean rating (logit)",
-            "caption": ("One row per (paper, distinct institution domain), SEs clustered by paper; "
-                        "pooled adds year fixed effects. Paper (2020, CSRankings top-10): coef 0.354, "
-                        "SE 0.161, p = 0.028, 0.15 points."),
-            "columns": ["group", "year", "rows", "top rows", "coef rating", "coef top", "SE", "p",
-                        "points", "points CI"], "rows": rows}
+            rows.append(
+                [
+                    group,
+                    y,
+                    v["rows"],
+                    v["top_rows"],
+                    _r(v["coef_rating"]),
+                    _r(v["coef_top"]),
+                    _r(v["se_top"]),
+                    _r(v["p_top"]),
+                    _r(v["points"]),
+                    f"[{v['points_ci'][0]:.3f}, {v['points_ci'][1]:.3f}]",
+                ]
+            )
+    return {
+        "title": "Institution effect on acceptance at equal mean rating (logit)",
+        "caption": (
+            "One row per (paper, distinct institution domain), SEs clustered by paper; "
+            "pooled adds year fixed effects. Paper (2020, CSRankings top-10): coef 0.354, "
+            "SE 0.161, p = 0.028, 0.15 points."
+        ),
+        "columns": ["group", "year", "rows", "top rows", "coef rating", "coef top", "SE", "p", "points", "points CI"],
+        "rows": rows,
+    }
 
 
 def _gender_table(gender: dict) -> dict:
     rows = []
     for y, g in gender.items():
         for who, v in g.items():
-            rows.append([y, who, _r(v["coverage"]), v["n_female"], v["n_male"], _r(v.get("accept_female")),
-                         _r(v.get("accept_male")), _r(v.get("accept_gap")),
-                         f"[{v['accept_gap_ci'][0]:.3f}, {v['accept_gap_ci'][1]:.3f}]" if "accept_gap_ci" in v else "",
-                         _r(v.get("rating_female")), _r(v.get("rating_male")), _r(v.get("mannwhitney_p")),
-                         _r(v.get("logit_female", {}).get("coef")), _r(v.get("logit_female", {}).get("p"))])
-    return {"title": "Acceptance and rating by name-inferred gender of first / last author",
-            "caption": ("Coverage = share of reviewed papers whose author's first name the dictionary labels. "
-                        "Paper (2020, webpage pronouns + names): acceptance first author F 23.5% vs M 27.1%, "
-                        "last author 26.3% vs 27.1%; mean score 4.06 vs 4.21 (Mann-Whitney p = 0.085)."),
-            "columns": ["year", "author", "coverage", "F", "M", "accept F", "accept M", "gap F-M", "gap CI",
-                        "rating F", "rating M", "MW p", "logit coef F | rating", "logit p"], "rows": rows}
+            rows.append(
+                [
+                    y,
+                    who,
+                    _r(v["coverage"]),
+                    v["n_female"],
+                    v["n_male"],
+                    _r(v.get("accept_female")),
+                    _r(v.get("accept_male")),
+                    _r(v.get("accept_gap")),
+                    f"[{v['accept_gap_ci'][0]:.3f}, {v['accept_gap_ci'][1]:.3f}]" if "accept_gap_ci" in v else "",
+                    _r(v.get("rating_female")),
+                    _r(v.get("rating_male")),
+                    _r(v.get("mannwhitney_p")),
+                    _r(v.get("logit_female", {}).get("coef")),
+                    _r(v.get("logit_female", {}).get("p")),
+                ]
+            )
+    return {
+        "title": "Acceptance and rating by name-inferred gender of first / last author",
+        "caption": (
+            "Coverage = share of reviewed papers whose author's first name the dictionary labels. "
+            "Paper (2020, webpage pronouns + names): acceptance first author F 23.5% vs M 27.1%, "
+            "last author 26.3% vs 27.1%; mean score 4.06 vs 4.21 (Mann-Whitney p = 0.085)."
+        ),
+        "columns": [
+            "year",
+            "author",
+            "coverage",
+            "F",
+            "M",
+            "accept F",
+            "accept M",
+            "gap F-M",
+            "gap CI",
+            "rating F",
+            "rating M",
+            "MW p",
+            "logit coef F | rating",
+            "logit p",
+        ],
+        "rows": rows,
+    }
 
 
 def _citations_table(citations: dict) -> dict:
     rows = []
     for y, v in citations.items():
         prem = v.get("accept_premium_log", {})
-        rows.append([y, v["papers"], *(_r(v[f"spearman_{k}"]["rho"]) for k in ("all", "accepted", "rejected")),
-                     f"[{v['spearman_all']['ci'][0]:.3f}, {v['spearman_all']['ci'][1]:.3f}]",
-                     _r(prem.get("coef")), _r(prem.get("p"))])
-    return {"title": "Ratings vs citations (Google Scholar counts, offline 2017-2018)",
-            "caption": ("Spearman of mean rating vs citations; premium = OLS coefficient of accepted on "
-                        "log(1 + citations) at equal mean rating (HC1 SEs). Paper (Semantic Scholar "
-                        "citation rates): 0.582 (2017), 0.617 (2018)."),
-            "columns": ["year", "papers", "rho all", "rho accepted", "rho rejected", "rho CI",
-                        "accept premium (log)", "p"], "rows": rows}
+        rows.append(
+            [
+                y,
+                v["papers"],
+                *(_r(v[f"spearman_{k}"]["rho"]) for k in ("all", "accepted", "rejected")),
+                f"[{v['spearman_all']['ci'][0]:.3f}, {v['spearman_all']['ci'][1]:.3f}]",
+                _r(prem.get("coef")),
+                _r(prem.get("p")),
+            ]
+        )
+    return {
+        "title": "Ratings vs citations (Google Scholar counts, offline 2017-2018)",
+        "caption": (
+            "Spearman of mean rating vs citations; premium = OLS coefficient of accepted on "
+            "log(1 + citations) at equal mean rating (HC1 SEs). Paper (Semantic Scholar "
+            "citation rates): 0.582 (2017), 0.617 (2018)."
+        ),
+        "columns": ["year", "papers", "rho all", "rho accepted", "rho rejected", "rho CI", "accept premium (log)", "p"],
+        "rows": rows,
+    }
 
 
 def notes(claims: list[Claim], manifest: dict) -> list[str]:
-    out = [f"{'Reproduced' if c.holds else 'Not reproduced'}: `{c.id}` measured "
-           f"{'n/a' if c.measured is None else f'{c.measured:.3f}'} (paper {c.paper})." for c in claims]
+    out = [
+        f"{'Reproduced' if c.holds else 'Not reproduced'}: `{c.id}` measured "
+        f"{'n/a' if c.measured is None else f'{c.measured:.3f}'} (paper {c.paper})."
+        for c in claims
+    ]
     out += [
         f"Data source: {manifest.get('source', 'unknown')}. The offline dumps come from the paperlists collection "
         "(derived from OpenReview's public pages): ratings and decisions per paper, not the review texts. Papers "
@@ -229,8 +369,16 @@ def notes(claims: list[Claim], manifest: dict) -> list[str]:
     return out
 
 
-def write_figures(out: Outcome, p: OpenReviewParams, m: Measured, reviews: pd.DataFrame, paper_df: pd.DataFrame,
-                  citations: pd.DataFrame, plot_dir: Path, rel: str = "plots/openreview") -> None:
+def write_figures(
+    out: Outcome,
+    p: OpenReviewParams,
+    m: Measured,
+    reviews: pd.DataFrame,
+    paper_df: pd.DataFrame,
+    citations: pd.DataFrame,
+    plot_dir: Path,
+    rel: str = "plots/openreview",
+) -> None:
     """Rating histograms, decision flips, calibration, citations vs rating (PNG) and the CSVs for `dvc plots`;
     sets `out.figures`."""
     ap, years, per_year = p.analysis, m.years, m.per_year
@@ -240,25 +388,36 @@ def write_figures(out: Outcome, p: OpenReviewParams, m: Measured, reviews: pd.Da
         figures.append({"path": f"{rel}/{name}", "caption": caption})
         return plot_dir / name
 
-    rplots.rating_histograms(fig("rating_histograms.png", "Mean rating by decision and year"), reviews, paper_df,
-                             years)
+    rplots.rating_histograms(fig("rating_histograms.png", "Mean rating by decision and year"), reviews, paper_df, years)
     cy = ap.reviewer_count_year if ap.reviewer_count_year in per_year else None
-    rplots.flip_probabilities(fig("decision_flips.png", "Decision-flip probability per year (median, 95% band) "
-                                  "and vs reviewers per paper"),
-                              {y: per_year[y]["reproducibility"] for y in years},
-                              per_year[cy].get("by_reviewers") if cy else None, cy)
-    rplots.calibration(fig("calibration.png", "Acceptance vs mean rating: observed and logistic fit"), paper_df,
-                       {y: (per_year[y]["intercept"], per_year[y]["slope"]) for y in years})
+    rplots.flip_probabilities(
+        fig("decision_flips.png", "Decision-flip probability per year (median, 95% band) and vs reviewers per paper"),
+        {y: per_year[y]["reproducibility"] for y in years},
+        per_year[cy].get("by_reviewers") if cy else None,
+        cy,
+    )
+    rplots.calibration(
+        fig("calibration.png", "Acceptance vs mean rating: observed and logistic fit"),
+        paper_df,
+        {y: (per_year[y]["intercept"], per_year[y]["slope"]) for y in years},
+    )
     cites = paper_df.merge(citations, on=["year", "note_id"])
     if len(cites):
         rplots.citations_vs_rating(fig("citations_vs_rating.png", "Citations vs mean rating"), cites)
-    write_csv(plot_dir / "reproducibility.csv", ["year", "median", "q2_5", "q97_5"],
-              [[y, *(round(per_year[y]["reproducibility"][k], 4) for k in ("median", "q2_5", "q97_5"))]
-               for y in years])
+    write_csv(
+        plot_dir / "reproducibility.csv",
+        ["year", "median", "q2_5", "q97_5"],
+        [[y, *(round(per_year[y]["reproducibility"][k], 4) for k in ("median", "q2_5", "q97_5"))] for y in years],
+    )
     if cy:
-        write_csv(plot_dir / "reproducibility_by_reviewers.csv", ["reviewers", "median"],
-                  [[n, round(v["median"], 4)] for n, v in per_year[cy]["by_reviewers"].items()])
-    write_csv(plot_dir / "agreement.csv", ["year", "alpha", "alpha_3slots"],
-              [[y, round(per_year[y]["alpha"]["alpha"], 4), round(per_year[y]["alpha_3slots"]["alpha"], 4)]
-               for y in years])
+        write_csv(
+            plot_dir / "reproducibility_by_reviewers.csv",
+            ["reviewers", "median"],
+            [[n, round(v["median"], 4)] for n, v in per_year[cy]["by_reviewers"].items()],
+        )
+    write_csv(
+        plot_dir / "agreement.csv",
+        ["year", "alpha", "alpha_3slots"],
+        [[y, round(per_year[y]["alpha"]["alpha"], 4), round(per_year[y]["alpha_3slots"]["alpha"], 4)] for y in years],
+    )
     out.figures = figures

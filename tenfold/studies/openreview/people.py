@@ -4,6 +4,7 @@ Name-based gender inference is coarse: it guesses a binary label from a first na
 name frequencies per country; it cannot see non-binary identities, is weaker for names from some regions (many
 Chinese and Korean given names are "unknown" or "andy"), and is wrong for some individuals. Report its coverage.
 """
+
 from __future__ import annotations
 
 import functools

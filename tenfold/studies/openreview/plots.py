@@ -1,4 +1,5 @@
 """The study's figures (PNG via matplotlib, written atomically through tenfold.core.plotting.save)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -52,7 +53,7 @@ def calibration(path, paper_df: pd.DataFrame, fits: dict[int, tuple[float, float
     grid = np.linspace(paper_df.mean_rating.min(), paper_df.mean_rating.max(), 200)
     for i, (y, (b0, b1)) in enumerate(sorted(fits.items())):
         d = paper_df[paper_df.year == y]
-        b = (np.round(d.mean_rating * 2) / 2)
+        b = np.round(d.mean_rating * 2) / 2
         obs = d.groupby(b).accepted.agg(["mean", "size"])
         color = f"C{i}"
         ax.scatter(obs.index, obs["mean"], s=np.sqrt(obs["size"]) * 4, color=color, alpha=0.7)

@@ -8,6 +8,7 @@
 | decisions | submission, its decision string and category | (year, note_id) |
 | citations | submission with a citation count (offline, 2017-2018) | (year, note_id) |
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,29 +20,68 @@ import pyarrow.parquet as pq
 from tenfold.core.runtime import atomic_write_with
 
 SCHEMAS: dict[str, pa.Schema] = {
-    "submissions": pa.schema([("year", pa.int32()), ("venue", pa.string()), ("note_id", pa.string()),
-                              ("title", pa.string()), ("keywords", pa.string()), ("source", pa.string())]),
-    "reviews": pa.schema([("year", pa.int32()), ("note_id", pa.string()), ("review_id", pa.string()),
-                          ("review_index", pa.int32()), ("rating", pa.float64()), ("confidence", pa.float64())]),
-    "authors": pa.schema([("year", pa.int32()), ("note_id", pa.string()), ("position", pa.int32()),
-                          ("name", pa.string()), ("author_id", pa.string()), ("domain", pa.string())]),
-    "decisions": pa.schema([("year", pa.int32()), ("note_id", pa.string()), ("decision", pa.string()),
-                            ("category", pa.string())]),
+    "submissions": pa.schema(
+        [
+            ("year", pa.int32()),
+            ("venue", pa.string()),
+            ("note_id", pa.string()),
+            ("title", pa.string()),
+            ("keywords", pa.string()),
+            ("source", pa.string()),
+        ]
+    ),
+    "reviews": pa.schema(
+        [
+            ("year", pa.int32()),
+            ("note_id", pa.string()),
+            ("review_id", pa.string()),
+            ("review_index", pa.int32()),
+            ("rating", pa.float64()),
+            ("confidence", pa.float64()),
+        ]
+    ),
+    "authors": pa.schema(
+        [
+            ("year", pa.int32()),
+            ("note_id", pa.string()),
+            ("position", pa.int32()),
+            ("name", pa.string()),
+            ("author_id", pa.string()),
+            ("domain", pa.string()),
+        ]
+    ),
+    "decisions": pa.schema(
+        [("year", pa.int32()), ("note_id", pa.string()), ("decision", pa.string()), ("category", pa.string())]
+    ),
     "citations": pa.schema([("year", pa.int32()), ("note_id", pa.string()), ("citations", pa.float64())]),
 }
 KEYS: dict[str, list[str]] = {
-    "submissions": ["year", "note_id"], "reviews": ["year", "note_id", "review_id"],
-    "authors": ["year", "note_id", "position"], "decisions": ["year", "note_id"], "citations": ["year", "note_id"],
+    "submissions": ["year", "note_id"],
+    "reviews": ["year", "note_id", "review_id"],
+    "authors": ["year", "note_id", "position"],
+    "decisions": ["year", "note_id"],
+    "citations": ["year", "note_id"],
 }
 TABLES = tuple(SCHEMAS)
 
 # Decision / status vocabulary of OpenReview (ICLR 2017-2020 pages and API); extend via openreview.status_map.
 DEFAULT_STATUS_MAP: dict[str, str] = {
-    "Oral": "accept", "Poster": "accept", "Spotlight": "accept", "Talk": "accept",
-    "Accept (Oral)": "accept", "Accept (Poster)": "accept", "Accept (Spotlight)": "accept",
-    "Accept (Talk)": "accept", "Reject": "reject", "Workshop": "workshop",
-    "Invite to Workshop Track": "workshop", "Withdraw": "withdrawn", "Withdrawn": "withdrawn",
-    "Desk Reject": "desk_reject", "Desk Rejected": "desk_reject", "Active": "unknown",
+    "Oral": "accept",
+    "Poster": "accept",
+    "Spotlight": "accept",
+    "Talk": "accept",
+    "Accept (Oral)": "accept",
+    "Accept (Poster)": "accept",
+    "Accept (Spotlight)": "accept",
+    "Accept (Talk)": "accept",
+    "Reject": "reject",
+    "Workshop": "workshop",
+    "Invite to Workshop Track": "workshop",
+    "Withdraw": "withdrawn",
+    "Withdrawn": "withdrawn",
+    "Desk Reject": "desk_reject",
+    "Desk Rejected": "desk_reject",
+    "Active": "unknown",
 }
 
 
@@ -53,8 +93,9 @@ def category(decision: str, status_map: dict[str, str], where: str) -> str:
     """Map a decision/status string to its category; an unknown string is an error naming it and `where`."""
     merged = {**DEFAULT_STATUS_MAP, **status_map}
     if decision not in merged:
-        raise TableError(f"{where}: unknown decision/status {decision!r}; add it to openreview.status_map "
-                         f"(known: {sorted(merged)})")
+        raise TableError(
+            f"{where}: unknown decision/status {decision!r}; add it to openreview.status_map (known: {sorted(merged)})"
+        )
     return merged[decision]
 
 
@@ -76,8 +117,10 @@ def validate(tables: dict[str, pd.DataFrame]) -> None:
         df = frame(name, tables[name])
         dup = df.duplicated(KEYS[name])
         if dup.any():
-            raise TableError(f"table {name}: {int(dup.sum())} duplicate keys {KEYS[name]}, e.g. "
-                             f"{df.loc[dup, KEYS[name]].iloc[0].tolist()}")
+            raise TableError(
+                f"table {name}: {int(dup.sum())} duplicate keys {KEYS[name]}, e.g. "
+                f"{df.loc[dup, KEYS[name]].iloc[0].tolist()}"
+            )
     subs = set(zip(tables["submissions"].year, tables["submissions"].note_id))
     for name in ("reviews", "authors", "decisions"):
         orphans = set(zip(tables[name].year, tables[name].note_id)) - subs
@@ -112,5 +155,4 @@ def read_tables(directory: str | Path) -> dict[str, pd.DataFrame]:
 
 def concat(parts: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
     """Stack several table sets (e.g. years); keys must stay unique (checked by `validate`)."""
-    return {name: frame(name, pd.concat([p[name] for p in parts if name in p], ignore_index=True))
-            for name in TABLES}
+    return {name: frame(name, pd.concat([p[name] for p in parts if name in p], ignore_index=True)) for name in TABLES}

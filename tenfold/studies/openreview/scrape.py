@@ -14,6 +14,7 @@ the scrape fails with a `ScrapeError` naming the venue, the invitation and the l
 Credentials: the client reads OPENREVIEW_USERNAME / OPENREVIEW_PASSWORD from the environment itself; this module
 never reads, logs or writes them.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,10 +58,19 @@ class _TimeoutAdapter(HTTPAdapter):
 
 def configure_retries(client, sp: ScrapeParams) -> None:
     """Replace the client's retry policy (8 tries, backoff up to 120 s) by the bounded one from params."""
-    retry = Retry(total=sp.max_retries, connect=sp.max_retries, read=sp.max_retries, status=sp.max_retries,
-                  backoff_factor=sp.backoff_factor, backoff_max=sp.backoff_max, backoff_jitter=sp.backoff_jitter,
-                  status_forcelist=[429, 500, 502, 503, 504], allowed_methods=None, raise_on_status=False,
-                  respect_retry_after_header=True)
+    retry = Retry(
+        total=sp.max_retries,
+        connect=sp.max_retries,
+        read=sp.max_retries,
+        status=sp.max_retries,
+        backoff_factor=sp.backoff_factor,
+        backoff_max=sp.backoff_max,
+        backoff_jitter=sp.backoff_jitter,
+        status_forcelist=[429, 500, 502, 503, 504],
+        allowed_methods=None,
+        raise_on_status=False,
+        respect_retry_after_header=True,
+    )
     adapter = _TimeoutAdapter(sp.timeout, max_retries=retry, pool_maxsize=8)
     client.session.mount("https://", adapter)
     client.session.mount("http://", adapter)
@@ -111,8 +121,9 @@ def parse_score(raw: Any, field: str, where: str) -> float:
     return float(m.group(1))
 
 
-def normalize_note(note, spec: VenueSpec, year: int, status_map: dict[str, str],
-                   forced_status: str | None) -> dict[str, list[dict]]:
+def normalize_note(
+    note, spec: VenueSpec, year: int, status_map: dict[str, str], forced_status: str | None
+) -> dict[str, list[dict]]:
     """One submission note (with details.directReplies) -> rows of every table."""
     nid = note.id
     where = f"{spec.venue} note {nid}"
@@ -122,31 +133,57 @@ def normalize_note(note, spec: VenueSpec, year: int, status_map: dict[str, str],
         raise TableError(f"{where}: details.directReplies missing; scrape with details='directReplies'")
     rows: dict[str, list[dict]] = {t: [] for t in TABLES}
     kw = content.get("keywords") or []
-    rows["submissions"].append({"year": year, "venue": spec.venue, "note_id": nid,
-                                "title": content.get("title") or "", "source": SOURCE_LIVE,
-                                "keywords": ";".join(kw) if isinstance(kw, list) else str(kw)})
+    rows["submissions"].append(
+        {
+            "year": year,
+            "venue": spec.venue,
+            "note_id": nid,
+            "title": content.get("title") or "",
+            "source": SOURCE_LIVE,
+            "keywords": ";".join(kw) if isinstance(kw, list) else str(kw),
+        }
+    )
     names, ids = content.get("authors") or [], content.get("authorids") or []
     for pos, name in enumerate(names):
         aid = ids[pos] if pos < len(ids) else None
-        rows["authors"].append({"year": year, "note_id": nid, "position": pos, "name": name, "author_id": aid,
-                                "domain": institution_domain(aid)})
+        rows["authors"].append(
+            {
+                "year": year,
+                "note_id": nid,
+                "position": pos,
+                "name": name,
+                "author_id": aid,
+                "domain": institution_domain(aid),
+            }
+        )
     scale = set(spec.rating_scale)
-    reviews = sorted((r for r in replies if _ends(r, spec.review_suffix)), key=lambda r: (r.get("cdate") or 0,
-                                                                                             r.get("id")))
+    reviews = sorted(
+        (r for r in replies if _ends(r, spec.review_suffix)), key=lambda r: (r.get("cdate") or 0, r.get("id"))
+    )
     for i, r in enumerate(reviews):
         rc = r.get("content") or {}
         rwhere = f"{where} review {r.get('id')}"
         if spec.rating_field not in rc:
-            raise TableError(f"{rwhere}: no field {spec.rating_field!r} (fields: {sorted(rc)}); "
-                             f"set openreview.venues.{year}.rating_field")
+            raise TableError(
+                f"{rwhere}: no field {spec.rating_field!r} (fields: {sorted(rc)}); "
+                f"set openreview.venues.{year}.rating_field"
+            )
         rating = parse_score(rc[spec.rating_field], spec.rating_field, rwhere)
         if rating not in scale:
             raise TableError(f"{rwhere}: rating {rating} outside the {year} scale {sorted(scale)}")
         conf = None
         if spec.confidence_field and spec.confidence_field in rc:
             conf = parse_score(rc[spec.confidence_field], spec.confidence_field, rwhere)
-        rows["reviews"].append({"year": year, "note_id": nid, "review_id": r.get("id") or f"{nid}#{i}",
-                                "review_index": i, "rating": rating, "confidence": conf})
+        rows["reviews"].append(
+            {
+                "year": year,
+                "note_id": nid,
+                "review_id": r.get("id") or f"{nid}#{i}",
+                "review_index": i,
+                "rating": rating,
+                "confidence": conf,
+            }
+        )
     decision = forced_status
     if decision is None:
         found = [r for r in replies if any(_ends(r, s) for s in spec.decision_suffixes)]
@@ -155,8 +192,9 @@ def normalize_note(note, spec: VenueSpec, year: int, status_map: dict[str, str],
             if val:
                 decision = str(val)
         decision = decision or "Active"
-    rows["decisions"].append({"year": year, "note_id": nid, "decision": decision,
-                              "category": category(decision, status_map, where)})
+    rows["decisions"].append(
+        {"year": year, "note_id": nid, "decision": decision, "category": category(decision, status_map, where)}
+    )
     return rows
 
 
@@ -175,8 +213,10 @@ def load_cursor(vdir: Path, spec: VenueSpec) -> dict:
         return {"version": CURSOR_VERSION, "venue": spec.venue, "streams": {}}
     cur = json.loads(path.read_text())
     if cur.get("venue") != spec.venue or cur.get("version") != CURSOR_VERSION:
-        raise ScrapeError(f"{path}: cursor belongs to {cur.get('venue')!r} (v{cur.get('version')}), not "
-                          f"{spec.venue!r}; delete the directory to rescrape")
+        raise ScrapeError(
+            f"{path}: cursor belongs to {cur.get('venue')!r} (v{cur.get('version')}), not "
+            f"{spec.venue!r}; delete the directory to rescrape"
+        )
     return cur
 
 
@@ -184,9 +224,15 @@ def _streams(spec: VenueSpec) -> list[tuple[str, str | None]]:
     return [(spec.submission_invitation, None), *((inv, st) for st, inv in spec.extra_invitations.items())]
 
 
-def scrape_venue(client, spec: VenueSpec, year: int, work_dir: str | Path, sp: ScrapeParams,
-                 status_map: dict[str, str] | None = None,
-                 on_page: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+def scrape_venue(
+    client,
+    spec: VenueSpec,
+    year: int,
+    work_dir: str | Path,
+    sp: ScrapeParams,
+    status_map: dict[str, str] | None = None,
+    on_page: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
     """Fetch every page of every stream of `spec` not yet fetched; return {'pages': n_new, 'complete': bool}.
 
     `on_page(invitation, page_index, n_notes)` is called after each page is saved (progress, tests).
@@ -201,13 +247,15 @@ def scrape_venue(client, spec: VenueSpec, year: int, work_dir: str | Path, sp: S
         state = cursor["streams"].setdefault(inv, {"after": None, "pages": 0, "notes": 0, "done": False})
         while not state["done"]:
             try:
-                notes = client.get_notes(invitation=inv, details=sp.details, limit=sp.page_size, sort="id",
-                                         after=state["after"])
+                notes = client.get_notes(
+                    invitation=inv, details=sp.details, limit=sp.page_size, sort="id", after=state["after"]
+                )
             except (openreview.OpenReviewException, requests.RequestException) as e:
                 raise ScrapeError(
                     f"{spec.venue}: fetching {inv!r} failed after {sp.max_retries} retries; last saved cursor: "
                     f"after={state['after']!r} (page {state['pages']}, {state['notes']} notes); rerun to resume "
-                    f"from it. Cause: {type(e).__name__}: {str(e)[:300]}") from None
+                    f"from it. Cause: {type(e).__name__}: {str(e)[:300]}"
+                ) from None
             if notes:
                 rows: dict[str, list[dict]] = {t: [] for t in TABLES}
                 for note in notes:

@@ -1,4 +1,5 @@
 """Build the normalized tables from the configured source: the offline dumps or the live API (resumable)."""
+
 from __future__ import annotations
 
 import json
@@ -24,16 +25,24 @@ def offline_tables(p: OpenReviewParams, shared_data: str | Path) -> tuple[dict[s
     parts = []
     for y in p.years:
         spec = p.venues.get(y)
-        parts.append(load_year(base / p.dump_pattern.format(year=y), y,
-                               spec.venue if spec else f"ICLR.cc/{y}/Conference", p.status_map,
-                               spec.rating_scale if spec else None, base / p.citations_pattern.format(year=y)))
+        parts.append(
+            load_year(
+                base / p.dump_pattern.format(year=y),
+                y,
+                spec.venue if spec else f"ICLR.cc/{y}/Conference",
+                p.status_map,
+                spec.rating_scale if spec else None,
+                base / p.citations_pattern.format(year=y),
+            )
+        )
     tables = concat(parts)
     validate(tables)
     return tables, {y: OFFLINE_SOURCE for y in p.years}
 
 
-def live_tables(p: OpenReviewParams, work_dir: str | Path, client_factory: Callable | None = None,
-                on_page: Callable | None = None) -> tuple[dict[str, pd.DataFrame], dict]:
+def live_tables(
+    p: OpenReviewParams, work_dir: str | Path, client_factory: Callable | None = None, on_page: Callable | None = None
+) -> tuple[dict[str, pd.DataFrame], dict]:
     """Scrape every year of `p.years` (venues already complete in `work_dir` are not fetched again), then
     assemble. `client_factory(spec, scrape_params)` defaults to `make_client` (openreview-py)."""
     client_factory = client_factory or make_client
@@ -60,14 +69,19 @@ def cursor_dir(tables_dir: str | Path) -> Path:
     return d
 
 
-def save_tables(tables: dict[str, pd.DataFrame], sources: dict, source: str, tables_dir: str | Path,
-                seconds: float) -> tuple[dict, dict[str, Path]]:
+def save_tables(
+    tables: dict[str, pd.DataFrame], sources: dict, source: str, tables_dir: str | Path, seconds: float
+) -> tuple[dict, dict[str, Path]]:
     """Write the tables and `manifest.json` (source, source per year, rows and md5 per table, wall seconds);
     returns the manifest and the table paths."""
     paths = write_tables(tables, tables_dir)
-    manifest = {"source": source, "years": {str(y): s for y, s in sources.items()},
-                "rows": {k: int(len(v)) for k, v in tables.items()},
-                "md5": {k: md5_file(v) for k, v in paths.items()}, "wall_seconds": round(seconds, 2)}
+    manifest = {
+        "source": source,
+        "years": {str(y): s for y, s in sources.items()},
+        "rows": {k: int(len(v)) for k, v in tables.items()},
+        "md5": {k: md5_file(v) for k, v in paths.items()},
+        "wall_seconds": round(seconds, 2),
+    }
     atomic_write_json(Path(tables_dir) / "manifest.json", manifest)
     return manifest, paths
 

@@ -1,4 +1,5 @@
 """Evaluation of released data: victims trained from scratch, perceptual distance, an adversary's counter-moves."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,11 +19,13 @@ def perceptual(clean: torch.Tensor, released: torch.Tensor) -> dict[str, float]:
     psnr, ssim = [], []
     for u, v in zip(a, b):
         psnr.append(peak_signal_noise_ratio(u, v, data_range=1.0) if not np.array_equal(u, v) else float("inf"))
-        ssim.append(structural_similarity(u.transpose(1, 2, 0), v.transpose(1, 2, 0), data_range=1.0,
-                                          channel_axis=2))
+        ssim.append(structural_similarity(u.transpose(1, 2, 0), v.transpose(1, 2, 0), data_range=1.0, channel_axis=2))
     finite = [p for p in psnr if np.isfinite(p)]
-    return {"psnr": float(np.mean(finite)) if finite else float("inf"), "ssim": float(np.mean(ssim)),
-            "linf_255": float((released - clean).abs().max() * 255)}
+    return {
+        "psnr": float(np.mean(finite)) if finite else float("inf"),
+        "ssim": float(np.mean(ssim)),
+        "linf_255": float((released - clean).abs().max() * 255),
+    }
 
 
 def epoch_seeds(seed: int, epochs: int) -> list[int]:
@@ -30,9 +33,19 @@ def epoch_seeds(seed: int, epochs: int) -> list[int]:
     return [seed_for(seed, "secure_release", "epoch", e) for e in range(epochs)]
 
 
-def train_victim(arch: str, x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
-                 epochs: int, lr: float, batch_size: int, seed: int, num_classes: int,
-                 loss_fn: StepLoss = clean_loss) -> tuple[float, torch.nn.Module]:
+def train_victim(
+    arch: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    num_classes: int,
+    loss_fn: StepLoss = clean_loss,
+) -> tuple[float, torch.nn.Module]:
     """Train `arch` from scratch on (x, y) and return its clean test accuracy and the model."""
     model = seeded(seed, lambda: build(arch, x.shape[1], num_classes, x.shape[-1])).to(x.device)
     fit(model, x, y, epochs, lr, batch_size, seed, loss_fn=loss_fn, epoch_seeds=epoch_seeds(seed, epochs))
@@ -58,4 +71,5 @@ def strong_augmentation_loss(name: str, alpha: float, num_classes: int, nway: in
         else:
             xm, ym = cutmix(xb, yb, gen, num_classes, alpha)
         return soft_ce(model(xm), ym).mean(), {}
+
     return fn

@@ -1,4 +1,5 @@
 """Params of study `secure_release` (arXiv:2103.02683): poisoning a dataset before release."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -31,7 +32,8 @@ class Craft(Strict):
     restarts: int = Field(1, ge=1, description="paper code: 8")
     augment: bool = Field(True, description="differentiable translation in the loss (paper code: on)")
     schedule: Literal["constant", "multistep", "cosine"] = Field(
-        "multistep", description="step-size schedule of the PGD steps (the lab's multistep decay)")
+        "multistep", description="step-size schedule of the PGD steps (the lab's multistep decay)"
+    )
     batch_size: int = Field(250, ge=1, description="poison batch (paper code: --pbatch 512)")
 
 
@@ -64,7 +66,8 @@ class Counter(Strict):
     mixup_alpha: float | None = Field(1.0, gt=0, description="alpha of the strong augmentations; null = off")
     augmentations: list[Literal["mixup", "cutmix"]] = Field(
         default_factory=lambda: ["mixup", "cutmix"],
-        description="strong augmentations from the dataset-security registry (tenfold/components/defenses/augment.py)")
+        description="strong augmentations from the dataset-security registry (tenfold/components/defenses/augment.py)",
+    )
     mixup_nway: int = Field(2, ge=2, description="k-way mixup (registry); 2 = classic mixup")
 
 
@@ -82,8 +85,10 @@ class SecureReleaseParams(Strict):
     data: ReleaseData = ReleaseData()
     surrogate: Surrogate = Surrogate()
     craft: Craft = Craft()
-    methods: list[Method] = Field(default_factory=lambda: ["alignment", "adv_targeted", "adv_untargeted",
-                                                           "unlearnable", "random_noise"], min_length=1)
+    methods: list[Method] = Field(
+        default_factory=lambda: ["alignment", "adv_targeted", "adv_untargeted", "unlearnable", "random_noise"],
+        min_length=1,
+    )
     unlearnable: Unlearnable = Unlearnable()
     victims: Victims = Victims()
     online: Online = Online()

@@ -1,4 +1,5 @@
 """Figures of the secure_release study: victim accuracy bars and clean/released example images."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -12,6 +12,7 @@ class-targeted, minimise CE towards (y + 1) mod K) and error-minimising unlearna
 sample-wise min-min: alternate surrogate training on the noisy data and noise descent on CE until the surrogate's
 training error falls below a threshold).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -34,15 +35,16 @@ def _params(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def target_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-                    batch_size: int = 512) -> list[torch.Tensor]:
+def target_gradient(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512
+) -> list[torch.Tensor]:
     """g_t: the gradient of the mean reverse cross-entropy over the target set, w.r.t. the surrogate's weights."""
     model.eval()
     params = _params(model)
     total = [torch.zeros_like(p) for p in params]
     with torch.inference_mode(False), torch.enable_grad():
         for lo in range(0, len(x), batch_size):
-            xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
+            xb, yb = x[lo : lo + batch_size], y[lo : lo + batch_size]
             grads = torch.autograd.grad(reverse_ce(model(xb), yb).sum(), params)
             for t, g in zip(total, grads):
                 t += g.detach()
@@ -60,13 +62,26 @@ def alignment_objective(model: torch.nn.Module, y: torch.Tensor, g_t: list[torch
         dot = sum((g * t).sum() for g, t in zip(grads, g_t))
         norm = torch.sqrt(sum((g * g).sum() for g in grads))
         return 1 - dot / (norm * g_norm + 1e-12)
+
     return fn
 
 
-def craft(method: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int,
-          step_size: float, restarts: int = 1, augment: bool = True, batch_size: int = 256,
-          num_classes: int = 10, g_t: list[torch.Tensor] | None = None, seed: int = 0,
-          schedule: str = "constant") -> torch.Tensor:
+def craft(
+    method: str,
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    steps: int,
+    step_size: float,
+    restarts: int = 1,
+    augment: bool = True,
+    batch_size: int = 256,
+    num_classes: int = 10,
+    g_t: list[torch.Tensor] | None = None,
+    seed: int = 0,
+    schedule: str = "constant",
+) -> torch.Tensor:
     """Perturb (x, y) in batches of `batch_size` with a fixed surrogate `model`; returns released images.
 
     `alignment` needs `g_t` (see `target_gradient`); `adv_untargeted` maximises CE; `adv_targeted` minimises CE
@@ -82,11 +97,18 @@ def craft(method: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     if method == "alignment" and g_t is None:
         raise ValueError("alignment poisoning needs the target gradient g_t")
     model.eval()
-    pgd = PGD(eps=eps, steps=steps, step_size=step_size, restarts=restarts, schedule=schedule,
-              augment=TranslateFlip(0.125, flip=False) if augment else None, minimize=method != "adv_untargeted")
+    pgd = PGD(
+        eps=eps,
+        steps=steps,
+        step_size=step_size,
+        restarts=restarts,
+        schedule=schedule,
+        augment=TranslateFlip(0.125, flip=False) if augment else None,
+        minimize=method != "adv_untargeted",
+    )
     out = []
     for lo in range(0, len(x), batch_size):
-        xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
+        xb, yb = x[lo : lo + batch_size], y[lo : lo + batch_size]
         if method == "alignment":
             fn = alignment_objective(model, yb, g_t)
         else:
@@ -96,9 +118,20 @@ def craft(method: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     return torch.cat(out)
 
 
-def unlearnable(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, step_size: float,
-                train_steps: int = 10, stop_error: float = 0.01, max_rounds: int = 20, lr: float = 0.1,
-                batch_size: int = 256, seed: int = 0) -> tuple[torch.Tensor, int, float]:
+def unlearnable(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    steps: int,
+    step_size: float,
+    train_steps: int = 10,
+    stop_error: float = 0.01,
+    max_rounds: int = 20,
+    lr: float = 0.1,
+    batch_size: int = 256,
+    seed: int = 0,
+) -> tuple[torch.Tensor, int, float]:
     """Sample-wise error-minimising noise (min-min): alternate `train_steps` SGD steps of the surrogate on the
     noisy data with `steps` PGD descent steps on every example's noise, until the surrogate's error on the noisy
     data is below `stop_error` (or `max_rounds`). Returns (released images, rounds used, the surrogate's final error
@@ -118,14 +151,20 @@ def unlearnable(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: f
             opt.step()
         model.eval()
         for lo in range(0, len(x), batch_size):
-            xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
-            start = (xb + delta[lo:lo + batch_size]).clamp(0, 1)
+            xb, yb = x[lo : lo + batch_size], y[lo : lo + batch_size]
+            start = (xb + delta[lo : lo + batch_size]).clamp(0, 1)
             adv = pgd.run(lambda xin, yb=yb: F.cross_entropy(model(xin), yb, reduction="none"), start, generator=gen)
             # the PGD ball is centred on the current iterate: re-project onto the eps-ball around the clean image
-            delta[lo:lo + batch_size] = (adv - xb).clamp(-eps, eps)
+            delta[lo : lo + batch_size] = (adv - xb).clamp(-eps, eps)
         with torch.no_grad():
-            err = 1 - sum(int((model((x[lo:lo + 1024] + delta[lo:lo + 1024]).clamp(0, 1)).argmax(1)
-                               == y[lo:lo + 1024]).sum()) for lo in range(0, len(x), 1024)) / len(x)
+            err = 1 - sum(
+                int(
+                    (
+                        model((x[lo : lo + 1024] + delta[lo : lo + 1024]).clamp(0, 1)).argmax(1) == y[lo : lo + 1024]
+                    ).sum()
+                )
+                for lo in range(0, len(x), 1024)
+            ) / len(x)
         if err < stop_error:
             break
     return (x + delta).clamp(0, 1), rounds, float(err)

@@ -9,6 +9,7 @@ Folder layout: `<in>/<label>/<name>.png|pgm|jpg` (the label is the sub-folder na
 listed with their label in `<in>/labels.csv` (`file,label`). Outputs mirror the input tree under `<out>` as PNG,
 plus `<out>/labels.csv`, the label manifest a user of the released data needs.
 """
+
 from __future__ import annotations
 
 import csv
@@ -60,9 +61,20 @@ class ReleaseService:
             raise ReleaseError(f"labels must be in 0..{self.num_classes - 1}")
         t0 = time.perf_counter()
         dev = next(self.model.parameters()).device
-        out = craft("alignment", self.model, x.to(dev), y.to(dev), self.eps, self.steps, self.step_size,
-                    augment=self.augment, batch_size=len(x), num_classes=self.num_classes, g_t=self.g_t,
-                    seed=seed_for(self.seed, "secure_release", "protect", self.calls))
+        out = craft(
+            "alignment",
+            self.model,
+            x.to(dev),
+            y.to(dev),
+            self.eps,
+            self.steps,
+            self.step_size,
+            augment=self.augment,
+            batch_size=len(x),
+            num_classes=self.num_classes,
+            g_t=self.g_t,
+            seed=seed_for(self.seed, "secure_release", "protect", self.calls),
+        )
         self.calls += 1
         self.protected += len(x)
         self.seconds += time.perf_counter() - t0
@@ -70,17 +82,30 @@ class ReleaseService:
 
     def protect_stream(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> torch.Tensor:
         """Release `x` item by item in arrival order, `batch_size` items per call (online release)."""
-        return torch.cat([self.protect(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        return torch.cat(
+            [self.protect(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        )
 
     @property
     def images_per_second(self) -> float:
         return self.protected / self.seconds if self.seconds else float("nan")
 
     def save(self, path: str | Path) -> Path:
-        return atomic_torch_save(path, {
-            "arch": self.arch, "shape": list(self.shape), "num_classes": self.num_classes,
-            "state_dict": self.model.state_dict(), "g_t": self.g_t, "eps": self.eps, "steps": self.steps,
-            "step_size": self.step_size, "augment": self.augment, "seed": self.seed})
+        return atomic_torch_save(
+            path,
+            {
+                "arch": self.arch,
+                "shape": list(self.shape),
+                "num_classes": self.num_classes,
+                "state_dict": self.model.state_dict(),
+                "g_t": self.g_t,
+                "eps": self.eps,
+                "steps": self.steps,
+                "step_size": self.step_size,
+                "augment": self.augment,
+                "seed": self.seed,
+            },
+        )
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> ReleaseService:
@@ -92,8 +117,18 @@ class ReleaseService:
         model = build(s["arch"], shape[0], s["num_classes"], shape[1])
         model.load_state_dict(s["state_dict"])
         model.to(device).eval()
-        return cls(model, [g.to(device) for g in s["g_t"]], s["eps"], s["steps"], s["step_size"], s["augment"],
-                   s["num_classes"], s["arch"], shape, s["seed"])
+        return cls(
+            model,
+            [g.to(device) for g in s["g_t"]],
+            s["eps"],
+            s["steps"],
+            s["step_size"],
+            s["augment"],
+            s["num_classes"],
+            s["arch"],
+            shape,
+            s["seed"],
+        )
 
 
 def _read_image(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
@@ -138,8 +173,10 @@ def list_items(in_dir: str | Path) -> list[tuple[Path, int]]:
             try:
                 items.append((p, int(p.parent.name)))
             except ValueError:
-                raise ReleaseError(f"{p}: no label (put it in a folder named by its class, or add "
-                                   f"{manifest.name} with columns file,label)") from None
+                raise ReleaseError(
+                    f"{p}: no label (put it in a folder named by its class, or add "
+                    f"{manifest.name} with columns file,label)"
+                ) from None
     return items
 
 
@@ -159,16 +196,23 @@ def protect_folder(svc: ReleaseService, in_dir: str | Path, out_dir: str | Path,
     todo = [(p, y) for p, y in items if not output_path(in_dir, out_dir, p).exists()]
     t0, done = time.perf_counter(), 0
     for i in range(0, len(todo), batch_size):
-        chunk = todo[i:i + batch_size]
+        chunk = todo[i : i + batch_size]
         x = torch.from_numpy(np.stack([_read_image(p, svc.shape) for p, _ in chunk]))
         y = torch.tensor([lab for _, lab in chunk], dtype=torch.int64)
         out = svc.protect(x, y).cpu().numpy()
         for (p, _), img in zip(chunk, out):
             atomic_write_bytes(output_path(in_dir, out_dir, p), _png_bytes(img))
         done += len(chunk)
-    rows = sorted(f"{output_path(in_dir, out_dir, p).relative_to(out_dir).as_posix()},{y}" for p, y in items
-                  if output_path(in_dir, out_dir, p).exists())
+    rows = sorted(
+        f"{output_path(in_dir, out_dir, p).relative_to(out_dir).as_posix()},{y}"
+        for p, y in items
+        if output_path(in_dir, out_dir, p).exists()
+    )
     atomic_write_text(out_dir / "labels.csv", "file,label\n" + "".join(r + "\n" for r in rows))
     secs = time.perf_counter() - t0
-    return {"protected": done, "skipped": len(items) - len(todo), "seconds": secs,
-            "images_per_second": done / secs if done and secs else None}
+    return {
+        "protected": done,
+        "skipped": len(items) - len(todo),
+        "seconds": secs,
+        "images_per_second": done / secs if done and secs else None,
+    }

@@ -9,6 +9,7 @@ the adversarial class; backdoor: triggered test inputs of other classes classifi
 availability: the accuracy drop), and for filters the precision/recall of the removed poisons, for STRIP the
 detection rate and false alarms.
 """
+
 from __future__ import annotations
 
 import copy
@@ -21,9 +22,9 @@ from tenfold.components.attacks.base import CraftContext, Poison, make_setup, st
 from tenfold.components.data.images import ImageData, load
 from tenfold.components.defenses import get_defense
 from tenfold.components.defenses.filtering import precision_recall
+from tenfold.components.victims import ConvNet, TrainConfig, accuracy, features, predict, train
 from tenfold.core.seeds import seeded
 from tenfold.studies.security.params import Budget, Craft, Data, Defenses, Victim
-from tenfold.components.victims import ConvNet, TrainConfig, accuracy, features, predict, train
 
 
 def load_data(cfg: Data, root, seed: int) -> ImageData:
@@ -55,16 +56,29 @@ def mixer(name: str, defenses: Defenses, num_classes: int):
     return get_defense(name).build(getattr(defenses, name), num_classes).mix
 
 
-def craft(attack: str, data: ImageData, surrogate: ConvNet, budget: Budget, craft_cfg: Craft, seed: int, device,
-          mix=None) -> Poison:
+def craft(
+    attack: str, data: ImageData, surrogate: ConvNet, budget: Budget, craft_cfg: Craft, seed: int, device, mix=None
+) -> Poison:
     """Craft the poison of one setup of `attack`: `seed` is the setup's seed (one per trial, shared by every
     attack, so that the targeted attacks of a trial aim at the same target); the setup depends only on (seed, goal)
     and the crafting's own draws are seeded by it too."""
     spec = get_attack(attack)
     setup = make_setup(spec.goal, data.y_test, data.num_classes, seed)
-    ctx = CraftContext(data.x_train, data.y_train, data.x_test, data.y_test, data.num_classes,
-                       copy.deepcopy(surrogate), device, setup, n_poison(data, budget), budget.eps / 255,
-                       budget.patch_size, seed, mix)
+    ctx = CraftContext(
+        data.x_train,
+        data.y_train,
+        data.x_test,
+        data.y_test,
+        data.num_classes,
+        copy.deepcopy(surrogate),
+        device,
+        setup,
+        n_poison(data, budget),
+        budget.eps / 255,
+        budget.patch_size,
+        seed,
+        mix,
+    )
     return spec.craft(ctx, getattr(craft_cfg, attack, None))
 
 
@@ -83,7 +97,7 @@ def triggered_inputs(poison: Poison, data: ImageData) -> np.ndarray:
 def attack_success(model, poison: Poison, data: ImageData, device, clean_acc_baseline: float | None) -> float | None:
     s = poison.setup
     if poison.goal == "targeted":
-        return float(predict(model, data.x_test[s.target_index:s.target_index + 1], device)[0] == s.adv_class)
+        return float(predict(model, data.x_test[s.target_index : s.target_index + 1], device)[0] == s.adv_class)
     if poison.goal == "backdoor":
         trig = triggered_inputs(poison, data)
         return float((predict(model, trig, device) == s.adv_class).mean()) if len(trig) else None
@@ -95,9 +109,19 @@ def attack_success(model, poison: Poison, data: ImageData, device, clean_acc_bas
 VICTIMS = ("from-scratch", "fine-tune")
 
 
-def run_cell(poison: Poison, defense: str, data: ImageData, v: Victim, defenses: Defenses, pretrained: ConvNet,
-             device, seed: int, clean_acc_baseline: float | None = None, defense_cfg=None,
-             victim: str | None = None) -> dict:
+def run_cell(
+    poison: Poison,
+    defense: str,
+    data: ImageData,
+    v: Victim,
+    defenses: Defenses,
+    pretrained: ConvNet,
+    device,
+    seed: int,
+    clean_acc_baseline: float | None = None,
+    defense_cfg=None,
+    victim: str | None = None,
+) -> dict:
     """Train one victim on the poisoned data under `defense` and measure it. `defense_cfg` overrides the params
     sub-section (used for DP-SGD at several noise levels); `victim` ("from-scratch" or "fine-tune") overrides the
     attack's default victim from the registry."""
@@ -113,8 +137,12 @@ def run_cell(poison: Poison, defense: str, data: ImageData, v: Victim, defenses:
     def fresh():
         return copy.deepcopy(pretrained) if finetune else new_model(data, v, seed)
 
-    out: dict = {"attack": poison.attack, "defense": defense, "trial_seed": poison.setup.seed,
-                 "victim": "fine-tune" if finetune else "from-scratch"}
+    out: dict = {
+        "attack": poison.attack,
+        "defense": defense,
+        "trial_seed": poison.setup.seed,
+        "victim": "fine-tune" if finetune else "from-scratch",
+    }
     if spec.kind in ("train", "none"):
         model, report = impl.fit(fresh(), x, y, tcfg, device, seed)
         out.update({f"defense.{k}": val for k, val in report.items()})
@@ -137,32 +165,37 @@ def _strip(impl, model, poison: Poison, data: ImageData, device, n_eval: int = 1
     """STRIP: calibrate on the first half of the clean test set, flag inputs from the second half; success counts
     only attack inputs that flip AND pass the detector."""
     half = len(data.x_test) // 2
-    pool, calib = data.x_train[:500], data.x_test[:min(half, n_eval)]
+    pool, calib = data.x_train[:500], data.x_test[: min(half, n_eval)]
     impl.calibrate(model, calib, pool, device)
-    clean_flag = impl.flag(model, data.x_test[half:half + n_eval], pool, device)
+    clean_flag = impl.flag(model, data.x_test[half : half + n_eval], pool, device)
     s = poison.setup
     if poison.goal == "targeted":
-        attack_x = data.x_test[s.target_index:s.target_index + 1]
+        attack_x = data.x_test[s.target_index : s.target_index + 1]
     elif poison.goal == "backdoor":
         attack_x = triggered_inputs(poison, data)[:n_eval]
     else:
         return {"strip_false_alarms": float(clean_flag.mean())}
     flagged = impl.flag(model, attack_x, pool, device)
     flipped = predict(model, attack_x, device) == s.adv_class
-    return {"strip_detection": float(flagged.mean()), "strip_false_alarms": float(clean_flag.mean()),
-            "success_after_detection": float((flipped & ~flagged).mean()), "success": float(flipped.mean())}
+    return {
+        "strip_detection": float(flagged.mean()),
+        "strip_false_alarms": float(clean_flag.mean()),
+        "success_after_detection": float((flipped & ~flagged).mean()),
+        "success": float(flipped.mean()),
+    }
 
 
 @torch.no_grad()
 def adv_log_prob(model, poison: Poison, data: ImageData, device) -> float:
     """Log-probability of the adversarial class on a targeted poison's target image."""
     s = poison.setup
-    x = torch.as_tensor(data.x_test[s.target_index:s.target_index + 1]).to(device)
+    x = torch.as_tensor(data.x_test[s.target_index : s.target_index + 1]).to(device)
     return float(torch.log_softmax(model.eval()(x), 1)[0, s.adv_class])
 
 
-def dilution_diagnostic(poison: Poison, data: ImageData, pretrained: ConvNet, steps: int, lr: float,
-                        set_cfg: TrainConfig, device, seed: int) -> dict:
+def dilution_diagnostic(
+    poison: Poison, data: ImageData, pretrained: ConvNet, steps: int, lr: float, set_cfg: TrainConfig, device, seed: int
+) -> dict:
     """Does a targeted poison push its target the right way, and does the push survive dilution in the training set?
 
     From the clean network (the crafting surrogate), read the target's log-probability of the adversarial class
@@ -175,12 +208,18 @@ def dilution_diagnostic(poison: Poison, data: ImageData, pretrained: ConvNet, st
     A working crafting step gives gain > 0; an attack lost to dilution gives set_gain ~ 0."""
     full_batch = TrainConfig(steps, max(1, len(poison.indices)), lr, 0.0)
     x_all, y_all = poison.apply(data.x_train, data.y_train)
-    out: dict = {"attack": poison.attack, "trial_seed": poison.setup.seed, "n_poison": int(len(poison.indices)),
-                 "start": adv_log_prob(pretrained, poison, data, device)}
-    for name, (x, y, cfg) in {"poisons_only": (poison.x, poison.y, full_batch),
-                              "bases_only": (data.x_train[poison.indices], poison.y, full_batch),
-                              "poisoned_set": (x_all, y_all, set_cfg),
-                              "clean_set": (data.x_train, data.y_train, set_cfg)}.items():
+    out: dict = {
+        "attack": poison.attack,
+        "trial_seed": poison.setup.seed,
+        "n_poison": int(len(poison.indices)),
+        "start": adv_log_prob(pretrained, poison, data, device),
+    }
+    for name, (x, y, cfg) in {
+        "poisons_only": (poison.x, poison.y, full_batch),
+        "bases_only": (data.x_train[poison.indices], poison.y, full_batch),
+        "poisoned_set": (x_all, y_all, set_cfg),
+        "clean_set": (data.x_train, data.y_train, set_cfg),
+    }.items():
         out[name] = adv_log_prob(train(copy.deepcopy(pretrained), x, y, cfg, device, seed), poison, data, device)
     out["gain"] = out["poisons_only"] - out["bases_only"]
     out["set_gain"] = out["poisoned_set"] - out["clean_set"]
@@ -195,7 +234,10 @@ def summarize(cells: list[dict]) -> dict[tuple[str, str], dict]:
     out = {}
     for key, rows in groups.items():
         keys = {k for r in rows for k, val in r.items() if isinstance(val, (int, float)) and not isinstance(val, bool)}
-        out[key] = {k: float(np.mean([r[k] for r in rows if r.get(k) is not None]))
-                    for k in sorted(keys) if any(r.get(k) is not None for r in rows)}
+        out[key] = {
+            k: float(np.mean([r[k] for r in rows if r.get(k) is not None]))
+            for k in sorted(keys)
+            if any(r.get(k) is not None for r in rows)
+        }
         out[key]["trials"] = len(rows)
     return out

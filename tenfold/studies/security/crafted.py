@@ -6,6 +6,7 @@ network's architecture and training recipe, and the seed) and the seed of the da
 the data and the clean network from its own params first checks them against the manifest and fails with the names
 of the params that differ (not with a shape error, nor with poisons silently applied to another data subset).
 """
+
 from __future__ import annotations
 
 import json
@@ -39,16 +40,26 @@ def poison_dir(data_root: str | Path) -> Path:
 def made_with(p: SecurityParams, common_seed: int) -> dict:
     """The params the clean network, the data subset and the poisons' training indices depend on, by their
     dotted names in params.yaml."""
-    return {"common.seed": common_seed,
-            **{f"security.data.{k}": v for k, v in p.data.model_dump().items()},
-            **{f"security.victim.{k}": getattr(p.victim, k) for k in CLEAN_NET_PARAMS}}
+    return {
+        "common.seed": common_seed,
+        **{f"security.data.{k}": v for k, v in p.data.model_dump().items()},
+        **{f"security.victim.{k}": getattr(p.victim, k) for k in CLEAN_NET_PARAMS},
+    }
 
 
-def manifest(p: SecurityParams, common_seed: int, data: ImageData, data_seed: int, clean_acc: float,
-             poisons: list[dict]) -> dict:
+def manifest(
+    p: SecurityParams, common_seed: int, data: ImageData, data_seed: int, clean_acc: float, poisons: list[dict]
+) -> dict:
     """The manifest of a craft_poisons run."""
-    return {"dataset": p.data.dataset, "source": data.source, "clean_acc": clean_acc, "clean_net": CLEAN_NET,
-            "poisons": poisons, "data_seed": data_seed, "made_with": made_with(p, common_seed)}
+    return {
+        "dataset": p.data.dataset,
+        "source": data.source,
+        "clean_acc": clean_acc,
+        "clean_net": CLEAN_NET,
+        "poisons": poisons,
+        "data_seed": data_seed,
+        "made_with": made_with(p, common_seed),
+    }
 
 
 def write_manifest(out_dir: str | Path, content: dict) -> Path:
@@ -71,13 +82,17 @@ def read_manifest(out_dir: str | Path, p: SecurityParams, common_seed: int) -> d
         raise FileNotFoundError(f"{path}: no crafted poisons; run `python -m flows.cli run craft_poisons` first")
     content = json.loads(path.read_text())
     if "made_with" not in content:
-        raise CraftedMismatch(f"{path}: made by an older craft_poisons that did not record its params; rerun "
-                              "`python -m flows.cli run craft_poisons`")
+        raise CraftedMismatch(
+            f"{path}: made by an older craft_poisons that did not record its params; rerun "
+            "`python -m flows.cli run craft_poisons`"
+        )
     diff = differences(content["made_with"], p, common_seed)
     if diff:
         listed = "; ".join(f"{k}: crafted with {a!r}, this run {b!r}" for k, (a, b) in diff.items())
-        raise CraftedMismatch(f"{path}: the poisons and the clean network were made with other params ({listed}); "
-                              "rerun `python -m flows.cli run craft_poisons` (or `dvc repro`) with these params")
+        raise CraftedMismatch(
+            f"{path}: the poisons and the clean network were made with other params ({listed}); "
+            "rerun `python -m flows.cli run craft_poisons` (or `dvc repro`) with these params"
+        )
     for entry in content["poisons"]:
         entry["path"] = str(out_dir / Path(entry["path"]).name)
     return content

@@ -1,4 +1,5 @@
 """From the measured benchmark cells to the security study's claim, tables, notes and figures (no training here)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -12,10 +13,31 @@ from tenfold.studies.security.params import SecurityParams
 from tenfold.studies.security.plots import heatmap
 from tenfold.studies.security.taxonomy import taxonomy_tables
 
-GRID_COLUMNS = ["attack", "defense", "victim", "trials", "clean_acc", "success", "removed", "filter_precision",
-                "filter_recall", "strip_detection", "strip_false_alarms", "success_after_detection"]
-DILUTION_COLUMNS = ["poison", "setup", "start", "poisons_only", "bases_only", "gain", "poisoned_set", "clean_set",
-                    "set_gain"]
+GRID_COLUMNS = [
+    "attack",
+    "defense",
+    "victim",
+    "trials",
+    "clean_acc",
+    "success",
+    "removed",
+    "filter_precision",
+    "filter_recall",
+    "strip_detection",
+    "strip_false_alarms",
+    "success_after_detection",
+]
+DILUTION_COLUMNS = [
+    "poison",
+    "setup",
+    "start",
+    "poisons_only",
+    "bases_only",
+    "gain",
+    "poisoned_set",
+    "clean_set",
+    "set_gain",
+]
 
 
 @dataclass
@@ -43,8 +65,9 @@ def grid_rows(summary: dict, cells: list[dict]) -> list[list]:
     rows = []
     for (a, d), m in summary.items():
         victim = next(c["victim"] for c in cells if c["attack"] == a and c["defense"] == d)
-        rows.append([a, d, victim, m["trials"], *[None if m.get(k) is None else round(m[k], 4)
-                                                   for k in GRID_COLUMNS[4:]]])
+        rows.append(
+            [a, d, victim, m["trials"], *[None if m.get(k) is None else round(m[k], 4) for k in GRID_COLUMNS[4:]]]
+        )
     return rows
 
 
@@ -56,11 +79,17 @@ def build(p: SecurityParams, m: Measured) -> Outcome:
     summary = summarize(m.cells)
     gm = summary.get(("gradient_matching", "none[from-scratch]"), {}).get("success")
     gm_ft = summary.get(("gradient_matching", "none[fine-tune]"), {}).get("success")
-    claims = [claim("gradient_matching_success",
-                    "with no defense, gradient matching (Witches' Brew) makes the victim, retrained from "
-                    "scratch, classify the target as the adversarial class (fraction of targets)",
-                    "45% from scratch, CIFAR-10 ResNet-18, 1% budget (poisoning benchmark)", gm,
-                    p.gm_success_target, ">=")]
+    claims = [
+        claim(
+            "gradient_matching_success",
+            "with no defense, gradient matching (Witches' Brew) makes the victim, retrained from "
+            "scratch, classify the target as the adversarial class (fraction of targets)",
+            "45% from scratch, CIFAR-10 ResNet-18, 1% budget (poisoning benchmark)",
+            gm,
+            p.gm_success_target,
+            ">=",
+        )
+    ]
     notes = claim_notes(claims) + [
         f"CPU profile: {m.dataset} ({m.n_train} training images, source {m.source}), "
         f"a small GroupNorm ConvNet victim instead of ResNet-18 on CIFAR-10, {p.craft.trials} setups per attack "
@@ -74,21 +103,26 @@ def build(p: SecurityParams, m: Measured) -> Outcome:
         "clean network.",
     ]
     tables = taxonomy_tables()
-    tables["grid"] = {"title": "Attack x defense grid (mean over setups)", "columns": GRID_COLUMNS,
-                      "rows": grid_rows(summary, m.cells)}
-    headline = {"clean_acc": m.clean_acc, "gradient_matching_success": gm,
-                "gradient_matching_finetune_success": gm_ft}
+    tables["grid"] = {
+        "title": "Attack x defense grid (mean over setups)",
+        "columns": GRID_COLUMNS,
+        "rows": grid_rows(summary, m.cells),
+    }
+    headline = {"clean_acc": m.clean_acc, "gradient_matching_success": gm, "gradient_matching_finetune_success": gm_ft}
     for a in p.craft.attacks:  # success without a defense, the grid's first column
         headline[f"{a}_success"] = summary.get((a, "none[from-scratch]"), {}).get("success")
     diag = m.dilution
     if diag:
         tables["dilution"] = {
-            "title": (f"Gradient matching, dilution check: log-probability of the adversarial class on the target "
-                      f"after {p.diagnostic.steps} full-batch SGD steps on the poisons alone vs their unperturbed "
-                      f"bases, and after {p.diagnostic.set_epochs} epochs on the whole poisoned vs clean set "
-                      f"(from the clean network; gains in nats)"),
+            "title": (
+                f"Gradient matching, dilution check: log-probability of the adversarial class on the target "
+                f"after {p.diagnostic.steps} full-batch SGD steps on the poisons alone vs their unperturbed "
+                f"bases, and after {p.diagnostic.set_epochs} epochs on the whole poisoned vs clean set "
+                f"(from the clean network; gains in nats)"
+            ),
             "columns": DILUTION_COLUMNS,
-            "rows": [[d["attack"], d["trial_seed"], *[round(d[k], 3) for k in DILUTION_COLUMNS[2:]]] for d in diag]}
+            "rows": [[d["attack"], d["trial_seed"], *[round(d[k], 3) for k in DILUTION_COLUMNS[2:]]] for d in diag],
+        }
         gain, set_gain, clean_lp = (_mean(diag, k) for k in ("gain", "set_gain", "clean_set"))
         notes.append(
             f"Dilution check (table `dilution`): alone, the crafted poisons raise the target's log-probability of "
@@ -96,14 +130,20 @@ def build(p: SecurityParams, m: Measured) -> Outcome:
             f"matching step works; inside the whole training set ({m.n_train} images, "
             f"{diag[0]['n_poison']} poisons) the gain falls to {set_gain:.2f} nats, while the target's "
             f"log-probability of the adversarial class stays near {clean_lp:.1f} (a flip needs about -0.7). "
-            "The attack is lost to dilution, not to a wrong gradient.")
+            "The attack is lost to dilution, not to a wrong gradient."
+        )
         headline.update(dilution_gain=gain, dilution_set_gain=set_gain)
     return Outcome(
-        claims=claims, headline=headline, notes=notes, tables=tables,
-        description=(f"Every registered attack ({', '.join(m.attacks)}) against the defenses "
-                     f"({', '.join(m.columns)}) under one protocol: {p.craft.trials} seeded setups, "
-                     f"eps {p.budget.eps}/255, {p.budget.poison_fraction:.1%} poisons, "
-                     f"{p.budget.patch_size}px trigger."),
+        claims=claims,
+        headline=headline,
+        notes=notes,
+        tables=tables,
+        description=(
+            f"Every registered attack ({', '.join(m.attacks)}) against the defenses "
+            f"({', '.join(m.columns)}) under one protocol: {p.craft.trials} seeded setups, "
+            f"eps {p.budget.eps}/255, {p.budget.poison_fraction:.1%} poisons, "
+            f"{p.budget.patch_size}px trigger."
+        ),
         details={"cells": m.cells, "dilution": diag, "clean_acc": m.clean_acc},
         passed=m.clean_acc >= p.accept_min_clean_acc,
     )
@@ -113,10 +153,21 @@ def write_figures(out: Outcome, p: SecurityParams, m: Measured, plot_dir: Path, 
     """The grid as CSV (for `dvc plots`) and the heat maps of success and clean accuracy; sets `out.figures`."""
     summary = summarize(m.cells)
     write_csv(Path(plot_dir) / "grid.csv", GRID_COLUMNS, out.tables["grid"]["rows"])
-    heatmap(Path(plot_dir) / "success_heatmap.png", m.attacks, m.columns,
-            {k: s.get("success") for k, s in summary.items()},
-            f"attack success ({m.dataset}, eps {p.budget.eps}/255, {p.budget.poison_fraction:.0%})")
-    heatmap(Path(plot_dir) / "accuracy_heatmap.png", m.attacks, m.columns,
-            {k: s.get("clean_acc") for k, s in summary.items()}, "clean validation accuracy")
-    out.figures = [{"path": f"{rel}/success_heatmap.png", "caption": "Attack success per cell"},
-                   {"path": f"{rel}/accuracy_heatmap.png", "caption": "Clean accuracy per cell"}]
+    heatmap(
+        Path(plot_dir) / "success_heatmap.png",
+        m.attacks,
+        m.columns,
+        {k: s.get("success") for k, s in summary.items()},
+        f"attack success ({m.dataset}, eps {p.budget.eps}/255, {p.budget.poison_fraction:.0%})",
+    )
+    heatmap(
+        Path(plot_dir) / "accuracy_heatmap.png",
+        m.attacks,
+        m.columns,
+        {k: s.get("clean_acc") for k, s in summary.items()},
+        "clean validation accuracy",
+    )
+    out.figures = [
+        {"path": f"{rel}/success_heatmap.png", "caption": "Attack success per cell"},
+        {"path": f"{rel}/accuracy_heatmap.png", "caption": "Clean accuracy per cell"},
+    ]

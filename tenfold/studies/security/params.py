@@ -1,4 +1,5 @@
 """Typed params of the `security` study: data, victims, budget, crafting (stage craft_poisons) and the grid."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -7,7 +8,6 @@ from pydantic import Field, field_validator
 
 from tenfold.components.defenses.names import check_names
 from tenfold.core.config import Strict
-
 
 
 class Data(Strict):
@@ -28,6 +28,7 @@ class Victim(Strict):
 
 class Diagnostic(Strict):
     """Continued training of the clean network for the targeted-poison dilution check (`dilution_diagnostic`)."""
+
     enabled: bool = True
     steps: int = Field(3, ge=1, description="full-batch SGD steps on the poisons alone (and on their bases)")
     lr: float = Field(0.01, gt=0)
@@ -75,10 +76,18 @@ class LabelFlip(Strict):
 class Craft(Strict):
     """Attack hyperparameters (one sub-section per attack) and how many setups (targets/trials) to craft."""
 
-    attacks: list[str] = ["badnets", "label_flip", "poison_frogs", "bullseye_polytope", "gradient_matching",
-                          "clean_label_backdoor", "hidden_trigger"]
-    adaptive: list[Literal["mixup", "cutmix"]] = Field(["cutmix"], description="adaptive gradient matching: defense "
-                                                       "mixing inside the crafting loss")
+    attacks: list[str] = [
+        "badnets",
+        "label_flip",
+        "poison_frogs",
+        "bullseye_polytope",
+        "gradient_matching",
+        "clean_label_backdoor",
+        "hidden_trigger",
+    ]
+    adaptive: list[Literal["mixup", "cutmix"]] = Field(
+        ["cutmix"], description="adaptive gradient matching: defense mixing inside the crafting loss"
+    )
     trials: int = Field(2, ge=1, description="setups (target images / backdoor classes) per attack, fixed by seed")
     gradient_matching: GradientMatching = GradientMatching()
     poison_frogs: FeatureCollision = FeatureCollision()
@@ -181,16 +190,25 @@ class SecurityParams(Strict):
     grid_defenses: list[str] = ["none", "spectral_signatures", "activation_clustering", "strip"]
     grid_focus: list[FocusGroup] = Field(
         default_factory=lambda: [
-            FocusGroup(attacks=["badnets", "gradient_matching"],
-                       defenses=["mixup", "cutmix", "cutout", "maxup", "batch_clip_noise", "dpsgd"]),
-            FocusGroup(attacks=["gradient_matching+cutmix"], defenses=["none", "cutmix"])],
+            FocusGroup(
+                attacks=["badnets", "gradient_matching"],
+                defenses=["mixup", "cutmix", "cutout", "maxup", "batch_clip_noise", "dpsgd"],
+            ),
+            FocusGroup(attacks=["gradient_matching+cutmix"], defenses=["none", "cutmix"]),
+        ],
         description="extra (attacks x defenses) blocks beyond the full grid: every other registered defense "
-                    "against BadNets and gradient matching, the adaptive attack against none and CutMix")
+        "against BadNets and gradient matching, the adaptive attack against none and CutMix",
+    )
     victims: list[Literal["from-scratch", "fine-tune"]] = Field(
-        ["from-scratch", "fine-tune"], description="victims trained for every attack under the `none` defense "
-        "(other defenses use the attack's registry victim)")
-    diagnostic: Diagnostic = Field(Diagnostic(), description="gradient-matching dilution check (poisons alone "
-                                   "vs the unperturbed bases vs the whole poisoned set)")
+        ["from-scratch", "fine-tune"],
+        description="victims trained for every attack under the `none` defense "
+        "(other defenses use the attack's registry victim)",
+    )
+    diagnostic: Diagnostic = Field(
+        Diagnostic(),
+        description="gradient-matching dilution check (poisons alone "
+        "vs the unperturbed bases vs the whole poisoned set)",
+    )
     gm_success_target: float = Field(0.30, ge=0, le=1)
     accept_min_clean_acc: float = Field(0.8, ge=0, le=1)
 

@@ -1,4 +1,5 @@
 """What the security stages run: the poisons to craft and the cells of the attack x defense grid."""
+
 from __future__ import annotations
 
 from tenfold.studies.security.benchmark import base_attack
@@ -25,6 +26,7 @@ def grid_jobs(p: SecurityParams, poisons: list[dict]) -> list[tuple[dict, str, s
             if (e["path"], label) not in seen:
                 seen.add((e["path"], label))
                 jobs.append((e, d, kind, label))
+
     for e in poisons:
         if e["attack"] in p.craft.attacks:
             for d in p.grid_defenses:

@@ -1,4 +1,5 @@
 """Figures of the security benchmark: the attack x defense heat map."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +7,7 @@ import numpy as np
 from tenfold.core.plotting import plt, save
 
 
-def heatmap(path, attacks: list[str], defenses: list[str], values: dict[tuple[str, str], float | None],
-            title: str):
+def heatmap(path, attacks: list[str], defenses: list[str], values: dict[tuple[str, str], float | None], title: str):
     """Attack success per (attack, defense); blank where a cell was not run or has no success metric."""
     grid = np.full((len(attacks), len(defenses)), np.nan)
     for i, a in enumerate(attacks):

@@ -1,4 +1,5 @@
 """The survey's taxonomy as report tables, generated from the attack and defense registries."""
+
 from __future__ import annotations
 
 from tenfold.components.attacks import ATTACKS
@@ -10,8 +11,14 @@ def taxonomy_tables() -> dict:
     acols = ["name", "goal", "label", "knowledge", "mechanism", "norm", "victim", "paper"]
     dcols = ["name", "stage", "kind", "needs_clean_data", "reports", "paper"]
     return {
-        "attack_taxonomy": {"title": "Attacks (generated from tenfold.components.attacks registry)", "columns": acols,
-                            "rows": [[a.row()[c] for c in acols] for a in ATTACKS.values()]},
-        "defense_taxonomy": {"title": "Defenses (generated from tenfold.components.defenses registry)", "columns": dcols,
-                             "rows": [[d.row()[c] for c in dcols] for d in DEFENSES.values()]},
+        "attack_taxonomy": {
+            "title": "Attacks (generated from tenfold.components.attacks registry)",
+            "columns": acols,
+            "rows": [[a.row()[c] for c in acols] for a in ATTACKS.values()],
+        },
+        "defense_taxonomy": {
+            "title": "Defenses (generated from tenfold.components.defenses registry)",
+            "columns": dcols,
+            "rows": [[d.row()[c] for c in dcols] for d in DEFENSES.values()],
+        },
     }

@@ -14,6 +14,7 @@ center smoothing never holds n^2 values at once.
              missing box (the official code divides 0 by 0 there)
     lpips    optional: needs the `lpips` package and its VGG/AlexNet weights, which are not available offline
 """
+
 from __future__ import annotations
 
 import math
@@ -53,6 +54,7 @@ def tv_of_difference(shape: Sequence[int], p: int) -> Distance:
     def dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         diff = a.double() - b.double()
         return total_variation(diff.reshape(*diff.shape[:-1], *shape), p)
+
     return dist
 
 
@@ -75,8 +77,10 @@ def lpips_distance(shape: Sequence[int], net: str = "alex") -> Distance:
     try:
         import lpips  # noqa: PLC0415 - optional dependency
     except ImportError as e:
-        raise ImportError("distance 'lpips' needs the optional `lpips` package and its pretrained weights "
-                          "(downloaded on first use; not available offline); use l2, angular, tv1 or tv2") from e
+        raise ImportError(
+            "distance 'lpips' needs the optional `lpips` package and its pretrained weights "
+            "(downloaded on first use; not available offline); use l2, angular, tv1 or tv2"
+        ) from e
     model = lpips.LPIPS(net=net, verbose=False).eval()
     shape = tuple(shape)
 
@@ -86,6 +90,7 @@ def lpips_distance(shape: Sequence[int], net: str = "alex") -> Distance:
         b2 = b.expand(*lead, b.shape[-1]).reshape(-1, *shape)
         model.to(a2.device)
         return model(a2 * 2 - 1, b2 * 2 - 1).double().reshape(lead)
+
     return dist
 
 
@@ -122,8 +127,9 @@ def _angular_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 _MATRIX = {l2: _l2_matrix, angular: _angular_matrix}
 
 
-def pairwise_blocks(dist: Distance, a: torch.Tensor, b: torch.Tensor,
-                    block_elems: int = 1 << 22) -> Iterator[tuple[int, torch.Tensor]]:
+def pairwise_blocks(
+    dist: Distance, a: torch.Tensor, b: torch.Tensor, block_elems: int = 1 << 22
+) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield (first row, rows of the distance matrix between a (n, D) and b (m, D)), each block holding at most
     about `block_elems` values (rows * m, or rows * m * D where no matrix form exists), so the n x m matrix is
     never materialised at once."""
@@ -131,7 +137,7 @@ def pairwise_blocks(dist: Distance, a: torch.Tensor, b: torch.Tensor,
     per_row = max(1, b.shape[0] * (1 if matrix else b.shape[-1]))
     rows = max(1, block_elems // per_row)
     for i in range(0, a.shape[0], rows):
-        blk = a[i:i + rows]
+        blk = a[i : i + rows]
         yield i, matrix(blk, b) if matrix else dist(blk.unsqueeze(1), b.unsqueeze(0))
 
 

@@ -1,6 +1,7 @@
 """The study's protocol around `Smooth`: certify a set of inputs over a grid of eps_in and summarise it as the
 official `get_median_cert.py` does (median eps_out and median smoothing error over the inputs that were not
 abstained on), plus the abstain rate and the share of inputs with a certificate."""
+
 from __future__ import annotations
 
 import statistics
@@ -18,8 +19,9 @@ def input_seed(seed: int, i: int) -> int:
     return seed_for(seed, "smoothing", "input", i)
 
 
-def certify_inputs(smooth: Smooth, inputs: torch.Tensor, eps_in: Sequence[float], seed: int,
-                   scale: float = 1.0) -> list[Certificate]:
+def certify_inputs(
+    smooth: Smooth, inputs: torch.Tensor, eps_in: Sequence[float], seed: int, scale: float = 1.0
+) -> list[Certificate]:
     """Certify each input for every eps_in, input i with the noise of `input_seed(seed, i)`; `scale` converts
     eps_in to the input's units (e.g. 255 for faces in [0, 255]) and the returned certificates are keyed by the
     unscaled eps_in."""
@@ -45,19 +47,32 @@ def summarize(certs: list[Certificate], eps_in: Sequence[float]) -> list[dict]:
     for e in eps_in:
         ok = [c for c in kept if c.eps_out.get(e) is not None]
         q = next((c.quantile[e] for c in certs if e in c.quantile), None)
-        rows.append({
-            "eps_in": e, "inputs": n, "abstain_rate": (n - len(kept)) / n if n else None,
-            "certified": len(ok) / n if n else None, "quantile": q,
-            "median_eps_out": _median([c.eps_out[e] for c in ok]),
-            "median_smoothing_error": _median([c.smoothing_error for c in ok]),
-            "median_radius": _median([c.radius for c in kept]),
-            "median_p_hat": _median([c.p_hat for c in certs]),
-        })
+        rows.append(
+            {
+                "eps_in": e,
+                "inputs": n,
+                "abstain_rate": (n - len(kept)) / n if n else None,
+                "certified": len(ok) / n if n else None,
+                "quantile": q,
+                "median_eps_out": _median([c.eps_out[e] for c in ok]),
+                "median_smoothing_error": _median([c.smoothing_error for c in ok]),
+                "median_radius": _median([c.radius for c in kept]),
+                "median_p_hat": _median([c.p_hat for c in certs]),
+            }
+        )
     return rows
 
 
 def per_input(certs: list[Certificate], eps_in: Sequence[float]) -> list[dict]:
     """One row per input (for the CSV artifacts): abstained, r, p_hat, smoothing error, eps_out per eps_in."""
-    return [{"input": i, "abstained": c.abstained, "radius": c.radius, "p_hat": c.p_hat,
-             "smoothing_error": c.smoothing_error, **{f"eps_out@{e:g}": c.eps_out.get(e) for e in eps_in}}
-            for i, c in enumerate(certs)]
+    return [
+        {
+            "input": i,
+            "abstained": c.abstained,
+            "radius": c.radius,
+            "p_hat": c.p_hat,
+            "smoothing_error": c.smoothing_error,
+            **{f"eps_out@{e:g}": c.eps_out.get(e) for e in eps_in},
+        }
+        for i, c in enumerate(certs)
+    ]

@@ -5,6 +5,7 @@ The autoencoder and the reconstructor follow the official `AutoencoderMNIST` / `
 3x3 -> BN -> two stride-2 4x4 convs -> BN -> ..., sigmoid output), with the channel widths as parameters so that
 the CPU profile can use a narrower copy; the paper profile uses the official widths (32, 64, 128).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,21 +21,40 @@ def gaussian_matrix(n_pixels: int, m: int, seed: int) -> torch.Tensor:
 
 def _encoder(c_in: int, widths: tuple[int, int, int]) -> list[nn.Module]:
     c1, c2, c3 = widths
-    return [nn.Conv2d(c_in, c1, 3, 1, 1), nn.ReLU(), nn.BatchNorm2d(c1),
-            nn.Conv2d(c1, c2, 4, 2, 1), nn.ReLU(), nn.Conv2d(c2, c3, 4, 2, 1), nn.ReLU(), nn.BatchNorm2d(c3)]
+    return [
+        nn.Conv2d(c_in, c1, 3, 1, 1),
+        nn.ReLU(),
+        nn.BatchNorm2d(c1),
+        nn.Conv2d(c1, c2, 4, 2, 1),
+        nn.ReLU(),
+        nn.Conv2d(c2, c3, 4, 2, 1),
+        nn.ReLU(),
+        nn.BatchNorm2d(c3),
+    ]
 
 
 def _decoder(c_out: int, widths: tuple[int, int, int]) -> list[nn.Module]:
     c1, c2, c3 = widths
-    return [nn.ConvTranspose2d(c3, c2, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(c2, c1, 4, 2, 1), nn.ReLU(),
-            nn.BatchNorm2d(c1), nn.ConvTranspose2d(c1, c_out, 3, 1, 1), nn.Sigmoid()]
+    return [
+        nn.ConvTranspose2d(c3, c2, 4, 2, 1),
+        nn.ReLU(),
+        nn.ConvTranspose2d(c2, c1, 4, 2, 1),
+        nn.ReLU(),
+        nn.BatchNorm2d(c1),
+        nn.ConvTranspose2d(c1, c_out, 3, 1, 1),
+        nn.Sigmoid(),
+    ]
 
 
 class ConvAutoencoder(nn.Module):
     """Images (B, C, H, W) in [0, 1] -> latent code of `latent_dim` -> reconstruction; H and W divisible by 4."""
 
-    def __init__(self, shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 128,
-                 widths: tuple[int, int, int] = (32, 64, 128)):
+    def __init__(
+        self,
+        shape: tuple[int, int, int] = (1, 28, 28),
+        latent_dim: int = 128,
+        widths: tuple[int, int, int] = (32, 64, 128),
+    ):
         super().__init__()
         c, h, w = shape
         if h % 4 or w % 4:
@@ -42,8 +62,13 @@ class ConvAutoencoder(nn.Module):
         inner = (widths[2], h // 4, w // 4)
         flat = int(np.prod(inner))
         self.encoder = nn.Sequential(*_encoder(c, widths), nn.Flatten(), nn.Linear(flat, latent_dim), nn.ReLU())
-        self.decoder = nn.Sequential(nn.Linear(latent_dim, flat), nn.ReLU(), nn.Unflatten(1, inner),
-                                     nn.BatchNorm2d(widths[2]), *_decoder(c, widths))
+        self.decoder = nn.Sequential(
+            nn.Linear(latent_dim, flat),
+            nn.ReLU(),
+            nn.Unflatten(1, inner),
+            nn.BatchNorm2d(widths[2]),
+            *_decoder(c, widths),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
@@ -52,8 +77,12 @@ class ConvAutoencoder(nn.Module):
 class CSReconstructor(nn.Module):
     """Measurements y = x_flat A (B, m) -> back-projection y A^T reshaped to an image -> conv/deconv net."""
 
-    def __init__(self, matrix: torch.Tensor, shape: tuple[int, int, int] = (1, 28, 28),
-                 widths: tuple[int, int, int] = (32, 64, 128)):
+    def __init__(
+        self,
+        matrix: torch.Tensor,
+        shape: tuple[int, int, int] = (1, 28, 28),
+        widths: tuple[int, int, int] = (32, 64, 128),
+    ):
         super().__init__()
         if matrix.shape[0] != int(np.prod(shape)):
             raise ValueError(f"measurement matrix has {matrix.shape[0]} rows, images have {int(np.prod(shape))} pixels")
@@ -78,8 +107,14 @@ class HaarFaceBoxes:
     (x1, y1, x2, y2) in input pixels, all -1 when no face is found. `downscale` > 1 detects on a resized image
     (INTER_AREA) and maps the box back, which makes each call several times faster."""
 
-    def __init__(self, downscale: float = 1.0, scale_factor: float = 1.2, min_neighbors: int = 3,
-                 min_size: int = 40, cascade: str = "haarcascade_frontalface_default.xml"):
+    def __init__(
+        self,
+        downscale: float = 1.0,
+        scale_factor: float = 1.2,
+        min_neighbors: int = 3,
+        min_size: int = 40,
+        cascade: str = "haarcascade_frontalface_default.xml",
+    ):
         import cv2
 
         path = cv2.data.haarcascades + cascade
@@ -94,10 +129,14 @@ class HaarFaceBoxes:
 
         g = np.clip(np.rint(img), 0, 255).astype(np.uint8)
         if self.downscale != 1.0:
-            g = cv2.resize(g, (round(g.shape[1] / self.downscale), round(g.shape[0] / self.downscale)),
-                           interpolation=cv2.INTER_AREA)
-        found = self.cascade.detectMultiScale(g, self.scale_factor, self.min_neighbors,
-                                              minSize=(self.min_size, self.min_size))
+            g = cv2.resize(
+                g,
+                (round(g.shape[1] / self.downscale), round(g.shape[0] / self.downscale)),
+                interpolation=cv2.INTER_AREA,
+            )
+        found = self.cascade.detectMultiScale(
+            g, self.scale_factor, self.min_neighbors, minSize=(self.min_size, self.min_size)
+        )
         if len(found) == 0:
             return _NO_BOX
         x, y, w, h = max(found, key=lambda b: b[2] * b[3])

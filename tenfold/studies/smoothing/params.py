@@ -1,6 +1,7 @@
 """Typed params of the `smoothing` study (section `smoothing` of params.yaml).
 
 Defaults are the CPU profile; profiles/paper.yaml holds the official code's settings."""
+
 from __future__ import annotations
 
 import math
@@ -31,9 +32,11 @@ class SmoothConfig(Strict):
     def _can_certify(self):
         d1 = math.sqrt(math.log(2 / self.alpha_1) / (2 * self.n_pred))
         if d1 > self.delta:
-            need = math.ceil(math.log(2 / self.alpha_1) / (2 * self.delta ** 2))
-            raise ValueError(f"n_pred={self.n_pred} makes Delta_1={d1:.3f} > delta={self.delta}: every input would "
-                             f"abstain; use n_pred >= {need} or a larger delta")
+            need = math.ceil(math.log(2 / self.alpha_1) / (2 * self.delta**2))
+            raise ValueError(
+                f"n_pred={self.n_pred} makes Delta_1={d1:.3f} > delta={self.delta}: every input would "
+                f"abstain; use n_pred >= {need} or a larger delta"
+            )
         return self
 
 
@@ -105,8 +108,11 @@ class SmoothingParams(Strict):
     autoencoder: AutoencoderTask = AutoencoderTask()
     reconstructor: ReconstructorTask = ReconstructorTask()
     faces: FacesTask = FacesTask()
-    bn_ablation_images: int = Field(4, ge=0, description="inputs certified again with batch norm in train mode "
-                                                         "(the official code's behaviour); 0 = skip")
+    bn_ablation_images: int = Field(
+        4,
+        ge=0,
+        description="inputs certified again with batch norm in train mode (the official code's behaviour); 0 = skip",
+    )
     claim_min_certified: float = Field(0.5, ge=0, le=1)
 
     def smooth_for(self, task: str) -> SmoothConfig:

@@ -5,6 +5,7 @@ It draws exactly the same noise as `Smooth` (the same generator calls, in the sa
 on one noisy input at a time, finds the center with one row of distances per sample (the official code's loop), and
 measures the certificate distances one sample at a time. Same n, same seed: the same numbers up to float rounding.
 """
+
 from __future__ import annotations
 
 import torch
@@ -16,7 +17,7 @@ def _one_at_a_time(smooth: Smooth, x: torch.Tensor, n: int, gen: torch.Generator
     outs = []
     with torch.inference_mode():
         for xb in smooth.noise_batches(x, n, gen):
-            outs.extend(smooth._forward(xb[i:i + 1])[0] for i in range(xb.shape[0]))
+            outs.extend(smooth._forward(xb[i : i + 1])[0] for i in range(xb.shape[0]))
     return outs
 
 
@@ -36,8 +37,15 @@ def certify_loop(smooth: Smooth, x: torch.Tensor, eps_in: list[float], seed: int
     fresh = _one_at_a_time(smooth, x, smooth.n_pred, gen)
     p_hat = sum(float(dist(z, best)) <= radius for z in fresh) / smooth.n_pred
     ok, d1, d2 = smooth.abstain_test(p_hat)
-    cert = Certificate(abstained=not ok, radius=radius, p_hat=p_hat, delta_1=d1, delta_2=d2,
-                       eps_out={e: None for e in eps_in}, quantile={e: smooth.quantile_level(e) for e in eps_in})
+    cert = Certificate(
+        abstained=not ok,
+        radius=radius,
+        p_hat=p_hat,
+        delta_1=d1,
+        delta_2=d2,
+        eps_out={e: None for e in eps_in},
+        quantile={e: smooth.quantile_level(e) for e in eps_in},
+    )
     if not ok:
         return cert
     with torch.inference_mode():

@@ -19,6 +19,7 @@ Sampling is batched under `torch.inference_mode` on the input's device with one 
 median step runs over blocks of the distance matrix (never n_pred^2 values at once), and the certificate distances
 for several eps_in come from one set of n_cert samples.
 """
+
 from __future__ import annotations
 
 import math
@@ -59,11 +60,23 @@ class Smooth:
     which reproduces the official code (it never called `.eval()`).
     """
 
-    def __init__(self, base: Callable[[torch.Tensor], torch.Tensor], distance: str | Distance, sigma: float,
-                 n_pred: int = 10_000, n_cert: int = 1_000_000, n_cntr: int = 30, alpha_1: float = 0.005,
-                 alpha_2: float = 0.005, delta: float = 0.05, radius_coeff: float = 3.0,
-                 output_is_hd: bool = False, batch_size: int = 1000, block_elems: int = 1 << 22,
-                 eval_mode: bool = True):
+    def __init__(
+        self,
+        base: Callable[[torch.Tensor], torch.Tensor],
+        distance: str | Distance,
+        sigma: float,
+        n_pred: int = 10_000,
+        n_cert: int = 1_000_000,
+        n_cntr: int = 30,
+        alpha_1: float = 0.005,
+        alpha_2: float = 0.005,
+        delta: float = 0.05,
+        radius_coeff: float = 3.0,
+        output_is_hd: bool = False,
+        batch_size: int = 1000,
+        block_elems: int = 1 << 22,
+        eval_mode: bool = True,
+    ):
         if sigma <= 0:
             raise ValueError(f"sigma must be positive, got {sigma}")
         if min(n_pred, n_cert, n_cntr, batch_size) < 1:
@@ -96,8 +109,9 @@ class Smooth:
         done = 0
         while done < n:
             b = min(self.batch_size, n - done)
-            yield x.unsqueeze(0) + self.sigma * torch.randn((b, *x.shape), generator=gen, device=x.device,
-                                                            dtype=x.dtype)
+            yield x.unsqueeze(0) + self.sigma * torch.randn(
+                (b, *x.shape), generator=gen, device=x.device, dtype=x.dtype
+            )
             done += b
 
     def outputs(self, x: torch.Tensor, n: int, gen: torch.Generator) -> Iterator[torch.Tensor]:
@@ -117,7 +131,7 @@ class Smooth:
         meds = torch.empty(candidates.shape[0], dtype=torch.float64, device=candidates.device)
         with torch.inference_mode():
             for i, block in pairwise_blocks(dist, candidates, samples, self.block_elems):
-                meds[i:i + block.shape[0]] = block.median(dim=1).values
+                meds[i : i + block.shape[0]] = block.median(dim=1).values
         return meds
 
     def compute_center(self, x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, float]:
@@ -134,8 +148,9 @@ class Smooth:
         idx = int(torch.argmin(meds))
         return candidates[idx], float(meds[idx])
 
-    def acceptance(self, x: torch.Tensor, center: torch.Tensor, radius: float,
-                   gen: torch.Generator) -> tuple[bool, float, float, float]:
+    def acceptance(
+        self, x: torch.Tensor, center: torch.Tensor, radius: float, gen: torch.Generator
+    ) -> tuple[bool, float, float, float]:
         """(accepted, p_hat, Delta_1, Delta_2) from n_pred fresh samples."""
         inside = 0
         for z in self.outputs(x, self.n_pred, gen):
@@ -168,8 +183,15 @@ class Smooth:
         gen = torch.Generator(device=x.device).manual_seed(int(seed))
         center, radius = self.compute_center(x, gen)
         ok, p_hat, d1, d2 = self.acceptance(x, center, radius, gen)
-        cert = Certificate(abstained=not ok, radius=radius, p_hat=p_hat, delta_1=d1, delta_2=d2,
-                           eps_out={e: None for e in eps_list}, quantile={e: self.quantile_level(e) for e in eps_list})
+        cert = Certificate(
+            abstained=not ok,
+            radius=radius,
+            p_hat=p_hat,
+            delta_1=d1,
+            delta_2=d2,
+            eps_out={e: None for e in eps_list},
+            quantile={e: self.quantile_level(e) for e in eps_list},
+        )
         if not ok:
             return cert
         with torch.inference_mode():
