@@ -3,7 +3,8 @@
 build(arch, in_ch, num_classes, side)  ->  nn.Module
 arch: `smallcnn` (the MNIST net of the weighted-minimax code: conv 32-32-64-64, FC 200-200, dropout 0.5),
       `cnn` (two conv blocks of 16/32 channels, a fast surrogate), `mlp` (two hidden layers),
-      `resnet` (a narrow ResNet-8).
+      `resnet` (a narrow ResNet-8), `resnet18` (the CIFAR ResNet-18 of the adversarial-training codes:
+      BasicBlocks [2, 2, 2, 2] of width 64-512, BatchNorm, 3x3 stem; 11M parameters, a GPU net).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-ARCHS = ("smallcnn", "cnn", "mlp", "resnet")
+ARCHS = ("smallcnn", "cnn", "mlp", "resnet", "resnet18")
 
 
 class SmallCNN(nn.Module):
@@ -125,7 +126,53 @@ class ResNet8(nn.Module):
         return self.net(x)
 
 
-_CLASSES = {"smallcnn": SmallCNN, "cnn": ConvNet, "mlp": MLP, "resnet": ResNet8}
+class ResNet18(nn.Module):
+    """CIFAR ResNet-18 (He et al. 2016 as used by Madry-style adversarial training codes): 3x3 stem of 64 channels,
+    four stages of two BasicBlocks (64, 128, 256, 512; stride 2 from the second stage), global pooling, linear."""
+
+    def __init__(self, in_ch: int, num_classes: int, side: int):
+        super().__init__()
+        widths, layers, cin = (64, 128, 256, 512), [], 64
+        for i, w in enumerate(widths):
+            layers += [_Block(cin, w, 1 if i == 0 else 2), _Block(w, w, 1)]
+            cin = w
+        self.net = nn.Sequential(
+            nn.Conv2d(in_ch, 64, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            *layers,
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(512, num_classes),
+        )
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class Standardize(nn.Module):
+    """`net((x - mean) / std)` per channel: input standardisation inside the model, so attacks, budgets and
+    pixel clipping stay in [0, 1] pixel units. mean and std are buffers (saved with the weights)."""
+
+    def __init__(self, net: nn.Module, mean, std):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1).clone())
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1).clone())
+
+    @classmethod
+    def fitted(cls, net: nn.Module, x: torch.Tensor) -> Standardize:
+        """Wrap `net` with the per-channel mean and std of the images `x` (N, C, H, W); a constant channel gets
+        std 1."""
+        xc = x.detach().float().transpose(0, 1).reshape(x.shape[1], -1)
+        std = xc.std(1)
+        return cls(net, xc.mean(1).cpu(), torch.where(std > 0, std, torch.ones_like(std)).cpu())
+
+    def forward(self, x):
+        return self.net((x - self.mean) / self.std)
+
+
+_CLASSES = {"smallcnn": SmallCNN, "cnn": ConvNet, "mlp": MLP, "resnet": ResNet8, "resnet18": ResNet18}
 
 
 def build(arch: str, in_ch: int, num_classes: int, side: int) -> nn.Module:

@@ -121,10 +121,13 @@ class PGD:
         mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         select_fn: LossFn | None = None,
+        on_step: Callable[[int, int, torch.Tensor], None] | None = None,
     ) -> torch.Tensor:
         """Perturb `x` to maximise (or minimise) `loss_fn`; returns the perturbed batch, detached.
 
-        `select_fn` scores the final iterate of each restart (default: `loss_fn` without augmentation)."""
+        `select_fn` scores the final iterate of each restart (default: `loss_fn` without augmentation).
+        `on_step(restart, step, x_adv)` is called after every step with the current iterate (detached), e.g. to
+        keep snapshots: with a constant step size, the iterate after k steps is what a k-step run returns."""
         gen = generator if generator is not None else torch.Generator().manual_seed(0)
         lo, hi = self.clip
         sign = -1.0 if self.minimize else 1.0
@@ -136,7 +139,7 @@ class PGD:
             )
             m = None if mask is None else mask.detach().clone().to(x.dtype).expand_as(x)
             best, best_score = None, None
-            for _ in range(self.restarts):
+            for r in range(self.restarts):
                 delta = project(self._start(x, eps, gen), x, eps, self.norm, m, lo, hi)
                 for i in range(self.steps):
                     delta.requires_grad_(True)
@@ -148,6 +151,8 @@ class PGD:
                     else:
                         step = lr * g / _l2(g).clamp_min(1e-12)
                     delta = project(delta.detach() + step, x, eps, self.norm, m, lo, hi)
+                    if on_step is not None:
+                        on_step(r, i + 1, x + delta)
                 delta = delta.detach()
                 if self.restarts == 1:
                     return x + delta

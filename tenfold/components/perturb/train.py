@@ -41,16 +41,20 @@ def fit(
     checkpoint: Checkpoint | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     epoch_seeds: Sequence[int] | None = None,
+    gamma: float = 0.1,
+    warmup_epochs: float = 0.0,
 ) -> list[dict]:
     """Train `model` in place on tensors already on its device; returns per-epoch records.
 
-    schedule: `cosine` (to 0), `multistep` (x0.1 at the given fractions of training) or `constant`.
+    schedule: `cosine` (to 0), `multistep` (x`gamma`, default 0.1, at the given fractions of training) or `constant`.
     augment: optional `f(x, gen)` applied to every batch before the loss (e.g. random crop/flip).
     checkpoint: saved after every epoch and resumed when it matches (see `tenfold.core.checkpoints`: a
     fingerprint mismatch starts over, a corrupt file raises). Every epoch's shuffle, augmentation and loss
     draws come from one generator seeded for that epoch, so a resumed run reproduces an uninterrupted one.
     epoch_seeds: the seed of each epoch's generator (e.g. from `tenfold.core.seeds.seed_for`); default
     `seed * 1_000_003 + epoch`, kept for the callers that have not switched yet.
+    warmup_epochs: linear learning-rate warm-up over this many epochs (the schedule times (step + 1) / warm-up
+    steps), 0 = none.
     """
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     n, history, start = len(x), [], 0
@@ -63,12 +67,17 @@ def fit(
         opt.load_state_dict(state["optimizer"])
         history, start = list(state["history"]), int(state["epoch"])
 
+    warm = warmup_epochs * steps_per_epoch
+
     def lr_at(step: int) -> float:
+        return _scheduled(step) * (min(1.0, (step + 1) / warm) if warm > 0 else 1.0)
+
+    def _scheduled(step: int) -> float:
         frac = step / max(1, epochs * steps_per_epoch)
         if schedule == "cosine":
             return lr * 0.5 * (1 + math.cos(math.pi * frac))
         if schedule == "multistep":
-            return lr * 0.1 ** sum(frac >= m for m in milestones)
+            return lr * gamma ** sum(frac >= m for m in milestones)
         return lr
 
     for epoch in range(start, epochs):
