@@ -9,8 +9,9 @@ Two flows, two DVC stages:
   metrics/openreview.json, plots/openreview/, models/openreview/, an MLflow run with the registered acceptance
   model.
 
-Scheduling: `deployment(cron=...)` returns a Prefect deployment of `rescrape_flow` (scrape, then analyse) that
-`flows/deploy.py` can serve; a new year is a new entry under `openreview.years`/`venues` in params.yaml.
+Scheduling: flows/deploy.py serves the yearly run (the registry's schedule): it sets `openreview.snapshot` to the
+run's date and runs `dvc repro`, so the re-scrape and the analysis go through DVC; a new year is a new entry under
+`openreview.years`/`venues` in params.yaml.
 Credentials (OPENREVIEW_USERNAME / OPENREVIEW_PASSWORD) are read by openreview-py from the environment; nothing
 here reads, logs or passes them.
 """
@@ -27,14 +28,12 @@ from prefect.logging import get_run_logger
 from flows.common import StudyContext, prepare, publish, tracked
 from tasks.openreview import analyse_cross_year, analyse_year, build_live, build_offline, read_tables_for_analysis
 from tenfold.core.runtime import atomic_torch_save, md5_file
-from tenfold.registry import get
 from tenfold.studies.openreview import outcome
 from tenfold.studies.openreview.model import AcceptanceModel
 from tenfold.studies.openreview.schema import TABLES
 from tenfold.studies.openreview.source import cursor_dir, save_tables
 
 SLUG = "openreview"
-DEFAULT_CRON = get(SLUG).schedule  # yearly, 1 February: after ICLR's January decisions
 
 
 def tables_dir(ctx: StudyContext) -> Path:
@@ -48,12 +47,12 @@ def scrape_openreview_flow(params_path: str = "params.yaml", root: str = ".") ->
     p, out_dir = ctx.params, tables_dir(ctx)
     with tracked(ctx, stage="scrape_openreview", tags={"data_source": p.source}) as run:
         run.set_tags({"mlflow.runName": "scrape_openreview"})
-        work = cursor_dir(out_dir)
+        work = cursor_dir(out_dir) / p.snapshot  # resume state per snapshot: a new snapshot fetches every venue again
         if p.source == "live":
+            work.mkdir(parents=True, exist_ok=True)
             built = build_live.submit(p, str(work))
         else:
-            shared = Path(ctx.common.shared_data)
-            built = build_offline.submit(p, str(shared if shared.is_absolute() else ctx.root / shared))
+            built = build_offline.submit(p, str(ctx.shared_data))
         tables, sources = built.result()
         manifest, paths = save_tables(tables, sources, p.source, out_dir, time.time() - ctx.started)
         run.set_tags({f"data_source.{y}": s for y, s in sources.items()})
@@ -110,21 +109,3 @@ def openreview_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
             model_description=f"P(accept | year, mean rating), logistic per year {years}",
             log=get_run_logger(),
         )
-
-
-@flow(name="openreview-rescrape")
-def rescrape_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
-    """Scheduled job: scrape (venues already complete are skipped, new years appended), then rerun the analysis."""
-    scrape_openreview_flow(params_path, root)
-    return openreview_flow(params_path, root)
-
-
-def deployment(cron: str | None = None, params_path: str = "params.yaml", root: str = "."):
-    """A Prefect deployment of `rescrape_flow` on `cron` (default yearly, 1 February) for flows/deploy.py:
-    `prefect.serve(deployment(), ...)`. Credentials come from the worker's environment, never from parameters."""
-    return rescrape_flow.to_deployment(
-        name="openreview-yearly-rescrape",
-        cron=cron or DEFAULT_CRON,
-        parameters={"params_path": params_path, "root": root},
-        tags=["tenfold", SLUG],
-    )

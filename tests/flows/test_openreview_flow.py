@@ -1,5 +1,5 @@
-"""Both OpenReview flows at tiny scale: offline tables -> analysis -> results, plots, MLflow run and model; the
-yearly deployment of the re-scrape."""
+"""Both OpenReview flows at tiny scale: offline tables -> analysis -> results, plots, MLflow run and model (its
+yearly schedule goes through DVC: tests/flows/test_deploy.py)."""
 
 import pytest
 
@@ -43,13 +43,3 @@ def test_openreview_flows_tiny(prefect_harness, tiny, tmp_path, check_study_outp
     assert scrape.data.tags["dvc_stage"] == "scrape_openreview" and scrape.data.tags["data_source"] == "offline"
     assert scrape.data.metrics["rows_reviews"] > 0
     assert [m.step for m in client.get_metric_history(out["run"]["mlflow_run_id"], "alpha")] == [2017, 2020]
-
-
-def test_deployment_is_the_yearly_rescrape(tmp_path):
-    from flows.openreview import deployment
-
-    dep = deployment(params_path="p.yaml", root=str(tmp_path))
-    assert dep.name == "openreview-yearly-rescrape"
-    assert dep.parameters == {"params_path": "p.yaml", "root": str(tmp_path)}
-    assert dep.schedules[0].schedule.cron == "0 6 1 2 *"
-    assert deployment(cron="0 0 * * *").schedules[0].schedule.cron == "0 0 * * *"

@@ -93,7 +93,9 @@ def test_exhausted_retries_name_venue_and_cursor(tmp_path):
 def test_kill_mid_scrape_resumes_without_loss_or_duplicates(tmp_path):
     notes = make_venue(VENUE, 200, 20, seed=3)
     code = (
-        f"import sys; sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]\n"
+        f"import sys, types; sys.path[:0] = [{str(ROOT)!r}, {str(Path(__file__).parent)!r}]\n"
+        # a site-packages `tests` package (shipped by a dependency) would shadow the project's tests/ folder
+        f"sys.modules['tests'] = types.ModuleType('tests'); sys.modules['tests'].__path__ = [{str(ROOT / 'tests')!r}]\n"
         "from test_openreview_scrape import client, spec, SP\n"
         "from tenfold.studies.openreview.scrape import scrape_venue\n"
         f"scrape_venue(client(sys.argv[1]), spec(), 2020, {str(tmp_path)!r}, SP)\n"
