@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks import stage_times
+
 HERE = Path(__file__).resolve().parent
 # extra arguments per benchmark (what keeps `make bench` in minutes)
 ARGS = {"bench_orchestration": ["--quick"], "bench_lowkey": ["--threads", "1"]}
@@ -68,7 +70,12 @@ def main(argv=None) -> int:
             "```",
             "",
         ]
-    Path(a.out).write_text("\n".join(lines))
+    previous = Path(a.out).read_text() if Path(a.out).exists() else ""
+    text = "\n".join(lines)
+    if stage_times.BEGIN in previous and stage_times.END in previous:  # keep the locked run's per-study times
+        kept = previous[previous.index(stage_times.BEGIN) + len(stage_times.BEGIN) : previous.index(stage_times.END)]
+        text = stage_times.splice(text, kept.strip("\n"))
+    Path(a.out).write_text(text)
     print(f"wrote {a.out}")
     return 1 if failed else 0
 

@@ -44,6 +44,7 @@ class StudyContext:
     root: Path
     uses: dict[str, BaseModel] = field(default_factory=dict)  # other sections the study reads (registry `uses`)
     started: float = field(default_factory=time.time)
+    cpu_started: float = field(default_factory=time.process_time)  # this process, all its threads
 
     @property
     def slug(self) -> str:
@@ -214,6 +215,7 @@ def publish(
         )
         run_info.update(registered_model=f"{reg['name']} v{reg['version']}", alias_moved=out.passed)
     run_info["wall_seconds"] = round(time.time() - ctx.started, 1)
+    run_info["cpu_seconds"] = round(time.process_time() - ctx.cpu_started, 1)  # tasks on Dask workers not counted
     results["run"] = run_info
     atomic_write_json(ctx.path("results"), results)
     for kind in ("metrics", "results"):
@@ -223,7 +225,7 @@ def publish(
         run.log_artifact(plots, "plots")
     values = {k: float(v) for k, v in out.headline.items() if v is not None}
     values.update({f"claim_{c.id}": float(bool(c.holds)) for c in out.claims})
-    values["wall_seconds"] = run_info["wall_seconds"]
+    values["wall_seconds"], values["cpu_seconds"] = run_info["wall_seconds"], run_info["cpu_seconds"]
     run.log_metrics(values)
     if log is not None:
         log.info("%s: %s", ctx.slug, {c.id: (c.measured, c.holds) for c in out.claims})

@@ -87,7 +87,7 @@ def test_dvc_repro_runs_every_study_with_metrics_reports_and_mlflow(project):
         for k, v in r["headline"].items():
             if v is not None:
                 assert published.data.metrics[k] == pytest.approx(float(v)), (slug, k)
-        assert published.data.metrics["wall_seconds"] > 0
+        assert published.data.metrics["wall_seconds"] > 0 and published.data.metrics["cpu_seconds"] > 0
         versions = client.search_model_versions(f"name='tenfold-{slug}'")
         assert versions, f"no registered model for {slug}"
     # `dvc metrics show` stays readable: one line per headline number and claim field, no tables or texts

@@ -1,0 +1,68 @@
+"""Per-study wall and CPU time of the last run of each study (from `results/<slug>.json`, written by `publish`),
+kept in a marked section of `benchmarks/results.md` (`make bench` keeps that section). Run after `make pipeline`:
+
+    python -m benchmarks.stage_times            # prints the table and updates benchmarks/results.md
+    python -m benchmarks.stage_times --print    # only print it
+
+Wall time covers the flow from `prepare` to `publish` (no interpreter start, no DVC); CPU time is that process's
+(all threads; work on Dask workers is not counted). Budgets from the issues: each study <= 10 min on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BEGIN, END = "<!-- stage-times:begin -->", "<!-- stage-times:end -->"
+BUDGET_SECONDS = 600.0
+
+
+def table(results_dir: Path) -> str:
+    rows, total_wall, total_cpu = [], 0.0, 0.0
+    for f in sorted(results_dir.glob("*.json")):
+        run = json.loads(f.read_text()).get("run", {})
+        wall, cpu = run.get("wall_seconds"), run.get("cpu_seconds")
+        if wall is None:
+            continue
+        total_wall += wall
+        total_cpu += cpu or 0.0
+        within = "yes" if wall <= BUDGET_SECONDS else "**no**"
+        rows.append(f"| `{f.stem}` | {wall:.0f} | {'' if cpu is None else f'{cpu:.0f}'} | {within} |")
+    head = [
+        "## Per-study times of the last pipeline run",
+        "",
+        f"From `results/*.json` ({os.cpu_count()} cores); wall and CPU seconds of each study flow.",
+        "",
+        "| study | wall s | CPU s | within 10 min |",
+        "|---|---|---|---|",
+    ]
+    return "\n".join([*head, *rows, f"| all studies | {total_wall:.0f} | {total_cpu:.0f} | |"])
+
+
+def splice(text: str, block: str) -> str:
+    """`text` with the marked section replaced by `block` (appended when there is none)."""
+    marked = f"{BEGIN}\n{block}\n{END}"
+    if BEGIN in text and END in text:
+        return text[: text.index(BEGIN)] + marked + text[text.index(END) + len(END) :]
+    return text.rstrip("\n") + "\n\n" + marked + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", default=str(ROOT / "results"))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.md"))
+    ap.add_argument("--print", action="store_true", dest="print_only")
+    a = ap.parse_args(argv)
+    block = table(Path(a.results))
+    print(block)
+    if not a.print_only:
+        out = Path(a.out)
+        out.write_text(splice(out.read_text() if out.exists() else "", block))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
