@@ -50,7 +50,7 @@ def scrape_openreview_flow(params_path: str = "params.yaml", root: str = ".") ->
         work = cursor_dir(out_dir) / p.snapshot  # resume state per snapshot: a new snapshot fetches every venue again
         if p.source == "live":
             work.mkdir(parents=True, exist_ok=True)
-            built = build_live.submit(p, str(work))
+            built = build_live.submit(p, str(work), ctx.progress)
         else:
             built = build_offline.submit(p, str(ctx.shared_data))
         tables, sources = built.result()

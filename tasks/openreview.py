@@ -8,6 +8,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks.progress import progress
 from tenfold.studies.openreview import analysis as A
 from tenfold.studies.openreview.source import analysis_tables, live_tables, offline_tables
 
@@ -20,9 +21,15 @@ def build_offline(p, shared_data: str):
 
 
 @task(name="openreview-scrape", cache_policy=NO_CACHE)
-def build_live(p, work_dir: str):
+def build_live(p, work_dir: str, show_progress: bool = False):
     log = get_run_logger()
-    tables, sources = live_tables(p, work_dir, on_page=lambda inv, k, n: log.info("%s page %d: %d notes", inv, k, n))
+    with progress("openreview: scrape pages", None, show_progress) as step:
+
+        def on_page(inv, k, n):
+            log.info("%s page %d: %d notes", inv, k, n)
+            step()
+
+        tables, sources = live_tables(p, work_dir, on_page=on_page)
     log.info("live scrape: %s", {k: len(v) for k, v in tables.items()})
     return tables, sources
 

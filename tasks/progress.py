@@ -37,13 +37,16 @@ def _artifact(label: str):
 
 
 @contextmanager
-def progress(label: str, total: int, enabled: bool = False, artifact: bool = True) -> Iterator[Callable[[int], None]]:
+def progress(
+    label: str, total: int | None, enabled: bool = False, artifact: bool = True
+) -> Iterator[Callable[[int], None]]:
+    """`total=None`: an open-ended count (e.g. pages of a scrape): a counting bar, no percentage artifact."""
     bar = None
     if enabled:
         from tqdm import tqdm
 
         bar = tqdm(total=total, desc=label, leave=False)
-    update = _artifact(label) if artifact and total > 0 else None
+    update = _artifact(label) if artifact and total else None
     done, last = 0, 0.0
 
     def step(n: int = 1) -> None:

@@ -146,3 +146,23 @@ def test_credentials_are_used_but_never_logged_or_written(tmp_path, monkeypatch,
     for f in tmp_path.rglob("*"):
         if f.is_file():
             assert secret.encode() not in f.read_bytes(), f
+
+
+@pytest.mark.slow  # imports the Prefect task module: seconds
+def test_live_task_shows_scrape_progress_per_page(tmp_path, capsys, monkeypatch):
+    import logging
+
+    import tasks.openreview as T
+    from tasks.openreview import build_live
+
+    monkeypatch.setattr(T, "get_run_logger", lambda: logging.getLogger("test"))  # no Prefect run here
+    from tenfold.studies.openreview.params import OpenReviewParams
+
+    notes = make_venue(VENUE, 60, 8, seed=5)
+    with FakeOpenReview(notes) as srv:
+        scrape = SP.model_copy(update={"baseurl": srv.baseurl})
+        p = OpenReviewParams(source="live", years=[2020], venues={2020: spec()}, scrape=scrape)
+        tables, sources = build_live.fn(p, str(tmp_path), show_progress=True)
+    assert sources[2020].startswith("live") and sorted(tables["submissions"].note_id) == expected_ids(notes)
+    err = capsys.readouterr().err
+    assert "openreview: scrape pages: " in err  # tqdm's counting bar (60 notes at 25 a page: 3 pages)
