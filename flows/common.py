@@ -170,7 +170,20 @@ def available_targets(params_path: str | Path = "params.yaml") -> list[str]:
     from tenfold.core.config import read_yaml
 
     present = set(read_yaml(params_path))
-    return [*DATA_STAGES, *[stage for stage, study in stages().items() if study.slug in present]]
+    studies = [stage for stage, study in stages().items() if study.slug in present]
+    return [*(d for d in DATA_STAGES if _needed(d, studies)), *studies]
+
+
+def _needed(data_stage: str, study_stages: list[str]) -> bool:
+    """Whether one of `study_stages` depends (in the project's dvc.yaml) on an output of `data_stage`."""
+    import yaml
+
+    dvc = Path(__file__).resolve().parents[1] / "dvc.yaml"
+    if not dvc.exists():
+        return True
+    spec = yaml.safe_load(dvc.read_text())["stages"]
+    outs = {next(iter(o)) if isinstance(o, dict) else o for o in spec.get(data_stage, {}).get("outs", [])}
+    return any(outs & set(spec.get(s, {}).get("deps", [])) for s in study_stages)
 
 
 def flow_for(stage: str):
