@@ -5,11 +5,13 @@ on the real faces."""
 import numpy as np
 import pytest
 
+from tenfold.components.data.sources import get, shared_root
 from tenfold.core.runtime import atomic_savez
 from tenfold.studies.fairness import faces
 from tenfold.studies.fairness.data import EmptyGroup
 
-SHARED = faces.Path(__file__).resolve().parents[3] / "shared" / "data" / "faces" / "utkface64"
+ROOT = faces.Path(__file__).resolve().parents[2]
+SHARED = shared_root("../shared/data", ROOT) / get("utkface64").offline  # via the data-sources table
 
 
 def _folder(root, rows, missing=()):
