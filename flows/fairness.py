@@ -1,11 +1,13 @@
 """Study `fairness` (arXiv:2102.06764): fairness constraints on deep nets hold on training data, not on test data.
 
-Trains MLPs (tabular data) and small CNNs (images) of several widths with demographic-parity, equalized-odds and
-equal-opportunity constraints (fixed penalty, Lagrangian constrained optimisation, adversarial debiasing) on a
-medical set (UCI heart disease, sex), the tabular fairness sets (German credit, COMPAS, Adult) and a digits image
-task with a stroke-weight group, plus fairlearn's exponentiated-gradient reduction as the classical baseline;
-records train/test accuracy and gaps along training and publishes (results/fairness.json, plots/fairness/, an
-MLflow run with the registered model).
+`build_utkface_flow` (DVC stage `build_utkface`) decodes the offline UTKFace faces once into
+<data_root>/utkface64/faces.npz. `fairness_flow` (stage `fairness`) trains CNNs and ResNet-style nets of growing
+width on face tasks (age group with gender, gender with race as the sensitive attribute) with demographic-parity
+and equalized-odds constraints (fixed penalty, Lagrangian, adversarial debiasing) and unconstrained baselines,
+along training length, width and training-set size, plus the what-helps variants; MLPs on the medical and tabular
+sets as secondary tables; fairlearn's exponentiated-gradient reduction on fixed features as the classical
+baseline. Every test gap is reported beside its permutation noise floor; it publishes results/fairness.json,
+plots/fairness/ and an MLflow run with the registered model.
 """
 
 from __future__ import annotations
@@ -15,94 +17,123 @@ from prefect import flow
 from prefect.logging import get_run_logger
 
 from flows.common import prepare, publish, tracked
-from tasks.fairness import fairlearn_reduction, load_fair_data, train_fair_net
+from tasks.fairness import build_utkface, fairlearn_reduction, load_fair_data, train_fair_net
+from tenfold.components.data.sources import locate
 from tenfold.core.checkpoints import Checkpoint
 from tenfold.core.runtime import atomic_torch_save, fingerprint
 from tenfold.studies.fairness import outcome
 from tenfold.studies.fairness.models import make_model
-from tenfold.studies.fairness.study import main_spec, plan_runs, results_frame
+from tenfold.studies.fairness.study import (
+    baseline_plan,
+    cpu_by_part,
+    data_keys,
+    is_face,
+    main_spec,
+    plan_runs,
+    results_frame,
+    run_setup,
+)
+
+
+@flow(name="build_utkface")
+def build_utkface_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
+    ctx = prepare("fairness", params_path, root)
+    src = locate("utkface64", ctx.shared_data)
+    return build_utkface.submit(
+        str(src), str(ctx.data_root / "utkface64"), ctx.params.faces.limit, ctx.seed_for("build_subset")
+    ).result()
+
+
+def _checkpoint(ctx, spec, setup, data, seed: int) -> Checkpoint:
+    """The checkpoint of one run, fingerprinted by everything that determines its result."""
+    ev = ctx.params.eval
+    key = fingerprint(
+        spec.as_dict(),
+        setup.cfg.model_dump(),
+        setup.depth,
+        setup.channel_ratio,
+        setup.augment,
+        data.summary(),
+        ev.noise_permutations,
+        ev.floor_quantile,
+        seed,
+        ctx.seed_for("split", spec.dataset),
+    )
+    return Checkpoint(ctx.path("checkpoints", f"{spec.name}.pt"), key)
 
 
 @flow(name="fairness")
 def fairness_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
     ctx = prepare("fairness", params_path, root)
-    p, d, ev = ctx.params, ctx.params.data, ctx.params.eval
-    celeba = {"target": d.celeba_target, "group": d.celeba_group, "size": d.celeba_size}
-    split = lambda name: (ctx.seed_for("split", name), d.test_fraction, d.max_train, d.max_test)  # noqa: E731
-    loads = {n: load_fair_data.submit(n, str(ctx.data_root), *split(n), d.digits_source, celeba) for n in d.datasets}
-    datasets = {name: f.result() for name, f in loads.items()}
-    sources = {f"data_source.{n}": ds.source for n, ds in datasets.items()}
+    p, ev = ctx.params, ctx.params.eval
+    specs, keep = plan_runs(p), main_spec(p)
+    loads = {
+        k: load_fair_data.submit(p, k[0], k[1], str(ctx.data_root), ctx.seed_for("split", k[0]))
+        for k in data_keys(specs)
+    }
+    datasets = {k: f.result() for k, f in loads.items()}  # every bad input fails here, before any training
+    default = {k[0]: d for k, d in datasets.items() if k[1] in (None, p.faces.n_train)}
     tags = {
-        "data_source": "; ".join(f"{n}: {ds.source}" for n, ds in datasets.items()),
-        **sources,
-        "main_dataset": d.main,
+        "data_source": "; ".join(f"{n}: {ds.source}" for n, ds in default.items()),
+        **{f"data_source.{n}": ds.source for n, ds in default.items()},
+        "main_dataset": keep.dataset,
         "claim_notion": ev.claim_notion,
     }
     with tracked(ctx, tags=tags) as run:
-        baselines = submit_baselines(ctx, datasets)  # submitted first: the reductions run beside the nets
-        specs, keep, futures = submit_nets(ctx, datasets)
+        baselines = {
+            (name, nt): fairlearn_reduction.submit(  # submitted first: the reductions run beside the nets
+                default[name],
+                nt,
+                (p.face_train if is_face(name) else p.train).epsilon,
+                p.baseline.max_iter,
+                p.baseline.eps,
+                ctx.seed_for("fairlearn", name, nt),
+                p.baseline.pca_components,
+                ev.noise_permutations,
+                ev.floor_quantile,
+            )
+            for name, nt in baseline_plan(p)
+        }
+        futures = []
+        for spec in specs:
+            data, setup = datasets[spec.data_key], run_setup(p, spec)
+            seed = ctx.seed_for("net", spec.seed, spec.arch, spec.width)  # every method starts from the same init
+            ckpt = _checkpoint(ctx, spec, setup, data, seed)
+            futures.append(
+                train_fair_net.submit(
+                    data, spec, setup, ctx.device, seed, ev.noise_permutations, ev.floor_quantile, ckpt, spec == keep
+                )
+            )
         outputs = [f.result() for f in futures]
         main_state = next(o["state"] for spec, o in zip(specs, outputs) if spec == keep)
+        fl = {k: f.result() for k, f in baselines.items()}
+        cpu = cpu_by_part(
+            p, specs, [o["cpu_seconds"] for o in outputs], {k: b.pop("cpu_seconds") for k, b in fl.items()}
+        )
         measured = outcome.Measured(
-            results_frame([(spec, o["history"]) for spec, o in zip(specs, outputs)]),
-            datasets,
-            {k: f.result() for k, f in baselines.items()},
-            len(specs),
+            results_frame([(spec, o["history"]) for spec, o in zip(specs, outputs)]), default, fl, len(specs)
         )
         out = outcome.build(p, measured)
         outcome.write_figures(out, p, measured, ctx.path("plots"))
-        nt = ev.claim_notion
-        for e, row in outcome.gap_by_epoch(p, measured.df).iterrows():
-            run.log_metrics({"train_gap": row[f"train_gap_{nt}"], "test_gap": row[f"test_gap_{nt}"]}, step=int(e))
+        outcome.write_cpu_seconds(cpu, ctx.path("plots"))
+        run.log_metrics({f"cpu_seconds.{k}": v for k, v in cpu.items() if v is not None})
+        get_run_logger().info("fairness CPU seconds by part (None: resumed): %s", cpu)
+        for r in out.details["curves"]["epoch"]:
+            run.log_metrics({"train_gap": r["c"]["train_gap"], "test_gap": r["c"]["test_gap"]}, step=r["epoch"])
+        setup = run_setup(p, keep)
         model = make_model(
-            datasets[d.main].x_train.shape[1:], keep.width, p.model.depth, p.model.image_arch, p.model.cnn_channel_ratio
+            default[keep.dataset].x_train.shape[1:], keep.width, setup.depth, setup.arch, setup.channel_ratio
         )
         model.load_state_dict(main_state)
         atomic_torch_save(ctx.path("models", "constrained_net.pt"), main_state)
-        about = f"{keep.method} {nt}-constrained {type(model).__name__} (width {keep.width}) on {d.main}"
-        model_kw = dict(model=model, model_name="constrained_net", model_description=about)
-        example = datasets[d.main].x_test[:2].astype(np.float32)
-        return publish(ctx, run, out, input_example=example, log=get_run_logger(), **model_kw)
-
-
-def submit_baselines(ctx, datasets) -> dict:
-    """fairlearn's reduction per (dataset, notion): every notion on the main dataset, the claim's elsewhere."""
-    p, d, tr, ev = ctx.params, ctx.params.data, ctx.params.train, ctx.params.eval
-    baselines = {}
-    for name in d.datasets if p.baseline.enabled else []:
-        for nt in tr.notions if name == d.main else [ev.claim_notion]:
-            seed = ctx.seed_for("fairlearn", name, nt)
-            baselines[(name, nt)] = fairlearn_reduction.submit(
-                datasets[name], nt, tr.epsilon, p.baseline.max_iter, p.baseline.eps, seed
-            )
-    return baselines
-
-
-def submit_nets(ctx, datasets) -> tuple[list, object, list]:
-    """One training task per planned run (each checkpointed); returns the specs, the main run's spec, futures."""
-    p, tr, ev = ctx.params, ctx.params.train, ctx.params.eval
-    specs, keep = plan_runs(p), main_spec(p)
-    futures = []
-    for spec in specs:
-        data = datasets[spec.dataset]
-        arch = [p.model.image_arch, p.model.cnn_channel_ratio] if data.is_image and p.model.image_arch == "cnn" else []
-        seed = ctx.seed_for("net", spec.seed, spec.width)  # every method starts from the same init
-        split_seed = ctx.seed_for("split", spec.dataset)
-        fp = fingerprint(
-            spec.as_dict(),
-            p.model.depth,
-            tr.model_dump(),
-            data.summary(),
-            ev.noise_permutations,
-            seed,
-            split_seed,
-            *arch,
+        return publish(
+            ctx,
+            run,
+            out,
+            model=model,
+            model_name="constrained_net",
+            input_example=default[keep.dataset].x_test[:2].astype(np.float32),
+            model_description=f"{keep.method} {ev.claim_notion}-constrained {type(model).__name__} (width "
+            f"{keep.width}) on {keep.dataset}",
+            log=get_run_logger(),
         )
-        ckpt = Checkpoint(ctx.path("checkpoints", f"{spec.name}.pt"), fp)
-        model_args = (p.model.image_arch, p.model.cnn_channel_ratio)
-        futures.append(
-            train_fair_net.submit(
-                data, spec, p.model.depth, tr, ctx.device, seed, ev.noise_permutations, ckpt, spec == keep, *model_args
-            )
-        )
-    return specs, keep, futures

@@ -1,6 +1,9 @@
-"""Prefect tasks of the `fairness` study: load a dataset, train one constrained net, run the fairlearn baseline."""
+"""Prefect tasks of the `fairness` study: decode the faces, load a dataset, train one constrained net, run the
+fairlearn baseline."""
 
 from __future__ import annotations
+
+import time
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -9,18 +12,27 @@ from prefect.logging import get_run_logger
 from tenfold.core.checkpoints import Checkpoint
 from tenfold.core.seeds import seeded
 from tenfold.studies.fairness import data as fair_data
+from tenfold.studies.fairness import faces
 from tenfold.studies.fairness.models import count_parameters, make_model
-from tenfold.studies.fairness.params import FairnessTrain
-from tenfold.studies.fairness.study import RunSpec
+from tenfold.studies.fairness.params import FairnessParams
+from tenfold.studies.fairness.study import RunSetup, RunSpec, load_dataset
 from tenfold.studies.fairness.train import fairlearn_baseline, train_fair
+
+
+@task(name="fairness-build-utkface", cache_policy=NO_CACHE)
+def build_utkface(src: str, out_dir: str, limit: int | None, seed: int) -> dict:
+    manifest = faces.build(src, out_dir, limit, seed)
+    get_run_logger().info("UTKFace: %d faces decoded from %s into %s", manifest["n"], src, out_dir)
+    return manifest
 
 
 @task(name="fairness-load-data", cache_policy=NO_CACHE)
 def load_fair_data(
-    name: str, data_root: str, seed: int, test_fraction: float, max_train, max_test, digits_source: str, celeba: dict
+    p: FairnessParams, dataset: str, n_train: int | None, data_root: str, seed: int
 ) -> fair_data.FairData:
-    data = fair_data.load(name, data_root, seed, test_fraction, max_train, max_test, digits_source, celeba)
-    get_run_logger().info("fairness data %s", data.summary())
+    t0 = time.thread_time()
+    data = load_dataset(p, dataset, n_train, data_root, seed)
+    get_run_logger().info("fairness data %s (%.1f s CPU)", data.summary(), time.thread_time() - t0)
     return data
 
 
@@ -28,33 +40,47 @@ def load_fair_data(
 def train_fair_net(
     data: fair_data.FairData,
     spec: RunSpec,
-    depth: int,
-    cfg: FairnessTrain,
+    setup: RunSetup,
     device,
     seed: int,
     noise_permutations: int,
+    floor_quantile: float,
     checkpoint: Checkpoint,
     keep_model: bool = False,
-    image_arch: str = "mlp",
-    cnn_channel_ratio: float = 1 / 16,
 ) -> dict:
-    """Train one (dataset, method, notion, width, seed) net from `seed`. A finished run is saved in `checkpoint`
-    (history, and the weights if `keep_model`), so a killed sweep resumes with the runs it had finished."""
+    """Train one (dataset, net, method, notion, seed, size, variant) run from `seed`. A finished run is saved in
+    `checkpoint` (history, and the weights if `keep_model`), so a killed sweep resumes with the runs it had
+    finished. `cpu_seconds`: this thread's CPU time for the training (the nets run single-threaded in the task's
+    thread), None for a resumed run."""
     log = get_run_logger()
     saved = checkpoint.load()
     if saved is not None and (saved.get("state") is not None or not keep_model):
         log.info("fairness %s: resumed from %s", spec.name, checkpoint.path)
-        return {"history": saved["history"], "state": saved.get("state")}
-    model = seeded(seed, lambda: make_model(data.x_train.shape[1:], spec.width, depth, image_arch, cnn_channel_ratio))
-    history = train_fair(
-        model, data, spec.method, spec.notion if spec.notion != "none" else "dp", cfg, device, seed, noise_permutations
+        return {"history": saved["history"], "state": saved.get("state"), "cpu_seconds": None}
+    t0 = time.thread_time()
+    model = seeded(
+        seed, lambda: make_model(data.x_train.shape[1:], spec.width, setup.depth, setup.arch, setup.channel_ratio)
     )
-    last = history[-1]
+    history = train_fair(
+        model,
+        data,
+        spec.method,
+        spec.notion if spec.notion != "none" else "dp",
+        setup.cfg,
+        device,
+        seed,
+        noise_permutations,
+        augment=setup.augment,
+        floor_quantile=floor_quantile,
+    )
+    last, cpu = history[-1], time.thread_time() - t0
     log.info(
-        "fairness %s (%s, %d params): train acc %.3f test acc %.3f | train/test gaps dp %.3f/%.3f eo %.3f/%.3f",
+        "fairness %s (%s, %d params, %.1f s CPU): train acc %.3f test acc %.3f | train/test gaps dp %.3f/%.3f "
+        "eo %.3f/%.3f",
         spec.name,
         type(model).__name__,
         count_parameters(model),
+        cpu,
         last["train_acc"],
         last["test_acc"],
         last["train_gap_dp"],
@@ -64,13 +90,24 @@ def train_fair_net(
     )
     out = {"history": history, "state": {k: v.cpu() for k, v in model.state_dict().items()} if keep_model else None}
     checkpoint.save(**out)
-    return out
+    return {**out, "cpu_seconds": cpu}
 
 
 @task(name="fairness-fairlearn-baseline", cache_policy=NO_CACHE)
 def fairlearn_reduction(
-    data: fair_data.FairData, notion: str, epsilon: float, max_iter: int, eps: float, seed: int
+    data: fair_data.FairData,
+    notion: str,
+    epsilon: float,
+    max_iter: int,
+    eps: float,
+    seed: int,
+    pca_components: int | None = None,
+    noise_permutations: int = 0,
+    floor_quantile: float = 0.95,
 ) -> dict:
-    out = fairlearn_baseline(data, notion, epsilon, max_iter, eps, seed)
+    t0 = time.thread_time()
+    out = fairlearn_baseline(
+        data, notion, epsilon, max_iter, eps, seed, pca_components, noise_permutations, floor_quantile
+    )
     get_run_logger().info("fairlearn %s %s: %s", data.name, notion, {k: round(v, 3) for k, v in out.items()})
-    return out
+    return {**out, "cpu_seconds": time.thread_time() - t0}

@@ -98,7 +98,7 @@ STUDIES: dict[str, Study] = {
             "2102.06764",
             "Technical Challenges for Training Fair Neural Networks",
             FairnessParams,
-            {"fairness": "flows.fairness:fairness_flow"},
+            {"build_utkface": "flows.fairness:build_utkface_flow", "fairness": "flows.fairness:fairness_flow"},
         ),
         Study(
             "lowkey",

@@ -1,5 +1,5 @@
-"""The fairness flow end to end at tiny scale: results contract, MLflow lineage, registered model, and a sweep
-that resumes from its finished runs."""
+"""The fairness flows end to end at tiny scale: the face build, the results contract, MLflow lineage, the registered
+model, and a sweep that resumes from its finished runs."""
 
 import json
 
@@ -8,30 +8,51 @@ import pytest
 
 @pytest.mark.slow
 def test_fairness_flow_tiny(prefect_harness, tiny, tmp_path, check_study_outputs, monkeypatch):
+    import numpy as np
     from mlflow.tracking import MlflowClient
 
     import tasks.fairness
-    from flows.fairness import fairness_flow
+    from flows.fairness import build_utkface_flow, fairness_flow
 
-    params = tiny(["fairness"], {"fairness": {"train": {"notions": ["dp", "eo"]}}})
+    params = tiny(["fairness"])
+    manifest = build_utkface_flow(params_path=str(params), root=str(tmp_path))
+    assert manifest["n"] == 1500 and (tmp_path / "data" / "utkface64" / "faces.npz").exists()
+    assert np.load(tmp_path / "data" / "utkface64" / "faces.npz")["x"].shape == (1500, 3, 64, 64)
+
     out = fairness_flow(params_path=str(params), root=str(tmp_path))
     r = check_study_outputs(tmp_path, out, "fairness", {"fairness_overfits"})
     (c,) = r["claims"]
-    head = r["overfit_by_dataset"]["hearts"]  # the main dataset's summary
-    assert c["target"] == 2.0 and c["holds"] == (head["meets_constraint"] and head["ratio"] >= 2.0)
+    head = r["overfit_by_dataset"]["utk_age_gender/eo"]  # the face headline's summary
+    assert c["target"] == 2.0 and c["holds"] == head["holds"] == (head["status"] == "holds")
+    assert c["holds"] == (head["meets_constraint"] and head["ratio"] >= 2.0 and head["test_gap"] > head["test_floorq"])
     assert r["headline"]["fairness_overfits_ratio"] == head["ratio"]
-    assert set(r["datasets"]) == {"hearts", "german"} and {"erm_reference", "overfit_by_dataset", "baselines"} <= set(r)
-    assert {"main", "training_length", "capacity", "datasets", "overfit_by_dataset", "fairlearn"} <= set(r["tables"])
-    assert len(r["tables"]["capacity"]["rows"]) == 2  # widths 8 and 16
-    assert (tmp_path / "plots" / "fairness" / "gap_vs_epoch.csv").exists()
+    assert set(r["datasets"]) == {"utk_age_gender", "hearts"} and r["datasets"]["utk_age_gender"]["n_test"] == 300
+    assert {"erm_reference", "overfit_by_dataset", "baselines", "curves", "helps"} <= set(r)
+    assert {
+        "faces",
+        "by_method",
+        "capacity",
+        "training_length",
+        "training_size",
+        "what_helps",
+        "overfit_by_dataset",
+        "fairlearn",
+    } <= set(r["tables"])
+    assert [row[:2] for row in r["tables"]["capacity"]["rows"]] == [["cnn", 4], ["cnn", 8], ["resnet", 4]]
+    assert [row[0] for row in r["tables"]["training_size"]["rows"]] == [60, 120]
+    assert set(r["baselines"]) == {"utk_age_gender/eo", "utk_age_gender/dp", "hearts/eo"}
+    assert (r["overfit_by_dataset"]["hearts/eo"]["status"] == "holds") == r["overfit_by_dataset"]["hearts/eo"]["holds"]
+    for name in ("gap_vs_epoch", "gap_vs_width", "gap_vs_size"):
+        assert (tmp_path / "plots" / "fairness" / f"{name}.csv").exists()
     assert (tmp_path / "models" / "fairness" / "constrained_net.pt").exists()
 
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.get_run(out["run"]["mlflow_run_id"])
     tags = run.data.tags
-    assert tags["data_source.hearts"].startswith("package:scikit-lego") and tags["main_dataset"] == "hearts"
-    assert run.data.params["fairness.train.epsilon"] == "0.05"
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "test_gap")] == [2, 4]
+    assert tags["data_source.utk_age_gender"].startswith("UTKFace 64x64") and tags["main_dataset"] == "utk_age_gender"
+    assert tags["data_source.hearts"].startswith("package:scikit-lego")
+    assert run.data.params["fairness.face_train.epsilon"] == "0.05"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "test_gap")] == [1, 2]
     versions = client.search_model_versions("name='tenfold-fairness'")
     assert versions[0].tags["passed_check"] == str(out["run"]["alias_moved"]).lower()
 
@@ -47,3 +68,13 @@ def test_fairness_flow_tiny(prefect_harness, tiny, tmp_path, check_study_outputs
     rerun = json.loads((tmp_path / "results" / "fairness.json").read_text())
     assert {k: v for k, v in rerun.items() if k != "run"} == {k: v for k, v in r.items() if k != "run"}
     assert again["claims"] == out["claims"]
+
+
+@pytest.mark.slow
+def test_fairness_flow_fails_before_training_on_a_missing_face_build(prefect_harness, tiny, tmp_path):
+    from flows.fairness import fairness_flow
+    from tenfold.core.errors import ArtifactError
+
+    with pytest.raises(ArtifactError, match="utkface64/faces.npz: not found"):
+        fairness_flow(params_path=str(tiny(["fairness"])), root=str(tmp_path))
+    assert not (tmp_path / "checkpoints" / "fairness").exists()

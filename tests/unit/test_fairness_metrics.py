@@ -66,3 +66,29 @@ def test_permutation_floor_is_noise_of_a_group_blind_classifier():
     assert 0 < large < small  # the floor shrinks with sample size
     assert large < 0.05
     assert np.isnan(permutation_floor(pred, y, s, "dp", 0, 0))
+
+
+def test_vectorised_permutation_gaps_equal_the_gap_of_each_relabelling():
+    from tenfold.studies.fairness.metrics import noise_floor, permutation_gaps
+
+    rng = np.random.default_rng(5)
+    y, s, pred = rng.integers(0, 2, 300), rng.integers(0, 2, 300), rng.integers(0, 2, 300)
+    for notion in ("dp", "eo", "eopp"):
+        got = permutation_gaps(pred, y, s, notion, 40, seed=9)
+        perms = np.random.default_rng(9).permuted(np.tile(s.astype(np.int8), (40, 1)), axis=1)
+        want = [
+            float(gap(torch.tensor(pred).double(), torch.tensor(y), torch.tensor(p.astype(np.int64)), notion))
+            for p in perms
+        ]
+        assert np.allclose(got, want, atol=1e-12)
+        mean, q = noise_floor(pred, y, s, notion, 40, 9, 0.95)
+        assert mean == pytest.approx(np.mean(want)) and q == pytest.approx(np.quantile(want, 0.95)) and q > mean
+    # a cell a relabelling leaves empty contributes 0 (as `gap`), never NaN
+    assert np.all(np.isfinite(permutation_gaps(np.array([1, 0]), np.array([1, 1]), np.array([0, 1]), "eo", 5, 0)))
+    with pytest.raises(ValueError, match="unknown fairness notion"):
+        permutation_gaps(pred, y, s, "parity", 3, 0)
+
+
+def test_report_gives_the_positive_rate():
+    r = report(np.array([1, 1, 0, 0]), np.array([1, 0, 1, 0]), np.array([0, 0, 1, 1]))
+    assert r["pos"] == 0.5 and r["acc"] == 0.5 and r["gap_dp"] == 1.0

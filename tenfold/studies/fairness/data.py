@@ -27,11 +27,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tenfold.core.errors import TenfoldError
+
 log = logging.getLogger(__name__)
 
 
 class DataUnavailable(RuntimeError):
     """The dataset is not present offline (and nothing is ever downloaded)."""
+
+
+class EmptyGroup(TenfoldError, ValueError):
+    """A (label, group) cell has no example in a split: its rates, hence the fairness gaps, are undefined."""
 
 
 @dataclass
@@ -46,16 +52,23 @@ class FairData:
     source: str
     target: str
     group: str
+    x_val: np.ndarray | None = None  # held-out split (faces): early stopping on a held-out fairness criterion
+    y_val: np.ndarray | None = None
+    s_val: np.ndarray | None = None
 
     @property
     def is_image(self) -> bool:
         return self.x_train.ndim == 4
 
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return ("train", "val", "test") if self.y_val is not None else ("train", "test")
+
     def summary(self) -> dict:
         def rates(y, s):
             return {f"P(y=1|s={g})": round(float(y[s == g].mean()), 4) for g in (0, 1)}
 
-        return {
+        out = {
             "name": self.name,
             "n_train": len(self.y_train),
             "n_test": len(self.y_test),
@@ -66,6 +79,28 @@ class FairData:
             **rates(self.y_train, self.s_train),
             "source": self.source,
         }
+        if self.y_val is not None:
+            out["n_val"] = len(self.y_val)
+        return out
+
+
+def check_cells(data: FairData) -> FairData:
+    """Every (label, group) cell has at least one example in every split, else EmptyGroup naming the split and
+    the cell: the group rates (and so every fairness gap) would be undefined there. Labels and groups must be 0/1."""
+    for split in data.splits:
+        y, s = getattr(data, f"y_{split}"), getattr(data, f"s_{split}")
+        bad = sorted(set(np.unique(y).tolist()) - {0, 1}) + sorted(set(np.unique(s).tolist()) - {0, 1})
+        if bad:
+            raise EmptyGroup(f"fairness {data.name}: the {split} split has labels/groups outside {{0, 1}}: {bad}")
+        for yv in (0, 1):
+            for sv in (0, 1):
+                if not ((y == yv) & (s == sv)).any():
+                    raise EmptyGroup(
+                        f"fairness {data.name}: the {split} split has no example of group s={sv} ({data.group}) with "
+                        f"y={yv} ({data.target}); its fairness gaps would be undefined: use more data "
+                        f"(caps, n_train/n_val/n_test) or another split seed"
+                    )
+    return data
 
 
 def _package_dir(name: str) -> Path:
@@ -118,7 +153,7 @@ def _tabular(
     mu, sd = x[tr].mean(0), x[tr].std(0)
     sd[sd == 0] = 1.0
     x = ((x - mu) / sd).astype(np.float32)
-    return FairData(name, x[tr], y[tr], s[tr], x[te], y[te], s[te], source, target, group)
+    return check_cells(FairData(name, x[tr], y[tr], s[tr], x[te], y[te], s[te], source, target, group))
 
 
 def load_hearts(**kw) -> FairData:
@@ -276,17 +311,19 @@ def load_digits_groups(source: str = "mnist5k", *, test_fraction: float, seed: i
     ink = x.reshape(len(x), -1).sum(1)
     s = (ink > np.median(ink)).astype(np.int64)
     tr, te = stratified_split(y, s, test_fraction, seed, max_train, max_test)
-    return FairData(
-        "digits",
-        x[tr],
-        y[tr],
-        s[tr],
-        x[te],
-        y[te],
-        s[te],
-        f"{imgs.source}; y = digit >= 5, s = ink above median",
-        "digit >= 5",
-        "heavy stroke (1 = ink above median)",
+    return check_cells(
+        FairData(
+            "digits",
+            x[tr],
+            y[tr],
+            s[tr],
+            x[te],
+            y[te],
+            s[te],
+            f"{imgs.source}; y = digit >= 5, s = ink above median",
+            "digit >= 5",
+            "heavy stroke (1 = ink above median)",
+        )
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import nn
 
 
@@ -45,6 +46,44 @@ class SmallCNN(nn.Module):
         return self.head(self.features(x).flatten(1)).squeeze(-1)
 
 
+class BasicBlock(nn.Module):
+    """conv3x3-BN-ReLU-conv3x3-BN plus the (1x1-projected when the shape changes) input, then ReLU (He et al.)."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = (
+            nn.Sequential()
+            if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        )
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        return torch.relu(out + self.shortcut(x))
+
+
+class ResNetSmall(nn.Module):
+    """A ResNet-style net for small images: a stride-2 conv stem (`width` channels), three stages of one basic
+    block each (`width`, 2x, 4x channels; the last two stride 2), global average pooling, one logit.
+    On 32x32 faces: 16x16 -> 16 -> 8 -> 4; 19.7k parameters at width 8."""
+
+    def __init__(self, in_channels: int, width: int):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        self.stages = nn.Sequential(
+            BasicBlock(width, width, 1), BasicBlock(width, 2 * width, 2), BasicBlock(2 * width, 4 * width, 2)
+        )
+        self.head = nn.Linear(4 * width, 1)
+        self.width = width
+
+    def forward(self, x):
+        return self.head(self.stages(self.stem(x)).mean((2, 3))).squeeze(-1)
+
+
 def cnn_channels(width: int, ratio: float) -> int:
     """Channels of the CNN at capacity `width` (the MLP's hidden units): width * ratio, at least 2."""
     return max(2, int(round(width * ratio)))
@@ -53,12 +92,16 @@ def cnn_channels(width: int, ratio: float) -> int:
 def make_model(
     input_shape: tuple[int, ...], width: int, depth: int, image_arch: str = "mlp", cnn_channel_ratio: float = 1 / 16
 ) -> nn.Module:
-    """An MLP on flattened inputs, or for images (input shape C x H x W) with `image_arch='cnn'` a SmallCNN whose
-    channel count follows the capacity axis (`cnn_channels(width, cnn_channel_ratio)`)."""
-    if image_arch == "cnn" and len(input_shape) == 3:
-        return SmallCNN(input_shape[0], input_shape[1], cnn_channels(width, cnn_channel_ratio), depth)
-    if image_arch not in ("mlp", "cnn"):
-        raise ValueError(f"unknown image_arch {image_arch!r} (mlp, cnn)")
+    """An MLP on flattened inputs, or for images (input shape C x H x W): with `image_arch='cnn'` a SmallCNN whose
+    channel count follows the capacity axis (`cnn_channels(width, cnn_channel_ratio)`; ratio 1 = width channels,
+    as for the faces), with `image_arch='resnet'` a ResNetSmall of base width `width`."""
+    if image_arch not in ("mlp", "cnn", "resnet"):
+        raise ValueError(f"unknown image_arch {image_arch!r} (mlp, cnn, resnet)")
+    if len(input_shape) == 3:
+        if image_arch == "cnn":
+            return SmallCNN(input_shape[0], input_shape[1], cnn_channels(width, cnn_channel_ratio), depth)
+        if image_arch == "resnet":
+            return ResNetSmall(input_shape[0], width)
     return MLP(math.prod(input_shape), width, depth)
 
 
@@ -73,8 +116,6 @@ class Adversary(nn.Module):
         self.net = nn.Sequential(nn.Linear(k, width), nn.ReLU(), nn.Linear(width, 1))
 
     def features(self, z, y):
-        import torch
-
         z = z.unsqueeze(-1)
         if self.notion == "eo":
             yf = y.float().unsqueeze(-1)
