@@ -74,14 +74,14 @@ def security_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
     with tracked(ctx, tags={"data_source": manifest["source"]}) as run:
         run.log_dataset("poisons", md5_file(pdir / crafted.MANIFEST), str(pdir), "training")
         victim_seed = ctx.seed_for("victim")  # every cell's victim starts alike: cells differ by poison and defense
+        setups = plan.control_setups(p, manifest["poisons"])
+        control = control_victim.submit(data, p.victim, ctx.device, victim_seed, setups) if setups else None
         tasks = [
             run_cells.submit(
                 e["path"], cols, data, p.victim, p.defense, net, ctx.device, victim_seed, manifest["clean_acc"]
             )
-            for e, cols in plan.grid_tasks(p, manifest["poisons"])
+            for e, cols in plan.claim_first(plan.grid_tasks(p, manifest["poisons"]))
         ]
-        setups = plan.control_setups(p, manifest["poisons"])
-        control = control_victim.submit(data, p.victim, ctx.device, victim_seed, setups) if setups else None
         checked, diag = plan.dilution_poisons(p, manifest["poisons"]), []
         if checked:
             ref = dilution_reference.submit(data, p.victim, p.diagnostic, net, ctx.device, ctx.seed_for("dilution"))

@@ -52,8 +52,12 @@ def test_secure_release_flow_tiny(prefect_harness, tiny, tmp_path, monkeypatch, 
         "adv_targeted@eps16/cnn",
     }
     assert "alignment@eps16/mlp" not in acc  # diagnostics train the first arch only
-    share = (acc["clean/cnn"] - acc["alignment/cnn"]) / (acc["clean/cnn"] - 0.1)
-    assert r["share_removed"]["cnn"] == pytest.approx(share)
+    above = acc["clean/cnn"] - 0.1  # a tiny victim may sit at chance: then no share is defined
+    got = r["share_removed"]["cnn"]
+    if above > 0:
+        assert got == pytest.approx((acc["clean/cnn"] - acc["alignment/cnn"]) / above)
+    else:
+        assert got is None or got != got
     ue = r["craft_info"]["unlearnable"]  # tiny profile caps the min-min loop at 1 round
     assert ue["rounds"] == 1 and ue["stopped_by_error"] == (ue["final_error"] < 0.01)
     assert any(n.startswith("Unlearnable noise ran 1 min-min rounds") for n in r["notes"])
@@ -62,7 +66,10 @@ def test_secure_release_flow_tiny(prefect_harness, tiny, tmp_path, monkeypatch, 
     assert r["perceptual"]["alignment@eps16"]["linf_255"] <= 16.0 + 1e-3
     assert {"steps", "eps", "epochs"} <= set(r["tables"])
     assert len(r["epoch_curves"]["clean/cnn"]) == 2
-    assert r["headline"]["alignment_share_removed"] == pytest.approx(c["measured"], abs=1e-6)
+    if c["measured"] is None:
+        assert r["headline"]["alignment_share_removed"] is None
+    else:
+        assert r["headline"]["alignment_share_removed"] == pytest.approx(c["measured"], abs=1e-6)
     assert (tmp_path / "plots" / "secure_release" / "diagnostics.png").exists()
     run = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(r["run"]["mlflow_run_id"])
     assert "imagefolder" in run.data.tags["data_source"] and "att_faces" in run.data.tags["faces_source"]

@@ -10,7 +10,7 @@ from tenfold.components.data.images import ImageData
 from tenfold.components.defenses import DEFENSES
 from tenfold.studies.security import benchmark, crafted
 from tenfold.studies.security.params import SecurityParams
-from tenfold.studies.security.plan import craft_jobs, dilution_poisons, grid_jobs, grid_tasks
+from tenfold.studies.security.plan import claim_first, craft_jobs, dilution_poisons, grid_jobs, grid_tasks
 from tenfold.studies.security.taxonomy import taxonomy_tables
 
 torch.set_num_threads(1)  # tiny tensors: extra threads only add contention
@@ -193,6 +193,10 @@ def test_extra_targets_get_only_the_none_columns_and_tasks_share_the_plain_victi
         ("g1", ["none[from-scratch]", "none[fine-tune]"]),
     ]
     assert sum(len(cols) for _, cols in tasks) == len(jobs)
+    first = claim_first(tasks)  # the claim's setups are submitted first, the rest keeps its order
+    kinds = [e["attack"] == "gradient_matching" for e, _ in first]
+    assert kinds == sorted(kinds, reverse=True) and [e["path"] for e, _ in first][:3] == ["g0", "g1", "g2"]
+    assert sorted(map(id, first)) == sorted(map(id, tasks))
     assert all(len(cols) == 1 for _, cols in tasks if cols[0][0] in ("cutmix", "mixup"))
 
 

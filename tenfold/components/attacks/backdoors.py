@@ -2,10 +2,11 @@
 
 BadNets (Gu et al., arXiv:1708.06733): dirty-label; stamp the patch on training images of other classes and relabel
 them as the adversarial class; the trigger is meant for every other class.
-Patch backdoor as in the lab's code (`--recipe patch`, `forest/witchcoven/witch_patch.py` of JonasGeiping/data-poisoning,
-whose mixing defenses are the augmentation paper's): clean-label; a random Bernoulli patch (every channel) replaces
-the bottom-right corner of `budget` training images *of the adversarial class* (labels kept); at test time the patch
-is stamped on images of one source class (the lab's target class), which should become the adversarial class.
+Patch backdoor as in the lab's code (`--recipe patch`, `forest/witchcoven/witch_patch.py` of
+JonasGeiping/data-poisoning, whose mixing defenses are the augmentation paper's): clean-label; a random Bernoulli
+patch (every channel) replaces the bottom-right corner of `budget` training images *of the adversarial class*
+(labels kept); at test time the patch is stamped on images of one source class (the lab's target class), which
+should become the adversarial class.
 Clean-label backdoor (Turner et al., arXiv:1912.02771): images *of* the adversarial class are first made hard to
 learn by an untargeted PGD perturbation on the surrogate (eps, l_inf), then stamped with the trigger; labels stay
 correct, so the net leans on the trigger.

@@ -230,9 +230,7 @@ class SecurityParams(Strict):
     defense: Defenses = Defenses()
     grid_defenses: list[str] = ["none", "spectral_signatures", "activation_clustering", "strip"]
     grid_focus: list[FocusGroup] = Field(
-        default_factory=lambda: [
-            FocusGroup(attacks=["gradient_matching+cutmix"], defenses=["none", "cutmix"]),
-        ],
+        default_factory=lambda: [FocusGroup(attacks=["gradient_matching+cutmix"], defenses=["none", "cutmix"])],
         description="extra (attacks x defenses) blocks beyond the full grid: the adaptive attack against none "
         "and CutMix (CPU budget; the paper profile adds every other registered defense against the patch "
         "backdoor, which stage augmentation measures in the CPU default)",
