@@ -12,7 +12,7 @@ from prefect import flow
 from prefect.logging import get_run_logger
 
 from flows.common import prepare, publish, tracked
-from tasks.security import load_crafted, log_cells, run_cell
+from tasks.security import load_crafted, log_cells, run_cells
 from tenfold.core.runtime import md5_file
 from tenfold.studies.augmentation import outcome, plan
 from tenfold.studies.security import benchmark, crafted
@@ -29,9 +29,9 @@ def augmentation_flow(params_path: str = "params.yaml", root: str = ".") -> dict
         run.log_dataset("poisons", md5_file(pdir / crafted.MANIFEST), str(pdir), "training")
         victim_seed = ctx.seed_for("victim")  # every cell's victim starts alike: cells differ by poison and defense
         futures = [
-            run_cell.submit(
+            run_cells.submit(
                 e["path"],
-                name,
+                [(name, None, label)],
                 data,
                 sec.victim,
                 sec.defense,
@@ -40,12 +40,10 @@ def augmentation_flow(params_path: str = "params.yaml", root: str = ".") -> dict
                 victim_seed,
                 manifest["clean_acc"],
                 cfg,
-                label,
             )
-            for e in poisons
-            for label, name, cfg in defenses
+            for e, (label, name, cfg) in plan.schedule(poisons, defenses)
         ]
-        cells = [f.result() for f in futures]
+        cells = [c for f in futures for c in f.result()]
         log_cells(run, cells)
         measured = outcome.Measured(
             cells,
@@ -54,7 +52,8 @@ def augmentation_flow(params_path: str = "params.yaml", root: str = ".") -> dict
             manifest["clean_acc"],
             manifest["dataset"],
             len(data.y_train),
-            sec.craft.trials,
+            p.setups,
+            p.targeted_setups,
         )
         out = outcome.build(p, measured, sec.accept_min_clean_acc)
         outcome.write_figures(out, p, measured, ctx.path("plots"))
@@ -63,8 +62,8 @@ def augmentation_flow(params_path: str = "params.yaml", root: str = ".") -> dict
             run,
             out,
             model=net,
-            model_name="clean_convnet",
+            model_name="clean_net",
             input_example=data.x_test[:2],
-            model_description="clean ConvNet (surrogate of the crafted poisons)",
+            model_description=f"clean {sec.victim.arch} (surrogate of the crafted poisons)",
             log=get_run_logger(),
         )

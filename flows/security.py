@@ -14,13 +14,15 @@ from prefect.logging import get_run_logger
 
 from flows.common import prepare, publish, tracked
 from tasks.security import (
+    control_victim,
     craft_poison,
     dilution_check,
+    dilution_reference,
     load_crafted,
     load_data,
     log_cells,
     log_dilution,
-    run_cell,
+    run_cells,
     train_clean,
 )
 from tenfold.core.runtime import md5_file
@@ -38,10 +40,10 @@ def craft_poisons_flow(params_path: str = "params.yaml", root: str = ".") -> dic
     surrogate, acc = train_clean.submit(
         data, p.victim, ctx.device, ctx.seed_for("clean_net"), str(out / crafted.CLEAN_NET)
     ).result()
-    futures = []
-    for label, mix_name in plan.craft_jobs(p):
+    futures, flip = [], p.victim.augment and p.victim.flip
+    for label, mix_name, setups in plan.craft_jobs(p):
         mix = benchmark.mixer(mix_name, p.defense, data.num_classes) if mix_name else None
-        for t in range(p.craft.trials):
+        for t in range(setups):
             futures.append(
                 craft_poison.submit(
                     benchmark.base_attack(label),
@@ -55,6 +57,7 @@ def craft_poisons_flow(params_path: str = "params.yaml", root: str = ".") -> dic
                     str(out / f"{label}_{t}.npz"),
                     mix,
                     label,
+                    flip,
                 )
             )
     manifest = crafted.manifest(p, ctx.common.seed, data, data_seed, acc, [f.result() for f in futures])
@@ -71,34 +74,32 @@ def security_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
     with tracked(ctx, tags={"data_source": manifest["source"]}) as run:
         run.log_dataset("poisons", md5_file(pdir / crafted.MANIFEST), str(pdir), "training")
         victim_seed = ctx.seed_for("victim")  # every cell's victim starts alike: cells differ by poison and defense
-        cells = [
-            run_cell.submit(
-                e["path"],
-                d,
-                data,
-                p.victim,
-                p.defense,
-                net,
-                ctx.device,
-                victim_seed,
-                manifest["clean_acc"],
-                None,
-                label,
-                kind,
+        setups = plan.control_setups(p, manifest["poisons"])
+        control = control_victim.submit(data, p.victim, ctx.device, victim_seed, setups) if setups else None
+        tasks = [
+            run_cells.submit(
+                e["path"], cols, data, p.victim, p.defense, net, ctx.device, victim_seed, manifest["clean_acc"]
             )
-            for e, d, kind, label in plan.grid_jobs(p, manifest["poisons"])
+            for e, cols in plan.claim_first(plan.grid_tasks(p, manifest["poisons"]))
         ]
-        diag = [
-            dilution_check.submit(e["path"], data, p.victim, p.diagnostic, net, ctx.device, ctx.seed_for("dilution"))
-            for e in plan.dilution_poisons(p, manifest["poisons"])
-        ]
+        checked, diag = plan.dilution_poisons(p, manifest["poisons"]), []
+        if checked:
+            ref = dilution_reference.submit(data, p.victim, p.diagnostic, net, ctx.device, ctx.seed_for("dilution"))
+            diag = [
+                dilution_check.submit(
+                    e["path"], data, p.victim, p.diagnostic, net, ctx.device, ctx.seed_for("dilution"), ref
+                )
+                for e in checked
+            ]
         measured = outcome.Measured(
-            [f.result() for f in cells],
+            [c for f in tasks for c in f.result()],
             manifest["clean_acc"],
             manifest["dataset"],
             manifest["source"],
             len(data.y_train),
             [f.result() for f in diag],
+            manifest["poisons"],
+            control.result() if control else [],
         )
         log_cells(run, measured.cells)
         log_dilution(run, measured.dilution)
@@ -109,8 +110,9 @@ def security_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
             run,
             out,
             model=net,
-            model_name="clean_convnet",
+            model_name="clean_net",
             input_example=data.x_test[:2],
-            model_description="clean ConvNet: the attacker's surrogate and the fine-tuning victims' start",
+            model_description=f"clean {p.victim.arch} (width {p.victim.width}): the attacker's surrogate "
+            "and the fine-tuning victims' start",
             log=get_run_logger(),
         )

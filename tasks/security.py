@@ -47,19 +47,26 @@ def craft_poison(
     path: str,
     mix=None,
     label: str | None = None,
+    flip: bool = False,
 ) -> dict:
     """Trial `trial` of `attack` (`seed`: that trial's setup seed), saved to `path`; its manifest entry."""
     torch.set_num_threads(1)
-    poison = benchmark.craft(attack, data, surrogate, budget, craft_cfg, seed, device, mix)
+    poison = benchmark.craft(attack, data, surrogate, budget, craft_cfg, seed, device, mix, flip)
     poison.attack = label or attack
     poison.save(path)
     get_run_logger().info("crafted %s trial %d: %d poisons %s", poison.attack, trial, len(poison.indices), poison.info)
+    st = poison.setup
     return {
         "attack": poison.attack,
         "trial": trial,
         "path": path,
         "n_poison": int(len(poison.indices)),
-        **{k: float(v) for k, v in poison.info.items() if isinstance(v, (int, float))},
+        "setup_seed": st.seed,
+        "adv_class": st.adv_class,
+        "target_true": st.target_true,
+        "target_index": st.target_index,
+        "source_class": st.source_class,
+        **{k: float(v) for k, v in poison.info.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
     }
 
 
@@ -76,10 +83,10 @@ def load_crafted(data_root: str, security: SecurityParams, common_seed: int):
     return data, net, manifest
 
 
-@task(name="benchmark-cell", cache_policy=NO_CACHE)
-def run_cell(
+@task(name="benchmark-cells", cache_policy=NO_CACHE)
+def run_cells(
     poison_path: str,
-    defense: str,
+    columns: list,
     data,
     victim,
     defenses,
@@ -88,30 +95,75 @@ def run_cell(
     seed: int,
     clean_acc: float,
     defense_cfg=None,
-    label: str | None = None,
-    victim_kind: str | None = None,
-) -> dict:
+) -> list[dict]:
+    """`benchmark.run_cells` of one crafted poison: one cell per column (defense, victim kind, label)."""
     torch.set_num_threads(1)
     poison = Poison.load(poison_path)
-    cell = benchmark.run_cell(
-        poison, defense, data, victim, defenses, pretrained, device, seed, clean_acc, defense_cfg, victim_kind
+    cells = benchmark.run_cells(
+        poison, columns, data, victim, defenses, pretrained, device, seed, clean_acc, defense_cfg
     )
-    if label:
-        cell["defense"] = label
+    for cell in cells:
+        get_run_logger().info(
+            "%s #%d x %s: clean %.3f success %s%s",
+            cell["attack"],
+            cell["trial_seed"],
+            cell["defense"],
+            cell["clean_acc"],
+            cell["success"],
+            "" if cell["trained"] else " (FAILED training: excluded from rates)",
+        )
+    return cells
+
+
+@task(name="control-victim", cache_policy=NO_CACHE)
+def control_victim(data, victim, device, seed: int, setups: list[dict]) -> list[dict]:
+    """`benchmark.control_targets`: the cells' victim trained on clean data, read on the targeted setups."""
+    torch.set_num_threads(1)
+    out = benchmark.control_targets(data, victim, device, seed, setups)
     get_run_logger().info(
-        "%s x %s: clean %.3f success %s", cell["attack"], cell["defense"], cell["clean_acc"], cell["success"]
+        "control victim (clean data): accuracy %.3f, %d of %d targets already adversarial",
+        out[0]["control_acc"] if out else float("nan"),
+        sum(o["control_success"] for o in out),
+        len(out),
     )
-    return cell
+    return out
+
+
+def _set_cfg(victim, diagnostic):
+    return benchmark.TrainConfig(
+        diagnostic.set_epochs,
+        victim.batch_size,
+        diagnostic.set_lr,
+        victim.weight_decay,
+        augment=victim.augment,
+        flip=victim.flip,
+    )
+
+
+@task(name="dilution-reference", cache_policy=NO_CACHE)
+def dilution_reference(data, victim, diagnostic, pretrained, device, seed: int):
+    """The clean network trained on for the dilution check's epochs on the clean set (shared by every poison)."""
+    torch.set_num_threads(1)
+    return benchmark.continue_clean(data, pretrained, _set_cfg(victim, diagnostic), device, seed)
 
 
 @task(name="dilution-check", cache_policy=NO_CACHE)
-def dilution_check(poison_path: str, data, victim, diagnostic, pretrained, device, seed: int) -> dict:
+def dilution_check(
+    poison_path: str, data, victim, diagnostic, pretrained, device, seed: int, clean_continued=None
+) -> dict:
     """`benchmark.dilution_diagnostic` of one targeted poison (see there)."""
     torch.set_num_threads(1)
     poison = Poison.load(poison_path)
-    set_cfg = benchmark.TrainConfig(diagnostic.set_epochs, victim.batch_size, diagnostic.set_lr, victim.weight_decay)
     out = benchmark.dilution_diagnostic(
-        poison, data, pretrained, diagnostic.steps, diagnostic.lr, set_cfg, device, seed
+        poison,
+        data,
+        pretrained,
+        diagnostic.steps,
+        diagnostic.lr,
+        _set_cfg(victim, diagnostic),
+        device,
+        seed,
+        clean_continued,
     )
     get_run_logger().info(
         "%s #%d: log p_adv gain %.2f alone, %.2f in the whole set",

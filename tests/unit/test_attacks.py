@@ -45,6 +45,7 @@ def test_every_attack_is_in_the_generated_taxonomy_table():
     assert [r[0] for r in rows] == list(ATTACKS)
     assert {
         "badnets",
+        "patch",
         "label_flip",
         "poison_frogs",
         "bullseye_polytope",
@@ -83,6 +84,7 @@ def test_gradient_matching_lowers_its_loss_and_adaptive_runs():
     ctx = _ctx()
     p = ATTACKS["gradient_matching"].craft(ctx, Cfg)
     assert 0 <= p.info["matching_loss"] < 1.0  # cosine above zero after crafting
+    assert p.info["matching_loss"] < p.info["start_loss"]  # lower than for the unperturbed bases
     from tenfold.components.defenses.augment import cutmix
 
     ctx2 = _ctx(mix=lambda x, y, g: cutmix(x, y, g, 3, 1.0, 1.0))
@@ -106,15 +108,41 @@ def test_badnets_relabels_and_stamps():
     ctx = _ctx()
     p = ATTACKS["badnets"].craft(ctx, Cfg)
     assert np.all(p.y == ctx.setup.adv_class) and np.all(ctx.y_train[p.indices] != ctx.setup.adv_class)
-    assert np.array_equal(p.x[:, :, -4:-1, -4:-1], np.broadcast_to(p.trigger, p.x[:, :, -4:-1, -4:-1].shape))
+    assert np.array_equal(p.x[:, :, -3:, -3:], np.broadcast_to(p.trigger, p.x[:, :, -3:, -3:].shape))  # flush corner
+    assert np.array_equal(p.x[:, :, :-3, :], ctx.x_train[p.indices][:, :, :-3, :])
+    assert p.setup.source_class == -1 and p.setup.adv_class == ctx.setup.adv_class  # trigger for every class
+
+
+class PatchCfg:
+    fraction = None
+    size = 4
+
+
+def test_lab_patch_is_clean_label_on_the_adversarial_class_with_a_source_class():
+    """The lab's `--recipe patch`: budget-many images of the adversarial class, labels kept, a Bernoulli patch of
+    `size` pixels replacing the bottom-right corner; the trigger is for the setup's source class."""
+    ctx = _ctx()
+    p = ATTACKS["patch"].craft(ctx, PatchCfg)
+    assert len(p.indices) == ctx.n_poison and np.all(ctx.y_train[p.indices] == ctx.setup.adv_class)
+    assert np.array_equal(p.y, ctx.y_train[p.indices]) and p.trigger.shape == (1, 4, 4)
+    assert set(np.unique(p.trigger)) <= {0.0, 1.0}
+    assert np.array_equal(p.x[:, :, -4:, -4:], np.broadcast_to(p.trigger, (ctx.n_poison, 1, 4, 4)))
+    assert np.array_equal(p.x[:, :, :-4, :], ctx.x_train[p.indices][:, :, :-4, :])
+    assert p.setup.source_class == ctx.setup.source_class >= 0
+    PatchCfg.fraction, PatchCfg.size = 0.1, None
+    try:
+        q = ATTACKS["patch"].craft(ctx, PatchCfg)
+    finally:
+        PatchCfg.fraction, PatchCfg.size = None, 4
+    assert len(q.indices) == 6 and q.trigger.shape == (1, ctx.patch_size, ctx.patch_size)
 
 
 def test_clean_label_backdoor_keeps_labels_and_carries_trigger():
     ctx = _ctx()
     p = ATTACKS["clean_label_backdoor"].craft(ctx, Cfg)
     assert np.array_equal(p.y, ctx.y_train[p.indices])
-    assert np.allclose(p.x[:, :, -4:-1, -4:-1], p.trigger)
-    body = np.abs(p.x - ctx.x_train[p.indices])[:, :, :-4, :]
+    assert np.allclose(p.x[:, :, -3:, -3:], p.trigger)
+    body = np.abs(p.x - ctx.x_train[p.indices])[:, :, :-3, :]
     assert body.max() <= ctx.eps + 1e-6 and body.max() > 0
 
 

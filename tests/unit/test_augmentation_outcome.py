@@ -3,10 +3,12 @@ no MLflow): `holds` is computed, never written."""
 
 import pytest
 
-from tenfold.studies.augmentation.outcome import Measured, build, claims, dp_label, write_figures
+from tenfold.studies.augmentation.outcome import COLUMNS, Measured, build, claims, dp_label, write_figures
 from tenfold.studies.augmentation.params import AugmentationParams
 
-P = AugmentationParams(attacks=["badnets"], defenses=["none", "cutmix", "mixup"], dp_noise=[0.5, 1.5])
+P = AugmentationParams(
+    attacks=["badnets"], backdoor="badnets", defenses=["none", "cutmix", "mixup"], dp_noise=[0.5, 1.5]
+)
 LABELS = ["none", "cutmix", "mixup", dp_label(0.5), dp_label(1.5)]
 
 
@@ -32,6 +34,8 @@ def test_cutmix_claim_needs_both_the_cut_and_the_accuracy():
     ok = claims(P, _summary(cutmix=(0.2, 0.945)), LABELS)[0][0]
     assert ok.holds and ok.measured == pytest.approx(0.75) and ok.note == "clean-accuracy drop +0.0050"
     assert not claims(P, _summary(cutmix=(0.2, 0.90)), LABELS)[0][0].holds  # cut enough, 5 points lost
+    assert claims(P, _summary(cutmix=(0.2, 0.94)), LABELS)[0][0].holds  # exactly 1 point: float 0.0100...01
+    assert not claims(P, _summary(cutmix=(0.2, 0.9399)), LABELS)[0][0].holds  # 1.01 points
     weak = claims(P, _summary(cutmix=(0.6, 0.95)), LABELS)[0][0]
     assert not weak.holds and weak.measured == pytest.approx(0.25)  # no accuracy cost, too small a cut
 
@@ -46,7 +50,7 @@ def test_cutmix_claim_is_not_measurable_without_a_working_backdoor():
 def test_dpsgd_cost_uses_smallest_noise_that_defends_as_well_as_cutmix():
     found, notes = claims(P, _summary(), LABELS)
     assert found[1].holds and found[1].measured == pytest.approx(0.35 - 0.01)
-    assert any("dpsgd(sigma=1.5)" in n for n in notes) and any(n.startswith("mixup vs BadNets") for n in notes)
+    assert any("dpsgd(sigma=1.5)" in n for n in notes) and any(n.startswith("mixup vs badnets") for n in notes)
     found, notes = claims(P, _summary(dp_low=(0.15, 0.9)), LABELS)  # sigma 0.5 defends too: it is chosen
     assert found[1].measured == pytest.approx(0.05 - 0.01) and any("dpsgd(sigma=0.5)" in n for n in notes)
     found, notes = claims(P, _summary(dp_high=(0.3, 0.6)), LABELS)  # no level defends as well
@@ -58,12 +62,12 @@ def test_build_headline_table_and_acceptance():
     out = build(P, _measured(_summary()), accept_min_clean_acc=0.9)
     assert [c.id for c in out.claims] == ["cutmix_backdoor_cut", "dpsgd_cost"] and out.passed
     assert out.headline["cutmix_backdoor_cut"] == pytest.approx(0.75)
-    assert out.headline["badnets_none_success"] == 0.8 and out.headline["badnets_cutmix_acc"] == 0.94
-    rows = {(r[0], r[1]): r for r in out.tables["defenses"]["rows"]}
-    assert rows[("badnets", "dpsgd(sigma=0.5)")][5] == 17.94 and rows[("badnets", "none")][5] is None
+    assert out.headline["backdoor_none_success"] == 0.8 and out.headline["backdoor_cutmix_acc"] == 0.94
+    rows = {(r[0], r[1]): dict(zip(out.tables["defenses"]["columns"], r)) for r in out.tables["defenses"]["rows"]}
+    assert rows[("badnets", "dpsgd(sigma=0.5)")]["epsilon"] == 17.94 and rows[("badnets", "none")]["epsilon"] is None
     assert out.details["clean_acc"] == 0.93 and len(out.details["cells"]) == 5
-    assert not out.claims[0].holds  # cut 0.75, but 1 point lost (not below 1)
-    assert out.notes[0].startswith("Not reproduced at this scale: `cutmix_backdoor_cut` measured 0.750")
+    assert out.claims[0].holds  # cut 0.75 at exactly 1 point lost (0.95 - 0.94): within 1 point
+    assert out.notes[0].startswith("Reproduced at this scale: `cutmix_backdoor_cut` measured 0.750")
     assert out.notes[1].startswith("Reproduced at this scale: `dpsgd_cost`")
     assert any("digits (300 training images)" in n and "2 setups" in n for n in out.notes)
     assert not build(P, _measured(_summary()), accept_min_clean_acc=0.95).passed
@@ -74,13 +78,6 @@ def test_figure_is_written_and_listed(tmp_path):
     m = _measured(_summary())
     out = build(P, m, 0.9)
     write_figures(out, P, m, tmp_path)
-    assert (tmp_path / "acc_vs_success.csv").read_text().splitlines()[
-        0
-    ] == "attack,defense,trials,clean_acc,success,epsilon"
-    assert out.figures == [
-        {
-            "path": "plots/augmentation/acc_vs_success.png",
-            "caption": "Validation accuracy against attack success for each defense",
-        }
-    ]
+    assert (tmp_path / "acc_vs_success.csv").read_text().splitlines()[0] == ",".join(COLUMNS)
+    assert [f["path"] for f in out.figures] == ["plots/augmentation/acc_vs_success.png"]
     assert (tmp_path / "acc_vs_success.png").exists()

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tenfold.components.perturb.models import ARCHS, build
+from tenfold.components.perturb.models import ARCHS, Standardize, build
 from tenfold.components.perturb.pgd import PGD, TranslateFlip, accuracy, attack, ce_loss, project
 from tenfold.components.perturb.train import clean_loss, fit, pgd_at_loss
 from tenfold.core.checkpoints import Checkpoint, CheckpointError
@@ -126,6 +126,62 @@ def test_models_build_and_bad_name(arch):
     assert build(arch, 1, 10, 28)(torch.rand(2, 1, 28, 28)).shape == (2, 10)
     with pytest.raises(ValueError, match="unknown architecture"):
         build("vgg", 1, 10, 28)
+
+
+def test_standardize_fits_channel_stats_and_keeps_pixel_units():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 3, 4, 4, generator=g) * torch.tensor([0.8, 0.4, 0.0]).view(1, 3, 1, 1) + 0.1
+    wrapped = Standardize.fitted(torch.nn.Identity(), x)
+    z = wrapped(x)
+    assert torch.allclose(z[:, :2].mean((0, 2, 3)), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(z[:, :2].transpose(0, 1).reshape(2, -1).std(1), torch.ones(2), atol=1e-4)
+    assert float(wrapped.std[0, 2]) == 1.0 and torch.allclose(z[:, 2], torch.zeros(64, 4, 4), atol=1e-6)  # constant
+    assert {"mean", "std"} <= set(wrapped.state_dict())  # saved with the weights
+    # an attack on the wrapped net still perturbs pixels within eps of the [0, 1] input
+    net = Standardize.fitted(build("cnn", 3, 10, 4), x)
+    xa = attack(net, x[:8], torch.zeros(8, dtype=torch.long), 0.05, 3)
+    assert float((xa - x[:8]).abs().max()) <= 0.05 + 1e-6 and float(xa.min()) >= 0 and float(xa.max()) <= 1
+
+
+def test_fit_multistep_gamma_scales_the_lr():
+    """Loss = sum of one parameter, no momentum or decay: each step moves it by exactly the current lr."""
+    p = torch.nn.Parameter(torch.zeros(1))
+    model = torch.nn.Module()
+    model.p = p
+    x, y = torch.zeros(4, 1), torch.zeros(4, dtype=torch.long)
+    fit(
+        model,
+        x,
+        y,
+        4,
+        1.0,
+        4,
+        0,
+        loss_fn=lambda m, xb, yb, gen: (m.p.sum(), {}),
+        weight_decay=0.0,
+        momentum=0.0,
+        schedule="multistep",
+        milestones=(0.5, 0.75),
+        gamma=0.2,
+    )
+    assert float(p) == pytest.approx(-(1 + 1 + 0.2 + 0.04))  # epochs 1-2 at lr 1, then x0.2, then x0.2 again
+    q = torch.nn.Module()
+    q.p = torch.nn.Parameter(torch.zeros(1))
+    fit(
+        q,
+        x,
+        y,
+        4,
+        1.0,
+        4,
+        0,
+        loss_fn=lambda m, xb, yb, gen: (m.p.sum(), {}),
+        weight_decay=0.0,
+        momentum=0.0,
+        schedule="multistep",
+        milestones=(0.5,),
+    )
+    assert float(q.p) == pytest.approx(-(1 + 1 + 0.1 + 0.1))  # default gamma 0.1
 
 
 class _Killed(Exception):

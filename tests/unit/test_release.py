@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from tenfold.components.perturb.models import build
-from tenfold.studies.secure_release.evaluate import perceptual
+from tenfold.studies.secure_release.evaluate import channel_stats, perceptual, train_victim
+from tenfold.studies.secure_release.nets import build_net, crop_flip
 from tenfold.studies.secure_release.poison import alignment_objective, craft, reverse_ce, target_gradient, unlearnable
 from tenfold.studies.secure_release.service import ReleaseError, ReleaseService, list_items, protect_folder
 
@@ -100,9 +101,33 @@ def test_perceptual_distance():
 
 
 def _service(tmp_path=None):
-    model = build("mlp", 1, 3, 4)
+    model = build_net("mlp", (1, 4, 4), 3)
     x, y = _data(12)
     return ReleaseService(model, target_gradient(model, x, y), 16 / 255, 3, 3 / 255, False, 3, "mlp", (1, 4, 4), 7)
+
+
+def _rgb_service(classes=None):
+    torch.manual_seed(0)
+    x = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    y = torch.arange(8) % 3
+    mean, std = channel_stats(x)
+    model = build_net("mlp", (3, 32, 32), 3, mean, std)
+    return ReleaseService(
+        model,
+        target_gradient(model, x, y),
+        8 / 255,
+        2,
+        0.8 / 255,
+        True,
+        3,
+        "mlp",
+        (3, 32, 32),
+        5,
+        flip=True,
+        mean=mean,
+        std=std,
+        classes=classes,
+    )
 
 
 def test_service_online_is_deterministic_and_roundtrips(tmp_path):
@@ -194,3 +219,146 @@ def test_strong_augmentation_counter_uses_the_registry_and_trains(name, monkeypa
     assert all(p.grad is not None for p in model.parameters())
     with pytest.raises(ValueError):
         strong_augmentation_loss("cutout", 1.0, 3)
+
+
+def test_restarts_keep_the_best_alignment_restart():
+    """Alignment with restarts runs (the cosine needs a backward pass while PGD scores restarts under no_grad) and
+    keeps, per batch, a restart whose objective is no worse than a single run's."""
+    model = _tiny()
+    x, y = _data(24)
+    g_t = target_gradient(model, x, y)
+    obj = alignment_objective(model, y, g_t)
+    eps = 16 / 255
+    seen = []
+    one = craft("alignment", model, x, y, eps, 4, 0.2 * eps, restarts=1, g_t=g_t, augment=False, num_classes=3, seed=1)
+    three = craft(
+        "alignment",
+        model,
+        x,
+        y,
+        eps,
+        4,
+        0.2 * eps,
+        restarts=3,
+        g_t=g_t,
+        augment=False,
+        num_classes=3,
+        seed=1,
+        on_step=lambda r, i, xa: seen.append((r, i)),
+    )
+    with torch.enable_grad():
+        assert float(obj(three).detach()) <= float(obj(one).detach()) + 1e-6
+    assert seen == [(r, i) for r in range(3) for i in range(1, 5)]
+    assert float((three - x).abs().max()) <= eps + 1e-6
+
+
+def test_constant_step_snapshots_equal_shorter_runs():
+    """With a constant step the iterate after k steps is exactly the k-step release (the drop-vs-steps curve comes
+    from one run's snapshots)."""
+    model = _tiny()
+    x, y = _data(12)
+    g_t = target_gradient(model, x, y)
+    snaps = {}
+    craft(
+        "alignment",
+        model,
+        x,
+        y,
+        16 / 255,
+        5,
+        2 / 255,
+        g_t=g_t,
+        num_classes=3,
+        seed=4,
+        augment=True,
+        on_step=lambda r, i, xa: snaps.__setitem__(i, xa.clone()),
+    )
+    short = craft("alignment", model, x, y, 16 / 255, 2, 2 / 255, g_t=g_t, num_classes=3, seed=4, augment=True)
+    assert torch.equal(snaps[2], short) and not torch.equal(snaps[2], snaps[5])
+
+
+def test_crop_flip_matches_the_loop_augmentation():
+    """The vectorised crop + flip equals the shared per-image loop (victims.augment_batch) for the same draws."""
+    from tenfold.components.victims import augment_batch
+
+    x = torch.rand(6, 3, 8, 8)
+    a = crop_flip(pad=2)(x, torch.Generator().manual_seed(9))
+    b = augment_batch(x, torch.Generator().manual_seed(9), pad=2, flip=True)
+    assert torch.equal(a, b)
+
+
+def test_build_net_normalises_inside_and_checks_stats():
+    x = torch.rand(5, 3, 32, 32) * 0.5 + 0.25
+    mean, std = channel_stats(x)
+    net = build_net("cnn", (3, 32, 32), 10, mean, std)
+    z = net.norm(x)
+    assert torch.allclose(z.mean((0, 2, 3)), torch.zeros(3), atol=1e-4)
+    assert net(x).shape == (5, 10)
+    with pytest.raises(ValueError, match="both"):
+        build_net("cnn", (3, 32, 32), 10, mean, None)
+    with pytest.raises(ValueError, match="per channel"):
+        build_net("cnn", (3, 32, 32), 10, [0.5], [0.2])
+
+
+def test_victim_trains_with_augmentation_warmup_and_curve():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(40, 3, 8, 8, generator=g), torch.arange(40) % 2
+    x[y == 1, 0] += 0.5  # a learnable class signal
+    acc, model, curve = train_victim(
+        "mlp",
+        x.clamp(0, 1),
+        y,
+        x.clamp(0, 1),
+        y,
+        3,
+        0.1,
+        10,
+        0,
+        2,
+        augment=True,
+        warmup_epochs=1.0,
+        stats=channel_stats(x),
+        curve=True,
+    )
+    assert len(curve) == 3 and curve[-1] == acc and 0 <= acc <= 1
+
+
+def test_rgb_service_protects_32x32_and_roundtrips(tmp_path):
+    svc = _rgb_service()
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([0, 1, 2, 0])
+    out = svc.protect(x, y)
+    assert out.shape == x.shape and float((out - x).abs().max()) <= 8 / 255 + 1e-6
+    svc.save(tmp_path / "svc.pt")
+    back = ReleaseService.load(tmp_path / "svc.pt")
+    assert back.mean == svc.mean and back.flip and back.shape == (3, 32, 32)
+    again = _rgb_service()
+    assert torch.equal(again.protect(x, y), back.protect(x, y))  # same seed, same call count
+    with pytest.raises(ReleaseError, match="shape"):
+        back.protect(torch.rand(1, 1, 28, 28), torch.tensor([0]))
+
+
+def test_rgb_folder_release_with_class_name_folders(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    rng = np.random.default_rng(0)
+    for name in ("airplane", "bird"):
+        (src / name).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(src / name / "a.png")
+    svc = _rgb_service(classes=["airplane", "automobile", "bird"])
+    r = protect_folder(svc, src, out)
+    assert r["protected"] == 2
+    assert (out / "labels.csv").read_text().splitlines()[1:] == ["airplane/a.png,0", "bird/a.png,2"]
+    img = np.asarray(Image.open(out / "bird" / "a.png"))
+    assert img.shape == (32, 32, 3)
+    (src / "grey").mkdir()
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(src / "grey" / "b.png")
+    with pytest.raises(ReleaseError, match="no label"):
+        protect_folder(svc, src, tmp_path / "out2")
+    svc.classes = None
+    with pytest.raises(ReleaseError, match="no label"):
+        list_items(src)
+    small = tmp_path / "small" / "0"
+    small.mkdir(parents=True)
+    Image.fromarray(np.zeros((28, 28, 3), np.uint8)).save(small / "c.png")
+    with pytest.raises(ReleaseError, match="does not match"):
+        protect_folder(svc, tmp_path / "small", tmp_path / "out3")

@@ -10,10 +10,15 @@ from tenfold.components.data.images import ImageData
 from tenfold.components.defenses import DEFENSES
 from tenfold.studies.security import benchmark, crafted
 from tenfold.studies.security.params import SecurityParams
-from tenfold.studies.security.plan import craft_jobs, dilution_poisons, grid_jobs
+from tenfold.studies.security.plan import claim_first, craft_jobs, dilution_poisons, grid_jobs, grid_tasks
 from tenfold.studies.security.taxonomy import taxonomy_tables
 
 torch.set_num_threads(1)  # tiny tensors: extra threads only add contention
+FAST = {"arch": "convnet", "augment": False, "warmup_epochs": 0}  # the digits victim: fast on toy data
+
+
+def _victim(**kw):
+    return {**FAST, **kw}
 
 
 def test_params_name_the_bad_key():
@@ -45,7 +50,7 @@ def _data():
 def test_backdoor_cell_and_filter_report_precision_recall():
     sp = SecurityParams.model_validate(
         {
-            "victim": {"width": 4, "epochs": 2, "finetune_epochs": 1, "batch_size": 16},
+            "victim": _victim(width=4, epochs=2, finetune_epochs=1, batch_size=16),
             "budget": {"poison_fraction": 0.1, "patch_size": 2},
             "craft": {"badnets": {"fraction": None}},
         }
@@ -66,7 +71,7 @@ def test_backdoor_cell_and_filter_report_precision_recall():
 def test_victim_kind_override_fine_tunes_only_the_head():
     sp = SecurityParams.model_validate(
         {
-            "victim": {"width": 4, "epochs": 1, "finetune_epochs": 1, "batch_size": 16},
+            "victim": _victim(width=4, epochs=1, finetune_epochs=1, batch_size=16),
             "budget": {"poison_fraction": 0.1, "patch_size": 2},
             "craft": {"badnets": {"fraction": None}},
         }
@@ -115,7 +120,7 @@ def test_dilution_diagnostic_separates_crafting_from_dilution():
     (gain > 0); a poison with the perturbation removed gains exactly nothing; the pretrained net is not modified."""
     sp = SecurityParams.model_validate(
         {
-            "victim": {"width": 4, "epochs": 3, "batch_size": 16},
+            "victim": _victim(width=4, epochs=3, batch_size=16),
             "budget": {"poison_fraction": 0.1, "eps": 64},
             "craft": {"gradient_matching": {"iters": 30, "restarts": 1, "augment": False}},
         }
@@ -135,21 +140,70 @@ def test_dilution_diagnostic_separates_crafting_from_dilution():
 
 
 def test_craft_jobs_add_the_adaptive_variants_and_dilution_takes_every_gradient_matching_poison():
-    sp = SecurityParams.model_validate({"craft": {"attacks": ["badnets", "gradient_matching"], "adaptive": ["cutmix"]}})
-    assert craft_jobs(sp) == [("badnets", None), ("gradient_matching", None), ("gradient_matching+cutmix", "cutmix")]
-    assert craft_jobs(sp.model_copy(update={"craft": sp.craft.model_copy(update={"attacks": ["badnets"]})})) == [
-        ("badnets", None)
+    sp = SecurityParams.model_validate(
+        {
+            "craft": {"attacks": ["badnets", "gradient_matching"], "adaptive": ["cutmix"], "trials": 2, "targets": 8},
+            "diagnostic": {"setups": 3},
+        }
+    )
+    assert craft_jobs(sp) == [
+        ("badnets", None, 2),
+        ("gradient_matching", None, 8),
+        ("gradient_matching+cutmix", "cutmix", 2),
     ]
-    poisons = [{"attack": a, "path": a} for a in ["badnets", "gradient_matching", "gradient_matching+cutmix"]]
-    assert [e["attack"] for e in dilution_poisons(sp, poisons)] == ["gradient_matching", "gradient_matching+cutmix"]
+    assert craft_jobs(sp.model_copy(update={"craft": sp.craft.model_copy(update={"attacks": ["badnets"]})})) == [
+        ("badnets", None, 2)
+    ]
+    poisons = [
+        {"attack": a, "path": f"{a}{t}", "trial": t}
+        for a in ["badnets", "gradient_matching", "gradient_matching+cutmix"]
+        for t in range(5)
+    ]
+    checked = dilution_poisons(sp, poisons)
+    assert [(e["attack"], e["trial"]) for e in checked] == [("gradient_matching", t) for t in range(3)] + [
+        ("gradient_matching+cutmix", t) for t in range(3)
+    ]
     off = SecurityParams.model_validate({"diagnostic": {"enabled": False}})
     assert dilution_poisons(off, poisons) == []
+
+
+def test_extra_targets_get_only_the_none_columns_and_tasks_share_the_plain_victim():
+    """Gradient matching's targets beyond `trials` get the two `none` victims only (the claim); the columns that
+    start from the plainly trained victim (none, filters, STRIP) form one task, each training defense its own."""
+    sp = SecurityParams.model_validate(
+        {
+            "craft": {"attacks": ["badnets", "gradient_matching"], "trials": 1, "targets": 3},
+            "grid_defenses": ["none", "spectral_signatures", "strip"],
+            "grid_focus": [{"attacks": ["badnets", "gradient_matching"], "defenses": ["cutmix", "mixup"]}],
+        }
+    )
+    poisons = [{"attack": "badnets", "path": "b0", "trial": 0}] + [
+        {"attack": "gradient_matching", "path": f"g{t}", "trial": t} for t in range(3)
+    ]
+    jobs = grid_jobs(sp, poisons)
+    by_path = {}
+    for e, _, _, label in jobs:
+        by_path.setdefault(e["path"], []).append(label)
+    assert by_path["g2"] == ["none[from-scratch]", "none[fine-tune]"] == by_path["g1"]
+    assert by_path["g0"] == ["none[from-scratch]", "none[fine-tune]", "spectral_signatures", "strip", "cutmix", "mixup"]
+    tasks = grid_tasks(sp, poisons)
+    assert [(e["path"], [c[2] for c in cols]) for e, cols in tasks][:3] == [
+        ("b0", ["none[from-scratch]", "none[fine-tune]", "spectral_signatures", "strip"]),
+        ("g0", ["none[from-scratch]", "none[fine-tune]", "spectral_signatures", "strip"]),
+        ("g1", ["none[from-scratch]", "none[fine-tune]"]),
+    ]
+    assert sum(len(cols) for _, cols in tasks) == len(jobs)
+    first = claim_first(tasks)  # the claim's setups are submitted first, the rest keeps its order
+    kinds = [e["attack"] == "gradient_matching" for e, _ in first]
+    assert kinds == sorted(kinds, reverse=True) and [e["path"] for e, _ in first][:3] == ["g0", "g1", "g2"]
+    assert sorted(map(id, first)) == sorted(map(id, tasks))
+    assert all(len(cols) == 1 for _, cols in tasks if cols[0][0] in ("cutmix", "mixup"))
 
 
 def test_manifest_records_its_params_and_refuses_other_ones(tmp_path):
     """craft_poisons records the data, clean-network and seed params; a later stage with other ones fails naming
     them (not with a shape error when the width differs, nor silently on another data subset)."""
-    sp = SecurityParams.model_validate({"victim": {"width": 4, "epochs": 1, "batch_size": 16}})
+    sp = SecurityParams.model_validate({"victim": _victim(width=4, epochs=1, batch_size=16)})
     data = _data()
     net = benchmark.train_clean(data, sp.victim, "cpu", 0)
     out = crafted.poison_dir(tmp_path)
@@ -159,7 +213,7 @@ def test_manifest_records_its_params_and_refuses_other_ones(tmp_path):
     crafted.write_manifest(out, crafted.manifest(sp, 0, data, 11, 0.5, [entry]))
     m = crafted.read_manifest(out, sp, 0)
     assert m["data_seed"] == 11 and m["poisons"][0]["path"] == str(out / "badnets_0.npz")
-    assert m["made_with"]["security.victim.width"] == 4 and m["made_with"]["security.data.dataset"] == "mnist5k"
+    assert m["made_with"]["security.victim.width"] == 4 and m["made_with"]["security.data.dataset"] == "cifar10"
     wider = sp.model_copy(update={"victim": sp.victim.model_copy(update={"width": 8})})
     with pytest.raises(crafted.CraftedMismatch, match=r"security\.victim\.width: crafted with 4, this run 8"):
         crafted.read_manifest(out, wider, 0)
@@ -173,3 +227,13 @@ def test_manifest_records_its_params_and_refuses_other_ones(tmp_path):
     assert crafted.read_manifest(out, ft, 0)["clean_acc"] == 0.5
     with pytest.raises(FileNotFoundError, match="run craft_poisons|craft_poisons"):
         crafted.read_manifest(tmp_path / "nowhere", sp, 0)
+
+
+def test_cifar10_data_missing_names_the_stage_that_builds_it(tmp_path):
+    """The CPU default reads CIFAR-10 from the arrays of DVC stage build_cifar10: without them the stage fails
+    before any training, naming the file and the stage to run (the folder's bad-input cases are cifar10.py's)."""
+    from tenfold.core.errors import ArtifactError
+    from tenfold.studies.security.params import Data
+
+    with pytest.raises(ArtifactError, match="build_cifar10"):
+        benchmark.load_data(Data(dataset="cifar10", n_train=100, n_test=50), tmp_path, 0)

@@ -1,7 +1,12 @@
 """Backdoor attacks: a trigger at test time sends inputs to the adversarial class.
 
 BadNets (Gu et al., arXiv:1708.06733): dirty-label; stamp the patch on training images of other classes and relabel
-them as the adversarial class.
+them as the adversarial class; the trigger is meant for every other class.
+Patch backdoor as in the lab's code (`--recipe patch`, `forest/witchcoven/witch_patch.py` of
+JonasGeiping/data-poisoning, whose mixing defenses are the augmentation paper's): clean-label; a random Bernoulli
+patch (every channel) replaces the bottom-right corner of `budget` training images *of the adversarial class*
+(labels kept); at test time the patch is stamped on images of one source class (the lab's target class), which
+should become the adversarial class.
 Clean-label backdoor (Turner et al., arXiv:1912.02771): images *of* the adversarial class are first made hard to
 learn by an untargeted PGD perturbation on the surrogate (eps, l_inf), then stamped with the trigger; labels stay
 correct, so the net leans on the trigger.
@@ -10,6 +15,8 @@ features collide with those of *patched source-class* images; the trigger never 
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import torch
@@ -27,8 +34,13 @@ from tenfold.components.attacks.registry import register_attack
 from tenfold.core.seeds import seed_for
 
 
-def _trigger(ctx: CraftContext) -> np.ndarray:
-    return random_trigger(ctx.x_train.shape[1], ctx.patch_size, ctx.seed)
+def _trigger(ctx: CraftContext, size: int | None = None) -> np.ndarray:
+    return random_trigger(ctx.x_train.shape[1], size or ctx.patch_size, ctx.seed)
+
+
+def _every_class(ctx: CraftContext):
+    """The setup with the trigger meant for every class but the adversarial one (no single source class)."""
+    return dataclasses.replace(ctx.setup, source_class=-1)
 
 
 @register_attack(
@@ -47,7 +59,28 @@ def craft_badnets(ctx: CraftContext, cfg) -> Poison:
     n = ctx.n_poison if cfg is None or cfg.fraction is None else int(round(cfg.fraction * len(ctx.y_train)))
     idx = sample_poison_indices(ctx.y_train, n, ctx.seed, exclude_cls=ctx.setup.adv_class)
     y = np.full(len(idx), ctx.setup.adv_class, dtype=ctx.y_train.dtype)
-    return Poison("badnets", "backdoor", ctx.setup, idx, stamp(ctx.x_train[idx], trig), y, trig)
+    return Poison("badnets", "backdoor", _every_class(ctx), idx, stamp(ctx.x_train[idx], trig), y, trig)
+
+
+@register_attack(
+    "patch",
+    goal="backdoor",
+    label="clean-label",
+    knowledge="from-scratch",
+    mechanism="trigger patch",
+    norm="patch",
+    victim="from-scratch",
+    paper="lab `--recipe patch` (BadNets-style patch, clean-label), JonasGeiping/data-poisoning",
+)
+def craft_patch(ctx: CraftContext, cfg) -> Poison:
+    """`cfg.fraction`: poisoned share of the training set (None = the budget); `cfg.size`: patch side in pixels
+    (None = the budget's patch size; the lab passes it as `--eps`). Poisons are images of the adversarial class,
+    labels kept; the trigger is for test images of `setup.source_class`."""
+    size = None if cfg is None else cfg.size
+    trig = _trigger(ctx, size)
+    n = ctx.n_poison if cfg is None or cfg.fraction is None else int(round(cfg.fraction * len(ctx.y_train)))
+    idx = sample_poison_indices(ctx.y_train, n, ctx.seed, cls=ctx.setup.adv_class)
+    return Poison("patch", "backdoor", ctx.setup, idx, stamp(ctx.x_train[idx], trig), ctx.y_train[idx].copy(), trig)
 
 
 @register_attack(
@@ -72,7 +105,13 @@ def craft_clean_label(ctx: CraftContext, cfg) -> Poison:
         g = torch.autograd.grad(F.cross_entropy(model(x), yb), x)[0]
         x = project_linf(x.detach() + cfg.step * ctx.eps * g.sign(), xb, ctx.eps)
     return Poison(
-        "clean_label_backdoor", "backdoor", ctx.setup, idx, stamp(x.cpu().numpy(), trig), ctx.y_train[idx].copy(), trig
+        "clean_label_backdoor",
+        "backdoor",
+        _every_class(ctx),
+        idx,
+        stamp(x.cpu().numpy(), trig),
+        ctx.y_train[idx].copy(),
+        trig,
     )
 
 

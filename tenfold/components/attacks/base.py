@@ -18,7 +18,8 @@ class Setup:
     """One benchmark trial, fixed by seed: a target test image (targeted attacks) or a target class (backdoors).
 
     targeted: `target_index` is a test image of class `target_true`; success = the victim predicts `adv_class`.
-    backdoor: triggered test images of classes != `adv_class` (or of `source_class` only) should become `adv_class`.
+    backdoor: triggered test images of `source_class` (if >= 0; the attack sets it to -1 when its trigger is meant
+    for every class) or of every class != `adv_class` should become `adv_class`.
     """
 
     seed: int
@@ -116,11 +117,12 @@ def random_trigger(channels: int, size: int, seed: int) -> np.ndarray:
 
 
 def stamp(x: np.ndarray | torch.Tensor, trigger: np.ndarray) -> np.ndarray | torch.Tensor:
-    """Paste the trigger into the bottom-right corner of every image (BadNets / lab `patch`)."""
+    """Paste the trigger (opaque) into the bottom-right corner of every image, flush with the border, as the lab's
+    `patch` recipe does (`witch_patch.py`: the patch replaces the last rows and columns)."""
     s = trigger.shape[-1]
     out = x.clone() if isinstance(x, torch.Tensor) else x.copy()
     trig = torch.as_tensor(trigger).to(out) if isinstance(out, torch.Tensor) else trigger
-    out[..., -s - 1 : -1, -s - 1 : -1] = trig
+    out[..., -s:, -s:] = trig
     return out
 
 
@@ -157,3 +159,7 @@ class CraftContext:
     seed: int
     # adaptive attacks: the defense's batch mixing (x, y, gen) -> (x_mixed, soft labels) inside the crafting loss
     mix: object = None
+    # the victims' training augmentation flips images (CIFAR-10): the differentiable augmentation flips too
+    flip: bool = False
+    # the per-channel std of the victims' input normalisation: the lab's signAdam step is `tau` in normalised units
+    input_std: tuple[float, ...] | None = None

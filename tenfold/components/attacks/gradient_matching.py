@@ -6,9 +6,13 @@ training gradient they produce aligns with the gradient that would flip the targ
     g_t = grad_theta CE(F(x_target), y_adv)
     loss(delta) = 1 - < grad_theta CE(F(A(x_p + delta)), y_p), g_t > / (||.|| ||g_t||)   (one cosine, all layers)
 
-optimised with signed Adam and step decay at 3/8, 5/8, 7/8 of the iterations, several random restarts keeping the
-lowest final loss, and differentiable augmentation A in the loop. The adaptive variant puts the defense's mixing
-(mixup / CutMix) into the loop as well (lab `--pmix`).
+optimised as the lab's code does (`forest/witchcoven/witch_base.py`): signed Adam whose learning rate is `tau` in
+*normalised* input units (the lab's rule 2, `tau * pbatch / 512` with one poison batch), step decay x0.1 at
+iterations //2.667, //1.6, //1.142, a Gaussian start of std eps clipped to the ball, projection onto the eps ball and
+the [0, 1] box after every step, several restarts keeping the one with the lowest final loss, and differentiable
+augmentation A in the loop (random translation of up to 1/8 of the side, plus horizontal flips when the victims are
+trained with flips: the lab's `RandomTransform(shift=8, fliplr=True)` on CIFAR-10). The adaptive variant puts the
+defense's mixing (mixup / CutMix) into the loop as well (lab `--pmix`).
 """
 
 from __future__ import annotations
@@ -24,10 +28,10 @@ def _grads(model, loss, create_graph=False):
     return torch.autograd.grad(loss, [p for p in model.parameters() if p.requires_grad], create_graph=create_graph)
 
 
-def matching_loss(model, x, y, target_grad, gen, augment: bool, mix=None) -> torch.Tensor:
+def matching_loss(model, x, y, target_grad, gen, augment: bool, mix=None, flip: bool = False) -> torch.Tensor:
     """1 - cosine between the poison batch gradient and the target gradient (summed over all parameters)."""
     if augment:
-        x = diff_augment(x, gen)
+        x = diff_augment(x, gen, flip=flip)
     yy = y
     if mix is not None:
         x, yy = mix(x, y, gen)
@@ -48,7 +52,7 @@ def matching_loss(model, x, y, target_grad, gen, augment: bool, mix=None) -> tor
     paper="Witches' Brew, arXiv:2009.02276",
 )
 def craft(ctx: CraftContext, cfg) -> Poison:
-    """`cfg`: iters, restarts, tau (Adam step = tau * eps), augment (bool)."""
+    """`cfg`: iters, restarts, tau (signAdam learning rate in normalised input units), augment (bool)."""
     s, dev, model = ctx.setup, ctx.device, ctx.surrogate.to(ctx.device).eval()
     idx = sample_poison_indices(ctx.y_train, ctx.n_poison, ctx.seed, cls=s.adv_class)
     xb = torch.as_tensor(ctx.x_train[idx]).to(dev)
@@ -59,23 +63,32 @@ def craft(ctx: CraftContext, cfg) -> Poison:
     ]
     gen = torch.Generator().manual_seed(ctx.seed)
     best, best_loss = None, float("inf")
-    milestones = [int(cfg.iters * f) for f in (0.375, 0.625, 0.875)]
+    milestones = [int(cfg.iters // f) for f in (2.667, 1.6, 1.142)]
+    # optimise u = delta / std (normalised units, as the lab does); the image is xb + u * std
+    std = (
+        torch.as_tensor(ctx.input_std if ctx.input_std is not None else [1.0] * xb.shape[1], dtype=xb.dtype)
+        .view(1, -1, 1, 1)
+        .to(dev)
+    )
+    start_loss = float(matching_loss(model, xb, yb, target_grad, gen, False).detach())
     for _ in range(cfg.restarts):
-        delta = ((torch.rand(xb.shape, generator=gen) * 2 - 1) * ctx.eps).to(dev).requires_grad_(True)
-        opt = torch.optim.Adam([delta], lr=cfg.tau * ctx.eps)
+        u = (torch.randn(xb.shape, generator=gen).to(dev) * ctx.eps).clamp(-ctx.eps, ctx.eps) / std
+        u = (project_linf(xb + u * std, xb, ctx.eps) - xb) / std
+        u.requires_grad_(True)
+        opt = torch.optim.Adam([u], lr=cfg.tau)
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, 0.1)
         for _ in range(cfg.iters):
-            loss = matching_loss(model, xb + delta, yb, target_grad, gen, cfg.augment, ctx.mix)
+            loss = matching_loss(model, xb + u * std, yb, target_grad, gen, cfg.augment, ctx.mix, ctx.flip)
             opt.zero_grad(set_to_none=False)
-            delta.grad = torch.autograd.grad(loss, delta)[0].sign()  # signAdam
+            u.grad = torch.autograd.grad(loss, u)[0].sign()  # signAdam
             opt.step()
             sched.step()
             with torch.no_grad():
-                delta.copy_(project_linf(xb + delta, xb, ctx.eps) - xb)
-        final = float(matching_loss(model, xb + delta.detach(), yb, target_grad, gen, False).detach())
+                u.copy_((project_linf(xb + u * std, xb, ctx.eps) - xb) / std)
+        final = float(matching_loss(model, xb + u.detach() * std, yb, target_grad, gen, False).detach())
         if final < best_loss:
-            best, best_loss = delta.detach().clone(), final
-    x_p = project_linf(xb + best, xb, ctx.eps).cpu().numpy()
+            best, best_loss = u.detach().clone(), final
+    x_p = project_linf(xb + best * std, xb, ctx.eps).cpu().numpy()
     return Poison(
         "gradient_matching",
         "targeted",
@@ -83,5 +96,5 @@ def craft(ctx: CraftContext, cfg) -> Poison:
         idx,
         x_p,
         ctx.y_train[idx].copy(),
-        info={"matching_loss": best_loss, "adaptive": ctx.mix is not None},
+        info={"matching_loss": best_loss, "start_loss": start_loss, "adaptive": ctx.mix is not None},
     )

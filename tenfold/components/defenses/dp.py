@@ -14,7 +14,7 @@ import warnings
 import torch
 
 from tenfold.components.defenses.registry import register_defense
-from tenfold.components.victims import lr_at, train
+from tenfold.components.victims import augment_batch, lr_step, train
 
 
 class DPSGD:
@@ -22,13 +22,17 @@ class DPSGD:
         self.noise, self.clip, self.delta = noise_multiplier, max_grad_norm, delta
 
     @staticmethod
-    def _loop(pmodel, popt, ploader, tcfg, device):
+    def _loop(pmodel, popt, ploader, tcfg, device, gen):
+        """The victims' recipe (warm-up, step decay, crop + flip) on opacus' Poisson-sampled batches."""
         for epoch in range(tcfg.epochs):
-            for g in popt.param_groups:
-                g["lr"] = lr_at(tcfg, epoch)
-            for xb, yb in ploader:
+            steps = len(ploader)
+            for step, (xb, yb) in enumerate(ploader):
+                for g in popt.param_groups:
+                    g["lr"] = lr_step(tcfg, epoch, step, steps)
                 if len(xb) == 0:  # Poisson sampling can draw an empty batch
                     continue
+                if tcfg.augment:
+                    xb = augment_batch(xb, gen, tcfg.crop_pad, tcfg.flip)
                 loss = torch.nn.functional.cross_entropy(pmodel(xb.to(device)), yb.to(device))
                 popt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -59,7 +63,7 @@ class DPSGD:
                 max_grad_norm=self.clip,
                 noise_generator=gen,
             )
-            self._loop(pmodel, popt, ploader, tcfg, device)
+            self._loop(pmodel, popt, ploader, tcfg, device, gen)
         eps = float(engine.get_epsilon(self.delta))
         pmodel.remove_hooks()  # the victim is used again for evaluation and filtering
         for p in model.parameters():

@@ -18,7 +18,9 @@ def defense_plan(p: AugmentationParams, dpsgd: Any) -> list[tuple[str, str, Any]
 
 
 def poisons(p: AugmentationParams, crafted: list[dict]) -> list[dict]:
-    """The crafted poisons (manifest entries) of `augmentation.attacks`; a clear error if one was not crafted."""
+    """The crafted poisons (manifest entries) of `augmentation.attacks`: the first `augmentation.setups` setups of
+    a backdoor, the first `augmentation.targeted_setups` of a targeted attack (gradient matching); a clear error if
+    an attack was not crafted."""
     have = {e["attack"] for e in crafted}
     missing = [a for a in p.attacks if a not in have]
     if missing:
@@ -26,4 +28,19 @@ def poisons(p: AugmentationParams, crafted: list[dict]) -> list[dict]:
             f"augmentation.attacks: {missing} not crafted; add them to security.craft.attacks / "
             f"security.craft.adaptive and rerun craft_poisons (crafted: {sorted(have)})"
         )
-    return [e for e in crafted if e["attack"] in p.attacks]
+
+    def keep(e):
+        n = p.targeted_setups if e["attack"].split("+")[0] == "gradient_matching" else p.setups
+        return e.get("trial", 0) < n
+
+    return [e for e in crafted if e["attack"] in p.attacks and keep(e)]
+
+
+COST = {"maxup": 3.0, "dpsgd": 4.0}  # CPU cost of a defense's victim relative to plain training (measured)
+
+
+def schedule(entries: list[dict], rows: list[tuple[str, str, Any]]) -> list[tuple[dict, tuple[str, str, Any]]]:
+    """Every (poison, defense row) pair, the most expensive victims first (MaxUp, DP-SGD), so that the two workers
+    of the thread runner finish together; the order of the results does not depend on it."""
+    pairs = [(e, r) for e in entries for r in rows]
+    return sorted(pairs, key=lambda pr: -COST.get(pr[1][1], 1.0))

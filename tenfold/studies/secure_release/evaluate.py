@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tenfold.components.perturb.models import build
 from tenfold.components.perturb.pgd import accuracy
 from tenfold.components.perturb.train import StepLoss, clean_loss, fit
 from tenfold.core.seeds import seed_for, seeded
+from tenfold.studies.secure_release.nets import build_net, crop_flip
 
 
 def perceptual(clean: torch.Tensor, released: torch.Tensor) -> dict[str, float]:
@@ -33,6 +33,12 @@ def epoch_seeds(seed: int, epochs: int) -> list[int]:
     return [seed_for(seed, "secure_release", "epoch", e) for e in range(epochs)]
 
 
+def channel_stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and standard deviation of images (N, C, H, W): the nets' input normalisation."""
+    flat = x.transpose(0, 1).reshape(x.shape[1], -1)
+    return flat.mean(1).tolist(), flat.std(1).clamp_min(1e-3).tolist()
+
+
 def train_victim(
     arch: str,
     x: torch.Tensor,
@@ -45,11 +51,33 @@ def train_victim(
     seed: int,
     num_classes: int,
     loss_fn: StepLoss = clean_loss,
-) -> tuple[float, torch.nn.Module]:
-    """Train `arch` from scratch on (x, y) and return its clean test accuracy and the model."""
-    model = seeded(seed, lambda: build(arch, x.shape[1], num_classes, x.shape[-1])).to(x.device)
-    fit(model, x, y, epochs, lr, batch_size, seed, loss_fn=loss_fn, epoch_seeds=epoch_seeds(seed, epochs))
-    return accuracy(model, x_test, y_test), model
+    augment: bool = False,
+    warmup_epochs: float = 0.0,
+    stats: tuple | None = None,
+    curve: bool = False,
+) -> tuple[float, torch.nn.Module, list[float]]:
+    """Train `arch` from scratch on (x, y) (normalised with `stats` = (mean, std) if given; random crop + flip if
+    `augment`; linear warm-up) and return its clean test accuracy, the model and, if `curve`, the clean test
+    accuracy after every epoch."""
+    mean, std = stats if stats is not None else (None, None)
+    model = seeded(seed, lambda: build_net(arch, tuple(x.shape[1:]), num_classes, mean, std)).to(x.device)
+    accs: list[float] = []
+    on_epoch = (lambda rec: accs.append(accuracy(model, x_test, y_test))) if curve else None
+    fit(
+        model,
+        x,
+        y,
+        epochs,
+        lr,
+        batch_size,
+        seed,
+        loss_fn=loss_fn,
+        epoch_seeds=epoch_seeds(seed, epochs),
+        augment=crop_flip() if augment else None,
+        warmup_epochs=warmup_epochs,
+        on_epoch=on_epoch,
+    )
+    return accuracy(model, x_test, y_test), model, accs
 
 
 STRONG_AUGMENTATIONS = ("mixup", "cutmix")

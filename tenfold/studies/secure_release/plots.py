@@ -38,3 +38,33 @@ def victim_bars(path, rows: list[list], archs: list[str], title: str) -> Path:
     ax.set_title(title)
     ax.legend()
     return save(fig, path)
+
+
+def diagnostics(
+    path, arch: str, steps: list[list], curves: dict[str, list[float]], eps: list[list], methods: list[str]
+) -> Path:
+    """Up to three panels for the first victim arch: drop (points) vs alignment PGD steps; clean test accuracy vs
+    victim epoch per training set; accuracy vs eps for the alignment release beside the baselines."""
+    panels = [k for k, v in (("steps", steps), ("epochs", curves), ("eps", eps)) if v]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, kind in zip(axes[0], panels):
+        if kind == "steps":
+            ax.plot([r[0] for r in steps], [r[2] for r in steps], "o-")
+            ax.set_xscale("log")
+            ax.set_xlabel("alignment PGD steps")
+            ax.set_ylabel(f"{arch} accuracy drop (points)")
+            ax.axhline(0, color="grey", lw=0.5)
+        elif kind == "epochs":
+            for s, v in curves.items():
+                ax.plot(np.arange(1, len(v) + 1), v, label=s, lw=2.2 if s == "alignment" else 1.2)
+            ax.set_xlabel("victim epoch")
+            ax.set_ylabel(f"{arch} clean test accuracy")
+            ax.legend(fontsize=6)
+        else:
+            for j, mth in enumerate(methods):
+                ax.plot([r[0] for r in eps], [r[1 + j] for r in eps], "o-", label=mth)
+            ax.set_xlabel("eps (/255)")
+            ax.set_ylabel(f"{arch} clean test accuracy")
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save(fig, path)

@@ -81,12 +81,21 @@ def craft(
     g_t: list[torch.Tensor] | None = None,
     seed: int = 0,
     schedule: str = "constant",
+    flip: bool = True,
+    on_step: Callable | None = None,
 ) -> torch.Tensor:
     """Perturb (x, y) in batches of `batch_size` with a fixed surrogate `model`; returns released images.
 
     `alignment` needs `g_t` (see `target_gradient`); `adv_untargeted` maximises CE; `adv_targeted` minimises CE
     to the permuted label (y + 1) mod K; `random_noise` is a uniform +-eps control (no surrogate). Unlearnable
     noise needs surrogate training in the loop: see `unlearnable`.
+
+    The lab's PGD takes signed steps of constant size `tau * eps` (its MultiStep decay applies only to the Adam-type
+    optimisers): `schedule="constant"`. `augment`: a differentiable random translation of up to 1/8 of the side
+    (+-4 px at 32 px), with a horizontal flip if `flip` (the lab's `--paugment`). With `restarts` > 1 each batch
+    keeps the restart whose final perturbation has the lowest objective (for alignment: 1 - cos on the
+    unaugmented batch; the lab keeps the restart with the lowest loss summed over its batches). `on_step(restart,
+    step, x_adv)` sees every iterate (see `PGD.run`).
     """
     if method not in METHODS or method == "unlearnable":
         raise ValueError(f"craft() method must be one of {[m for m in METHODS if m != 'unlearnable']}, got {method!r}")
@@ -103,19 +112,29 @@ def craft(
         step_size=step_size,
         restarts=restarts,
         schedule=schedule,
-        augment=TranslateFlip(0.125, flip=False) if augment else None,
+        augment=TranslateFlip(0.125, flip=flip) if augment else None,
         minimize=method != "adv_untargeted",
     )
     out = []
     for lo in range(0, len(x), batch_size):
         xb, yb = x[lo : lo + batch_size], y[lo : lo + batch_size]
+        select = None
         if method == "alignment":
             fn = alignment_objective(model, yb, g_t)
+            select = _with_grad(fn)  # PGD scores restarts under no_grad; the cosine needs a backward pass
         else:
             target = (yb + 1) % num_classes if method == "adv_targeted" else yb
             fn = (lambda t: lambda xin: F.cross_entropy(model(xin), t, reduction="none"))(target)
-        out.append(pgd.run(fn, xb, generator=gen))
+        out.append(pgd.run(fn, xb, generator=gen, select_fn=select, on_step=on_step))
     return torch.cat(out)
+
+
+def _with_grad(fn: Callable) -> Callable:
+    def wrapped(xin: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            return fn(xin.detach()).detach()
+
+    return wrapped
 
 
 def unlearnable(

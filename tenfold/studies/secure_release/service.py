@@ -5,9 +5,11 @@
     svc.save("service.pt"); ReleaseService.load("service.pt")
     protect_folder(svc, "incoming/", "released/")   # files -> protected files, atomically, never in place
 
-Folder layout: `<in>/<label>/<name>.png|pgm|jpg` (the label is the sub-folder name, an integer class) or files
-listed with their label in `<in>/labels.csv` (`file,label`). Outputs mirror the input tree under `<out>` as PNG,
-plus `<out>/labels.csv`, the label manifest a user of the released data needs.
+Folder layout: `<in>/<label>/<name>.png|pgm|jpg` (the label is the sub-folder name: an integer class, or a class
+name the service knows, e.g. `airplane` for CIFAR-10) or files listed with their label in `<in>/labels.csv`
+(`file,label`). Images must have the surrogate's shape (e.g. 32x32 RGB for the CIFAR-10 service, 28x28 grey for
+digits). Outputs mirror the input tree under `<out>` as PNG, plus `<out>/labels.csv`, the label manifest a user of
+the released data needs (integer labels).
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tenfold.components.perturb.models import build
 from tenfold.core.runtime import atomic_torch_save, atomic_write_bytes, atomic_write_text
 from tenfold.core.seeds import seed_for
+from tenfold.studies.secure_release.nets import build_net
 from tenfold.studies.secure_release.poison import craft
 
 IMAGE_EXTS = (".png", ".pgm", ".jpg", ".jpeg", ".bmp")
@@ -47,6 +49,10 @@ class ReleaseService:
     arch: str = "cnn"
     shape: tuple[int, int, int] = (1, 28, 28)
     seed: int = 0
+    flip: bool = False
+    mean: list[float] | None = None  # the surrogate's input normalisation (build_net), saved with the service
+    std: list[float] | None = None
+    classes: list[str] | None = None  # class names: folders named by class are accepted by protect_folder
     calls: int = 0
     protected: int = 0
     seconds: float = 0.0
@@ -74,6 +80,7 @@ class ReleaseService:
             num_classes=self.num_classes,
             g_t=self.g_t,
             seed=seed_for(self.seed, "secure_release", "protect", self.calls),
+            flip=self.flip,
         )
         self.calls += 1
         self.protected += len(x)
@@ -104,6 +111,10 @@ class ReleaseService:
                 "step_size": self.step_size,
                 "augment": self.augment,
                 "seed": self.seed,
+                "flip": self.flip,
+                "mean": self.mean,
+                "std": self.std,
+                "classes": self.classes,
             },
         )
 
@@ -114,7 +125,7 @@ class ReleaseService:
             raise FileNotFoundError(f"{path}: no release service (run the secure_release study first)")
         s = torch.load(path, map_location=device, weights_only=True)
         shape = tuple(s["shape"])
-        model = build(s["arch"], shape[0], s["num_classes"], shape[1])
+        model = build_net(s["arch"], shape, s["num_classes"], s.get("mean"), s.get("std"))
         model.load_state_dict(s["state_dict"])
         model.to(device).eval()
         return cls(
@@ -128,6 +139,10 @@ class ReleaseService:
             s["arch"],
             shape,
             s["seed"],
+            s.get("flip", False),
+            s.get("mean"),
+            s.get("std"),
+            s.get("classes"),
         )
 
 
@@ -155,8 +170,15 @@ def _png_bytes(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def list_items(in_dir: str | Path) -> list[tuple[Path, int]]:
-    """(file, label) for every image under `in_dir`, from labels.csv if present, else from folder names."""
+def _label(name: str, classes: list[str] | None) -> int:
+    if classes and name in classes:
+        return classes.index(name)
+    return int(name)
+
+
+def list_items(in_dir: str | Path, classes: list[str] | None = None) -> list[tuple[Path, int]]:
+    """(file, label) for every image under `in_dir`, from labels.csv if present, else from folder names (an
+    integer, or one of `classes`)."""
     in_dir = Path(in_dir)
     if not in_dir.is_dir():
         raise FileNotFoundError(f"{in_dir}: input folder not found")
@@ -166,16 +188,20 @@ def list_items(in_dir: str | Path) -> list[tuple[Path, int]]:
             rows = list(csv.DictReader(f))
         if rows and not {"file", "label"} <= set(rows[0]):
             raise ReleaseError(f"{manifest}: needs the columns file,label")
-        return [(in_dir / r["file"], int(r["label"])) for r in rows]
+        try:
+            return [(in_dir / r["file"], _label(r["label"], classes)) for r in rows]
+        except ValueError as e:
+            raise ReleaseError(f"{manifest}: a label is neither an integer nor a class name ({e})") from None
     items = []
     for p in sorted(in_dir.rglob("*")):
         if p.suffix.lower() in IMAGE_EXTS and p.is_file():
             try:
-                items.append((p, int(p.parent.name)))
+                items.append((p, _label(p.parent.name, classes)))
             except ValueError:
+                names = f" or one of {', '.join(classes)}" if classes else ""
                 raise ReleaseError(
-                    f"{p}: no label (put it in a folder named by its class, or add "
-                    f"{manifest.name} with columns file,label)"
+                    f"{p}: no label (put it in a folder named by its class: an integer{names}; or "
+                    f"add {manifest.name} with columns file,label)"
                 ) from None
     return items
 
@@ -192,7 +218,7 @@ def protect_folder(svc: ReleaseService, in_dir: str | Path, out_dir: str | Path,
     in_dir, out_dir = Path(in_dir).resolve(), Path(out_dir).resolve()
     if out_dir == in_dir or in_dir in out_dir.parents:
         raise ReleaseError(f"{out_dir}: the output folder must be outside the input folder {in_dir}")
-    items = list_items(in_dir)
+    items = list_items(in_dir, svc.classes)
     todo = [(p, y) for p, y in items if not output_path(in_dir, out_dir, p).exists()]
     t0, done = time.perf_counter(), 0
     for i in range(0, len(todo), batch_size):

@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from tenfold.components.data.images import ImageData
-from tenfold.components.victims import ConvNet
 from tenfold.core.errors import TenfoldError
 from tenfold.core.runtime import atomic_write_json
 from tenfold.studies.security import benchmark
@@ -25,7 +25,19 @@ MANIFEST = "manifest.json"
 CLEAN_NET = "clean_net.pt"
 # the victim params the clean network depends on (architecture and from-scratch recipe); the fine-tuning ones
 # (finetune_epochs, finetune_lr) only matter to the later stages' victims
-CLEAN_NET_PARAMS = ("width", "epochs", "batch_size", "lr", "weight_decay")
+CLEAN_NET_PARAMS = (
+    "arch",
+    "blocks",
+    "first_stride",
+    "width",
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "warmup_epochs",
+    "augment",
+    "flip",
+)
 
 
 class CraftedMismatch(TenfoldError, ValueError):
@@ -98,7 +110,7 @@ def read_manifest(out_dir: str | Path, p: SecurityParams, common_seed: int) -> d
     return content
 
 
-def load_crafted(data_root: str | Path, p: SecurityParams, common_seed: int) -> tuple[ImageData, ConvNet, dict]:
+def load_crafted(data_root: str | Path, p: SecurityParams, common_seed: int) -> tuple[ImageData, nn.Module, dict]:
     """Data, the clean network and the checked manifest written by craft_poisons."""
     out_dir = poison_dir(data_root)
     content = read_manifest(out_dir, p, common_seed)

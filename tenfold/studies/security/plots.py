@@ -26,3 +26,21 @@ def heatmap(path, attacks: list[str], defenses: list[str], values: dict[tuple[st
     fig.colorbar(im, ax=ax, label="attack success")
     ax.set_title(title)
     return save(fig, path)
+
+
+def epochs_curve(path, rows: list[list], target: float):
+    """Gradient matching vs the victim's epochs: success rate (left axis, with the claim's target) and the mean
+    log-probability of the adversarial class (right axis); `rows` = [epoch, success, mean_adv_logp, targets]."""
+    ep = [r[0] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(ep, [r[1] for r in rows], "o-", label="success (fraction of targets)")
+    ax.axhline(target, ls="--", c="grey", label=f"claim target {target:g}")
+    ax.set_xlabel("victim training epoch")
+    ax.set_ylabel("success")
+    ax.set_ylim(-0.02, 1.02)
+    ax2 = ax.twinx()
+    ax2.plot(ep, [r[2] for r in rows], "s:", c="tab:red", label="mean log p(adversarial)")
+    ax2.set_ylabel("mean log p(adversarial class)")
+    fig.legend(loc="upper right", fontsize=7)
+    ax.set_title("gradient matching vs victim epochs")
+    return save(fig, path)
