@@ -42,7 +42,7 @@ class Surrogate(Strict):
 
 
 class LowKeyTrain(Strict):
-    epochs: int = Field(2, ge=1, description="fine-tuning epochs (from the MS1M weights)")
+    epochs: int = Field(1, ge=1, description="fine-tuning epochs (from the MS1M weights)")
     scratch_epochs: int = Field(2, ge=1, description="epochs of the surrogates trained from scratch")
     batch_size: int = Field(32, ge=2, description="training batch (64 through a MobileFaceNet: ~3 GB)")
     lr: float = Field(0.01, gt=0, description="SGD learning rate of the backbone when fine-tuning")
@@ -154,7 +154,6 @@ class LowKeyParams(Strict):
     surrogates: list[Surrogate] = Field(
         default_factory=lambda: [
             Surrogate(name="ft_arcface", head="arcface", init="ms1m"),
-            Surrogate(name="ft_cosface", head="cosface", init="ms1m"),
         ]
     )
     models: LowKeyModels = LowKeyModels()
