@@ -152,9 +152,7 @@ class LowKeyParams(Strict):
     data: LowKeyData = LowKeyData()
     align: LowKeyAlign = LowKeyAlign()
     surrogates: list[Surrogate] = Field(
-        default_factory=lambda: [
-            Surrogate(name="ft_arcface", head="arcface", init="ms1m"),
-        ]
+        default_factory=lambda: [Surrogate(name="ft_arcface", head="arcface", init="ms1m")]
     )
     models: LowKeyModels = LowKeyModels()
     train: LowKeyTrain = LowKeyTrain()
