@@ -1,16 +1,15 @@
 """Study `lowkey` (arXiv:2101.07922): LowKey filters against the full face-recognition pipeline.
 
-Surrogate face models (ArcFace/CosFace heads, two backbones) are trained on AT&T identities disjoint from
-the evaluation identities; LowKey filters the evaluation probes through MTCNN detection + alignment; the
-filtered probes are identified against a clean gallery by the surrogates, a held-out architecture and dlib's
-ResNet recognizer (third party, never trained or touched by the project); a sweep over attack settings traces
-the rank-1 vs SSIM trade-off. Writes results/ and metrics/lowkey.json, plots/lowkey/,
-models/lowkey/ensemble.pt (used by the web tool) and an MLflow run with the registered held-out model.
+Three stages: `lowkey_faces` detects the 5 landmarks of every CelebA and AT&T photo once (MTCNN; cached as
+data/lowkey/faces.npz); `lowkey_surrogates` trains the surrogates on CelebA identities disjoint from the evaluated
+ones (fine-tuned from the MS1M MobileFaceNet and from scratch; models/lowkey/surrogates.pt); `lowkey` filters the
+probes with the attack ensemble (the MS1M MobileFaceNet + the fine-tuned surrogates), through detection and
+differentiable alignment, and identifies them against a gallery with distractors by every recognizer: the held-out
+CASIA MobileFaceNet, every surrogate, and dlib (third party, black box, re-detecting every filtered photo); the
+trade-off sweep and the AT&T table follow. Writes results/ and metrics/lowkey.json and plots/lowkey/.
 """
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import torch
@@ -18,145 +17,227 @@ from prefect import flow
 from prefect.logging import get_run_logger
 
 from flows.common import prepare, publish, tracked
-from tasks.lowkey import detect, eval_dlib, eval_surrogate, image_quality, load_faces, protect, train_face_model
+from tasks.lowkey import (
+    detect,
+    detect_files,
+    dlib_describe,
+    embed_sets,
+    gather,
+    image_quality,
+    protect_batches,
+    train_face_model,
+)
 from tenfold.core.checkpoints import Checkpoint
 from tenfold.core.runtime import atomic_savez, fingerprint
+from tenfold.studies.lowkey import evaluate as ev
 from tenfold.studies.lowkey import outcome
-from tenfold.studies.lowkey.data import split, sweep_subset
-from tenfold.studies.lowkey.pipeline import aligned, to_tensor
-from tenfold.studies.lowkey.train import save_ensemble
+from tenfold.studies.lowkey.data import FACES_FILE, att_split, load_att_photos, load_celeba, read_faces, split
+from tenfold.studies.lowkey.facemodels import load_pretrained
+from tenfold.studies.lowkey.recognizers import describe, recognizers, save_surrogates
+from tenfold.studies.lowkey.train import aligned_crops
+
+
+@flow(name="lowkey_faces")
+def lowkey_faces_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
+    """MTCNN landmarks and boxes of every CelebA and AT&T photo (the most confident face), cached."""
+    ctx = prepare("lowkey", params_path, root)
+    p = ctx.params
+    celeba, mfs = load_celeba(ctx.shared_data, p.data.identities_max), p.align.min_face_size
+    idx = np.arange(len(celeba))
+    parts = [detect_files.submit(celeba, idx[k::2], mfs) for k in range(2)]
+    att_rgb, *_ = load_att_photos(ctx.shared_data, p.att.subjects)
+    att_pts, att_boxes, att_found = detect.submit(att_rgb, mfs).result()
+    res = [f.result() for f in parts]
+    arrays = {}
+    for k, key in enumerate(("celeba_points", "celeba_boxes", "celeba_probs")):
+        full = np.empty((len(celeba), *res[0][k].shape[1:]), np.float32)
+        full[0::2], full[1::2] = res[0][k], res[1][k]
+        arrays[key] = full
+    att_points = np.stack([np.full((5, 2), np.nan, np.float32) if q is None else q for q in att_pts])
+    path = atomic_savez(
+        ctx.data_root / "lowkey" / FACES_FILE,
+        celeba_paths=np.array(celeba.paths),
+        **arrays,
+        att_points=att_points.astype(np.float32),
+        att_boxes=att_boxes,
+        att_probs=att_found.astype(np.float32),
+    )
+    summary = {
+        "celeba": len(celeba),
+        "celeba_found": int((arrays["celeba_probs"] > 0).sum()),
+        "att": len(att_rgb),
+        "att_found": int(att_found.sum()),
+        "path": str(path),
+    }
+    get_run_logger().info("lowkey faces: %s", summary)
+    return summary
+
+
+@flow(name="lowkey_surrogates")
+def lowkey_surrogates_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
+    """The surrogates, trained on the CelebA identities that are neither evaluated nor distractors."""
+    ctx = prepare("lowkey", params_path, root)
+    p = ctx.params
+    celeba = load_celeba(ctx.shared_data, p.data.identities_max)
+    lm, _ = read_faces(ctx.data_root / "lowkey" / FACES_FILE, celeba)
+    sp = split(celeba.identities, lm.found, p.data, ctx.seed_for("split"))
+    ms1m = load_pretrained("ms1m", ctx.shared_data)
+    crops = torch.from_numpy(aligned_crops(celeba.load(sp.train), lm.take(sp.train), ms1m.size, ms1m.template))
+    labels = torch.from_numpy(np.unique(celeba.identities[sp.train], return_inverse=True)[1].astype(np.int64))
+    data_fp = fingerprint(crops.shape, int(crops.sum()), labels.tolist())
+    futures = {}
+    for s in p.surrogates:
+        seed = ctx.seed_for("surrogate", s.name)
+        ckpt = Checkpoint(
+            ctx.path("checkpoints", f"{s.name}.pt"), fingerprint(s.model_dump(), p.train.model_dump(), data_fp, seed)
+        )
+        futures[s.name] = train_face_model.submit(
+            s, crops, labels, p.train, seed, ms1m.net.state_dict() if s.init == "ms1m" else None, ckpt
+        )
+    models, meta = {}, {}
+    for s in p.surrogates:
+        models[s.name], history, cpu = futures[s.name].result()
+        meta[s.name] = {
+            "head": s.head,
+            "init": s.init,
+            "history": history,
+            "cpu_seconds": round(cpu, 1),
+            "train_photos": int(len(labels)),
+            "train_identities": int(labels.max()) + 1,
+        }
+    save_surrogates(ctx.path("models", "surrogates.pt"), models, meta)
+    return meta
 
 
 @flow(name="lowkey")
 def lowkey_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
     ctx = prepare("lowkey", params_path, root)
-    p, crop, log = ctx.params, ctx.params.align.crop_size, get_run_logger()
-    shared = ctx.root / ctx.common.shared_data
-    faces = load_faces.submit([str(r) for r in (ctx.data_root, ctx.data_root / "faces", shared / "faces", shared)])
-    faces = faces.result()
-    rgb, sp = faces.rgb(), split(faces, p.data)
-    gal, prb = sp.gallery, sp.probes
-    data_fp = fingerprint(rgb.shape, int(rgb.astype(np.int64).sum()))
+    p, log = ctx.params, get_run_logger()
+    celeba = load_celeba(ctx.shared_data, p.data.identities_max)
+    lm, att_lm = read_faces(ctx.data_root / "lowkey" / FACES_FILE, celeba)
+    sp = split(celeba.identities, lm.found, p.data, ctx.seed_for("split"))
+    roles = {**{n: "attack" for n in p.models.attack}, p.models.heldout: "held-out"}
+    names = [*p.models.attack, p.models.heldout, *[s.name for s in p.surrogates if s.name not in roles]]
+    models = recognizers(names, ctx.shared_data, ctx.path("models", "surrogates.pt"), roles)
+    attackers = [models[n] for n in p.models.attack]
     with tracked(
         ctx,
         tags={
-            "data_source": faces.source,
+            "data_source": celeba.source,
             "detector": "MTCNN (facenet-pytorch weights)",
             "third_party": "dlib ResNet v1",
+            "attack": "+".join(p.models.attack),
         },
     ) as run:
-        run.log_dataset("att_faces", data_fp, faces.source.split(":", 1)[-1], "training+evaluation")
-        th = torch.zeros(len(rgb), 2, 3)
-        th[sp.used], found = detect.submit(rgb[sp.used], crop, p.align.min_face_size).result()
-        models, histories = train_surrogates(
-            ctx, to_tensor(rgb)[sp.train], th[sp.train], torch.from_numpy(faces.subjects[sp.train]), data_fp, run
+        gal, prb, pid = celeba.load(sp.gallery), celeba.load(sp.probes), celeba.identities[sp.probes]
+        steps = sorted({*p.sweep.steps, p.eval.first_iters, p.eval.subtle_iters})
+        main = protect_batches(attackers, prb, lm.take(sp.probes), p.attack, ctx.seed_for("filter"), steps)
+        sub, runs = _sweep_runs(ctx, attackers, prb, lm.take(sp.probes), sp)
+        att = _att_attack(ctx, attackers, att_lm) if p.att.enabled else None
+        auc_photos = celeba.load(sp.auc)
+        clean = _judge(
+            ctx,
+            models,
+            {
+                "gallery": (gal, lm.take(sp.gallery)),
+                "probes": (prb, lm.take(sp.probes)),
+                "auc": (auc_photos, lm.take(sp.auc)),
+            },
         )
-        members = {s.name: models[s.name] for s in p.ensemble}
-        ensemble = list(members.values())
-        save_ensemble(ctx.path("models", "ensemble.pt"), members, list(p.ensemble), crop, p.train)
-        t_attack = time.time()  # the filter (alignment of the clean probe inside the loop)
-        filtered, feat_dist = protect.submit(
-            ensemble, rgb[prb], th[prb], crop, p.attack, ctx.seed_for("filter")
-        ).result()
-        attack_seconds = time.time() - t_attack
-        atomic_savez(ctx.path("models", "filtered_probes.npz"), images=filtered, subjects=faces.subjects[prb])
-        quality = image_quality.submit(rgb[prb], filtered)
-        # identification: the face models re-detect and re-align the filtered probes; dlib uses its own pipeline
-        th_f, found_f = detect.submit(filtered, crop, p.align.min_face_size).result()
-        gid, pid = faces.subjects[gal], faces.subjects[prb]
-        probe_sets = {"clean": aligned(rgb[prb], th[prb], crop), "filtered": aligned(filtered, th_f, crop)}
-        gal_crops = aligned(rgb[gal], th[gal], crop)
-        sur = {
-            name: eval_surrogate.submit(m, gal_crops, gid, probe_sets, pid, p.eval.ranks) for name, m in models.items()
+        gid, main, boxes = celeba.identities[sp.gallery], gather(main), lm.boxes[sp.probes]
+        ops = (p.eval.first_iters, p.eval.subtle_iters)  # every recognizer there; elsewhere the held-out one
+        filt = {
+            s: _judge_filtered(ctx, models, prb, main["photos"][s], boxes, None if s in ops else [p.models.heldout])
+            for s in steps
         }
-        dl = eval_dlib.submit(
-            rgb[gal], gid, {"clean": rgb[prb], "filtered": filtered}, pid, p.eval.ranks, p.eval.dlib_upsample
-        )
-        ssims, psnrs = quality.result()
-        sweep_rows, sweep_probes = sweep(
-            ctx, models[p.eval.heldout.name], ensemble, rgb, faces, sp, th, filtered, ssims
-        )
-        sel = outcome.example_indices(len(filtered), p.eval.examples) if p.eval.examples else None
-        measured = outcome.Measured(
-            int(sp.train.sum()),
-            sp.train_subjects,
-            sp.eval_subjects,
-            int(prb.sum()),
-            found,
-            found_f,
-            {name: f.result() for name, f in sur.items()},
-            dl.result(),
-            ssims,
-            psnrs,
-            feat_dist,
-            attack_seconds,
-            histories,
-            sweep_rows,
-            sweep_probes,
-            None if sel is None else (rgb[prb][sel], filtered[sel], ssims[sel]),
+        m = ev.Assemble(p, gid, pid, celeba.identities[sp.auc], clean, filt, models, describe)
+        sweep_rows = m.sweep_rows("default", p.attack, filt, None) + [
+            row
+            for cfg, fut in runs
+            for row in m.sweep_rows(
+                outcome.setting_label(cfg), cfg, _sweep_filtered(ctx, models, prb[sub], gather(fut), boxes[sub]), sub
+            )
+        ]
+        measured = m.measured(
+            sp, main, sweep_rows, _att_eval(ctx, models, att) if att else None, _training_meta(ctx), prb
         )
         out = outcome.build(p, measured)
         outcome.write_figures(out, p, measured, ctx.path("plots"))
-        heldout = p.eval.heldout.name
+        first = next((n for n in p.models.attack if n in models and models[n].source == ""), None)
+        log.info("lowkey: attack CPU %.0f s for %d probes", main["cpu_seconds"], len(prb))
         return publish(
             ctx,
             run,
             out,
-            model=models[heldout],
-            model_name=heldout,
-            input_example=gal_crops[:2].numpy(),
+            model=models[first] if first else None,
+            model_name=first,
+            input_example=np.zeros((1, 3, 112, 112), np.float32),
             log=log,
-            model_description=f"held-out face model {heldout} (evaluation of LowKey transfer)",
+            model_description=f"LowKey surrogate {first} (MobileFaceNet fine-tuned on CelebA identities)",
         )
 
 
-def train_surrogates(ctx, images, th, labels, data_fp: str, run) -> tuple[dict, dict]:
-    """The ensemble surrogates and the held-out model, trained concurrently (each checkpointed per epoch)."""
-    p, crop = ctx.params, ctx.params.align.crop_size
-    futures = {}
-    for s in [*p.ensemble, p.eval.heldout]:
-        seed = ctx.seed_for("surrogate", s.name)
-        ckpt = Checkpoint(
-            ctx.path("checkpoints", f"{s.name}.pt"),
-            fingerprint(s.model_dump(), p.train.model_dump(), crop, p.data.train_subjects, data_fp, seed),
+def _sweep_runs(ctx, attackers, prb, points: list, sp) -> tuple[np.ndarray, list]:
+    """Start the trade-off's other runs on the sweep subset of the probes: (positions, [(settings, futures)])."""
+    p = ctx.params
+    sub = ev.sweep_positions(len(sp.eval_ids), p.data.probes_per_identity, p.sweep.probes_per_identity)
+    sub = sub[: p.sweep.max_probes]
+    pts = [points[i] for i in sub]
+    return sub, [
+        (
+            p.attack_at(pt),
+            protect_batches(attackers, prb[sub], pts, p.attack_at(pt), ctx.seed_for("filter"), p.sweep.steps),
         )
-        futures[s.name] = train_face_model.submit(s, images, th, labels, crop, p.train, seed, ctx.device, ckpt)
-    models, histories = {}, {}
-    for name, f in futures.items():
-        models[name], histories[name] = f.result()
-        for rec in histories[name]:
-            run.log_metrics({f"{name}_train_loss": rec["loss"]}, step=rec["epoch"])
-    return models, histories
+        for pt in p.sweep.points
+    ]
 
 
-def sweep(ctx, heldout_model, ensemble, rgb, faces, sp, th, filtered, ssims) -> tuple[list[list], int]:
-    """The trade-off sweep on a probe subset: each `sweep.points` setting filters the subset; dlib and the
-    held-out model identify the result. The default setting is the first row, read off the main run's probes.
-    No sweep points: (None, 0)."""
-    p, crop, log = ctx.params, ctx.params.align.crop_size, get_run_logger()
-    if not p.sweep.points:
-        return None, 0
-    sub, in_prb = sweep_subset(faces, sp.probes, p.sweep.probes_per_subject)
-    gid, sid = faces.subjects[sp.gallery], faces.subjects[sub]
-    gal_crops = aligned(rgb[sp.gallery], th[sp.gallery], crop)
-    cfgs = [p.attack_at(pt) for pt in p.sweep.points]
-    attacked = [protect.submit(ensemble, rgb[sub], th[sub], crop, cfg, ctx.seed_for("filter")) for cfg in cfgs]
-    settings = [("default", p.attack, filtered[in_prb], ssims[in_prb])]
-    for cfg, f in zip(cfgs, attacked):
-        imgs = f.result()[0]
-        settings.append((outcome.setting_label(cfg), cfg, imgs, image_quality.submit(rgb[sub], imgs).result()[0]))
-    dls = [
-        eval_dlib.submit(rgb[sp.gallery], gid, {"filtered": imgs}, sid, [1, 5], p.eval.dlib_upsample)
-        for _, _, imgs, _ in settings
-    ]
-    thetas = [detect.submit(imgs, crop, p.align.min_face_size) for _, _, imgs, _ in settings]
-    hos = [
-        eval_surrogate.submit(heldout_model, gal_crops, gid, {"f": aligned(imgs, t.result()[0], crop)}, sid, [1])
-        for (_, _, imgs, _), t in zip(settings, thetas)
-    ]
-    rows = []
-    for (label, cfg, _, ss), dl, ho in zip(settings, dls, hos):
-        dl, ho = dl.result()["filtered"], ho.result()["f"][1]
-        rows.append(outcome.sweep_row(label, cfg, ss, dl, ho))
-        log.info("sweep %s: SSIM %.3f, dlib rank-1 %.3f, held-out rank-1 %.3f", label, ss.mean(), dl["ranks"][1], ho)
-    return rows, int(sub.sum())
+def _judge(ctx, models: dict, sets: dict, only: list[str] | None = None) -> dict:
+    """Embeddings of every named set (photos, landmarks) by every recognizer (or `only`), and dlib's."""
+    futs = {n: embed_sets.submit(m, sets) for n, m in models.items() if only is None or n in only}
+    dl = dlib_describe.submit({k: v[0] for k, v in sets.items()}, ctx.params.eval.dlib_upsample)
+    return {"emb": {n: f.result() for n, f in futs.items()}, "dlib": dl.result()}
+
+
+def _judge_filtered(ctx, models, clean, filtered, boxes, only=None, min_face=None) -> dict:
+    """Re-detect the filtered photos (MTCNN for the recognizers; dlib re-detects by itself), identify, measure."""
+    pts, _, found = detect.submit(filtered, min_face or ctx.params.eval.redetect_min_face_size).result()
+    q = image_quality.submit(clean, filtered, boxes)
+    out = _judge(ctx, models, {"probes": (filtered, pts)}, only)
+    return {**out, "mtcnn_found": found, "quality": q.result(), "photos": filtered}
+
+
+def _sweep_filtered(ctx, models, clean, run: dict, boxes) -> dict:
+    return {
+        s: _judge_filtered(ctx, models, clean, ph, boxes, [ctx.params.models.heldout])
+        for s, ph in run["photos"].items()
+    }
+
+
+def _att_attack(ctx, attackers, att_lm) -> dict:
+    """Start the AT&T filter (the second table): gallery = one photo per subject, probes filtered."""
+    p = ctx.params
+    rgb, subjects, numbers, _ = load_att_photos(ctx.shared_data, p.att.subjects)
+    att_lm = att_lm.head(len(rgb))  # subject-major: the first subjects' photos come first
+    g, q = att_split(subjects, numbers, att_lm.found, p.att)
+    cfg = p.attack.model_copy(update={"n_iters": p.eval.first_iters})  # only the two operating points are read
+    fut = protect_batches(attackers, rgb[q], att_lm.take(q), cfg, ctx.seed_for("att_filter"), [p.eval.subtle_iters])
+    return {"rgb": rgb, "subjects": subjects, "gallery": g, "probes": q, "lm": att_lm, "futures": fut}
+
+
+def _att_eval(ctx, models, att) -> dict:
+    p, rgb, g, q, lm = ctx.params, att["rgb"], att["gallery"], att["probes"], att["lm"]
+    run = gather(att["futures"])
+    clean = _judge(ctx, models, {"gallery": (rgb[g], lm.take(g)), "probes": (rgb[q], lm.take(q))})
+    filt = {
+        s: _judge_filtered(ctx, models, rgb[q], run["photos"][s], lm.boxes[q], min_face=p.align.min_face_size)
+        for s in (p.eval.first_iters, p.eval.subtle_iters)
+    }
+    return {"clean": clean, "filtered": filt, "gallery_ids": att["subjects"][g], "probe_ids": att["subjects"][q]}
+
+
+def _training_meta(ctx) -> dict:
+    import json
+
+    path = ctx.path("models", "surrogates.json")
+    return json.loads(path.read_text())["surrogates"] if path.exists() else {}

@@ -1,9 +1,9 @@
-"""Prefect tasks of study `lowkey`: faces, detection, surrogate training, the filter, and the evaluations
-(surrogates, dlib, image quality)."""
+"""Prefect tasks of study `lowkey`: face detection, surrogate training, the filter, and the evaluations (the
+differentiable recognizers, dlib, image quality)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import time
 
 import numpy as np
 import torch
@@ -11,119 +11,114 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from tenfold.components.data.faces import FaceData, load_att
 from tenfold.core.checkpoints import Checkpoint
 from tenfold.core.seeds import seed_for
 from tenfold.studies.lowkey.attack import LowKey
-from tenfold.studies.lowkey.data import quality
-from tenfold.studies.lowkey.dlibrec import DlibRecognizer
-from tenfold.studies.lowkey.models import count_parameters
+from tenfold.studies.lowkey.data import Photos, quality
+from tenfold.studies.lowkey.dlibrec import DlibJudge
+from tenfold.studies.lowkey.facemodels import count_parameters
 from tenfold.studies.lowkey.params import LowKeyAttack, LowKeyTrain, Surrogate
-from tenfold.studies.lowkey.pipeline import Detector, rank_k, thetas, to_tensor, to_uint8
-from tenfold.studies.lowkey.train import embed, train_surrogate
+from tenfold.studies.lowkey.pipeline import Detector, as_points, to_tensor, to_uint8
+from tenfold.studies.lowkey.recognizers import embed
+from tenfold.studies.lowkey.train import train_surrogate
 
 
-@task(name="lowkey-load-faces", cache_policy=NO_CACHE)
-def load_faces(roots: list[str]) -> FaceData:
-    """The AT&T faces from the first root that has them."""
-    faces = load_att([Path(r) for r in roots])
-    get_run_logger().info(
-        "AT&T faces: %d images of %d subjects (%s)", len(faces.images), len(set(faces.subjects.tolist())), faces.source
-    )
-    return faces
+@task(name="lowkey-detect-files", cache_policy=NO_CACHE)
+def detect_files(photos: Photos, idx: np.ndarray, min_face_size: int) -> tuple[np.ndarray, ...]:
+    """MTCNN on photos `idx` of a face set on disk: landmarks (n, 5, 2), boxes (n, 4), probabilities (n,)."""
+    det, out = Detector(min_face_size), []
+    for i in range(0, len(idx), 64):
+        out.append(det.best(photos.load(idx[i : i + 64])))
+        get_run_logger().info("MTCNN: %d / %d photos", min(i + 64, len(idx)), len(idx))
+    return tuple(np.concatenate([o[k] for o in out]) for k in range(3))
 
 
 @task(name="lowkey-detect", cache_policy=NO_CACHE)
-def detect(images: np.ndarray, crop: int, min_face_size: int) -> tuple[torch.Tensor, np.ndarray]:
-    """MTCNN landmarks -> alignment thetas (B, 2, 3) and the detected mask."""
-    pts = Detector(min_face_size).landmarks(images)
-    found = np.array([p is not None for p in pts])
-    get_run_logger().info("MTCNN found a face in %d of %d images", found.sum(), len(found))
-    return thetas(pts, images.shape[1:3], crop), found
+def detect(images: np.ndarray, min_face_size: int) -> tuple[list, np.ndarray, np.ndarray]:
+    """MTCNN on uint8 photos (N, H, W, 3) in memory: (landmarks list, None without a face), boxes, found mask."""
+    pts, boxes, probs = Detector(min_face_size).best(images)
+    return as_points(pts), boxes, probs > 0
 
 
 @task(name="lowkey-train-surrogate", cache_policy=NO_CACHE)
 def train_face_model(
     spec: Surrogate,
-    images: torch.Tensor,
-    th: torch.Tensor,
+    crops: torch.Tensor,
     labels: torch.Tensor,
-    crop: int,
     cfg: LowKeyTrain,
     seed: int,
-    device,
+    init_state: dict | None,
     checkpoint: Checkpoint,
 ):
     log = get_run_logger()
-    model, history = train_surrogate(spec, images, th, labels, crop, cfg, seed, device, checkpoint)
-    log.info(
-        "%s (%s + %s, %d parameters): loss %.3f, train acc %.3f",
-        spec.name,
-        spec.backbone,
-        spec.head,
-        count_parameters(model),
-        history[-1]["loss"],
-        history[-1]["train_acc"],
+    t0 = time.process_time()
+    model, history = train_surrogate(
+        spec,
+        crops,
+        labels,
+        cfg,
+        seed,
+        init_state,
+        checkpoint,
+        on_epoch=lambda r: log.info(
+            "%s epoch %d: loss %.3f, train acc %.3f", spec.name, r["epoch"], r["loss"], r["train_acc"]
+        ),
     )
-    return model, history
+    log.info("%s (%s head, init %s, %d parameters) trained", spec.name, spec.head, spec.init, count_parameters(model))
+    return model, history, time.process_time() - t0
 
 
 @task(name="lowkey-protect", cache_policy=NO_CACHE)
-def protect(models: list, images: np.ndarray, th: torch.Tensor, crop: int, cfg: LowKeyAttack, seed: int):
-    """Filter `images` (B, H, W, 3) uint8 in batches; returns the filtered uint8 images and per-image feature
-    distances. Each batch's start noise has its own seed, derived from `seed` and the batch's first index."""
-    log = get_run_logger()
-    lk = LowKey(models, crop, cfg)
-    out, dist = [], []
-    for i in range(0, len(images), cfg.batch_size):
-        adv, stats = lk.protect(
-            to_tensor(images[i : i + cfg.batch_size]),
-            th[i : i + cfg.batch_size],
-            seed_for(seed, "lowkey", "filter_batch", i),
+def protect(models: list, images: np.ndarray, points: list, cfg: LowKeyAttack, seed: int, snapshots: list[int]) -> dict:
+    """Filter uint8 photos (B, H, W, 3) with one face each (its landmarks); returns {"photos": {step: uint8
+    photos after that many steps}, "feature_distance", "cpu_seconds"}. The start noise is seeded by `seed`."""
+    t0 = time.process_time()
+    _, stats = LowKey(models, cfg).protect(
+        to_tensor(images), points, seed=seed, snapshots=sorted({*snapshots, cfg.n_iters})
+    )
+    out = {k: to_uint8(v) for k, v in stats["snapshots"].items()}
+    get_run_logger().info("LowKey: %d photos filtered (%d steps)", len(images), cfg.n_iters)
+    return {"photos": out, "feature_distance": stats["feature_distance"], "cpu_seconds": time.process_time() - t0}
+
+
+def protect_batches(
+    models: list, images: np.ndarray, points: list, cfg: LowKeyAttack, seed: int, snapshots: list[int]
+) -> list:
+    """Submit the filter in batches of `cfg.batch_size` (each batch's start noise seeded by its first index)."""
+    b = cfg.batch_size
+    return [
+        protect.submit(
+            models, images[i : i + b], points[i : i + b], cfg, seed_for(seed, "lowkey", "batch", i), snapshots
         )
-        out.append(to_uint8(adv))
-        dist.append(stats["feature_distance"])
-        log.info("LowKey: %d / %d images filtered", min(i + cfg.batch_size, len(images)), len(images))
-    return np.concatenate(out), np.concatenate(dist)
+        for i in range(0, len(images), b)
+    ]
+
+
+def gather(futures: list) -> dict:
+    """Join the batches of `protect_batches`: {"photos": {step: photos}, "feature_distance", "cpu_seconds"}."""
+    parts = [f.result() for f in futures]
+    steps = parts[0]["photos"].keys()
+    return {
+        "photos": {s: np.concatenate([p["photos"][s] for p in parts]) for s in steps},
+        "feature_distance": np.concatenate([p["feature_distance"] for p in parts]),
+        "cpu_seconds": float(sum(p["cpu_seconds"] for p in parts)),
+    }
+
+
+@task(name="lowkey-embed", cache_policy=NO_CACHE)
+def embed_sets(model, sets: dict[str, tuple[np.ndarray, list]]) -> dict[str, np.ndarray]:
+    """One recognizer's L2-normalised embeddings of each named photo set (photos, landmarks)."""
+    return {name: embed(model, photos, pts) for name, (photos, pts) in sets.items()}
+
+
+@task(name="lowkey-dlib", cache_policy=NO_CACHE)
+def dlib_describe(sets: dict[str, np.ndarray], upsample: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """dlib's descriptors (its own detection and alignment) of each named photo set: (descriptors, detected)."""
+    judge = DlibJudge(upsample)
+    return {name: judge.describe(photos) for name, photos in sets.items()}
 
 
 @task(name="lowkey-quality", cache_policy=NO_CACHE)
-def image_quality(clean: np.ndarray, filtered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-image SSIM and PSNR of the filtered images (uint8, as saved) against the originals."""
-    return quality(clean, filtered)
-
-
-@task(name="lowkey-eval-surrogate", cache_policy=NO_CACHE)
-def eval_surrogate(
-    model,
-    gallery_crops: torch.Tensor,
-    gallery_ids: np.ndarray,
-    probe_crops: dict[str, torch.Tensor],
-    probe_ids: np.ndarray,
-    ranks: list[int],
-) -> dict[str, dict[int, float]]:
-    """Rank-k of one face model for each probe set (e.g. clean, filtered), gallery of clean aligned crops."""
-    g = embed(model, gallery_crops)
-    return {name: rank_k(g, gallery_ids, embed(model, crops), probe_ids, ranks) for name, crops in probe_crops.items()}
-
-
-@task(name="lowkey-eval-dlib", cache_policy=NO_CACHE)
-def eval_dlib(
-    gallery: np.ndarray,
-    gallery_ids: np.ndarray,
-    probes: dict[str, np.ndarray],
-    probe_ids: np.ndarray,
-    ranks: list[int],
-    upsample: int,
-) -> dict[str, dict]:
-    """dlib's recognizer (its own HOG detection and alignment) on each probe set: rank-k and detection rate."""
-    rec = DlibRecognizer(upsample)
-    g, _ = rec.describe(gallery)
-    out = {}
-    for name, imgs in probes.items():
-        d, found = rec.describe(imgs)
-        out[name] = {
-            "ranks": rank_k(g, gallery_ids, d, probe_ids, ranks, metric="euclidean"),
-            "detected": float(found.mean()),
-        }
-    return out
+def image_quality(clean: np.ndarray, filtered: np.ndarray, boxes: np.ndarray) -> dict[str, np.ndarray]:
+    """Per photo: face-region SSIM, full-photo SSIM and PSNR of the filtered photos (uint8, as saved)."""
+    return quality(clean, filtered, boxes)

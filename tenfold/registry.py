@@ -105,7 +105,11 @@ STUDIES: dict[str, Study] = {
             "2101.07922",
             "LowKey: leveraging adversarial attacks to protect social media users from facial recognition",
             LowKeyParams,
-            {"lowkey": "flows.lowkey:lowkey_flow"},
+            {
+                "lowkey_faces": "flows.lowkey:lowkey_faces_flow",
+                "lowkey_surrogates": "flows.lowkey:lowkey_surrogates_flow",
+                "lowkey": "flows.lowkey:lowkey_flow",
+            },
         ),
         Study(
             "security",

@@ -1,16 +1,127 @@
-"""Unit tests of the LowKey library: alignment, gallery search, heads, blur/SSIM, the attack, params, web decode."""
+"""Unit tests of the LowKey library: the two MobileFaceNets against their key listings, weights checks, alignment,
+gallery search, AUC, blur/SSIM, the attack (snapshots, several faces), params, the CelebA split, quality."""
 
-import io
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from tenfold.components.data import sources
 from tenfold.registry import ParamsError, validate_section
-from tenfold.studies.lowkey.attack import GaussianBlur, LowKey, ssim
-from tenfold.studies.lowkey.models import FaceNet, MarginHead
+from tenfold.studies.lowkey.attack import GaussianBlur, LowKey, footprint_box, jitter_thetas, ssim
+from tenfold.studies.lowkey.facemodels import (
+    PRETRAINED,
+    TEMPLATE_112,
+    MobileFaceNetCASIA,
+    MobileFaceNetMS1M,
+    TEMPLATE_112x96,
+    WeightsError,
+    build,
+    load_pretrained,
+    load_strict,
+    read_state,
+    surrogate_spec,
+)
 from tenfold.studies.lowkey.params import LowKeyAttack, LowKeyParams
-from tenfold.studies.lowkey.pipeline import REFERENCE_112, alignment_theta, rank_k, similarity, thetas, to_tensor, warp
+from tenfold.studies.lowkey.pipeline import alignment_theta, similarity, thetas, to_tensor, warp
+from tenfold.studies.lowkey.recognizers import rank_k, verification_auc
+
+SHARED = sources.shared_root(project_root=Path(__file__).resolve().parents[2])  # the data-source table's root
+KEYS = (SHARED / sources.get("mobilefacenet_ms1m").offline).parent  # the weights' key listings lie beside them
+
+
+def _listing(name: str) -> dict[str, tuple]:
+    out = {}
+    for line in (KEYS / f"{name}.keys.txt").read_text().splitlines():
+        key, shape, _ = line.split("\t")
+        out[key] = tuple(int(v) for v in shape.strip("()").split(",") if v.strip())
+    return out
+
+
+@pytest.mark.parametrize("cls,listing", [(MobileFaceNetMS1M, "ms1m_foamliu"), (MobileFaceNetCASIA, "casia_xiaoccer")])
+def test_architectures_match_the_published_key_listings(cls, listing):
+    if not (KEYS / f"{listing}.keys.txt").exists():
+        pytest.skip("shared data not available")
+    want = _listing(listing)
+    have = {k: tuple(v.shape) for k, v in cls().state_dict().items()}
+    assert have == want
+
+
+@pytest.mark.parametrize("cls,size", [(MobileFaceNetMS1M, (112, 112)), (MobileFaceNetCASIA, (112, 96))])
+def test_mobilefacenets_embed_their_input_size(cls, size):
+    assert cls().eval()(torch.rand(2, 3, *size)).shape == (2, 128)
+
+
+def test_face_model_interface_normalises_and_states_its_input():
+    m = build("x", surrogate_spec()).eval()
+    e = m(torch.rand(3, 3, 112, 112))
+    assert torch.allclose(e.norm(dim=1), torch.ones(3), atol=1e-5)
+    assert m.size == (112, 112) and np.allclose(m.template, TEMPLATE_112) and "0.485" in m.normalisation
+    assert PRETRAINED["casia"].size == (112, 96) and np.allclose(
+        PRETRAINED["casia"].template[:, 0], TEMPLATE_112[:, 0] - 8
+    )
+
+
+def test_wrong_checksum_is_refused_before_loading(tmp_path):
+    target = tmp_path / "models" / "mobilefacenet" / "ms1m_foamliu.pt"
+    target.parent.mkdir(parents=True)
+    torch.save(MobileFaceNetMS1M().state_dict(), target)  # right keys, wrong bytes
+    with pytest.raises(WeightsError, match="SHA-256"):
+        load_pretrained("ms1m", tmp_path)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["ms1m_foamliu.pt"]  # nothing written beside it
+
+
+def test_mismatched_keys_name_what_differs(tmp_path):
+    state = MobileFaceNetMS1M().state_dict()
+    state.pop("conv3.bias")
+    state["extra.weight"] = torch.zeros(1)
+    state["bn.weight"] = torch.zeros(7)
+    with pytest.raises(
+        WeightsError,
+        match=r"1 missing \(conv3.bias\); 1 unexpected \(extra.weight\); "
+        r"1 of another shape \(bn.weight\)",
+    ):
+        load_strict(MobileFaceNetMS1M(), state, "test weights")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsError, match="not a readable weights file"):
+        read_state(tmp_path / "junk.pt")
+    torch.save({"epoch": 3, "net_state_dict": MobileFaceNetCASIA().state_dict()}, tmp_path / "ckpt.pt")
+    load_strict(MobileFaceNetCASIA(), read_state(tmp_path / "ckpt.pt"), "a training checkpoint")  # unwrapped
+
+
+def test_pretrained_weights_load_strictly_when_present():
+    if not (KEYS / "casia_xiaoccer.ckpt").exists():
+        pytest.skip("shared data not available")
+    m = load_pretrained("casia", SHARED)
+    assert m.size == (112, 96) and not m.training
+
+
+def test_surrogate_file_roundtrip_checksum_and_keys(tmp_path):
+    from tenfold.studies.lowkey.recognizers import load_surrogates, save_surrogates
+
+    torch.manual_seed(0)
+    models = {"a": build("a", surrogate_spec()).eval()}
+    path = save_surrogates(tmp_path / "s.pt", models, {"a": {"head": "arcface"}})
+    back = load_surrogates(path)["a"]
+    x = torch.rand(1, 3, 112, 112)
+    assert torch.allclose(back(x), models["a"](x))
+    with pytest.raises(WeightsError, match="no surrogate 'b'"):
+        load_surrogates(path, ["b"])
+    # a file replaced by other bytes: the checksum refuses it
+    torch.save({"a": MobileFaceNetCASIA().state_dict()}, path)
+    with pytest.raises(WeightsError, match="SHA-256 differs"):
+        load_surrogates(path)
+    # the checksum matches but the keys do not: strict loading refuses it
+    from tenfold.components.data.sources import sha256_file
+
+    manifest = json.loads(path.with_suffix(".json").read_text())
+    path.with_suffix(".json").write_text(json.dumps({**manifest, "sha256": sha256_file(path)}))
+    with pytest.raises(WeightsError, match="do not match the architecture"):
+        load_surrogates(path)
+    with pytest.raises(FileNotFoundError, match="lowkey_surrogates"):
+        load_surrogates(tmp_path / "absent.pt")
 
 
 def test_similarity_recovers_a_known_transform():
@@ -21,17 +132,19 @@ def test_similarity_recovers_a_known_transform():
     assert np.allclose(m[:2, :2], s * rot, atol=1e-8) and np.allclose(m[:2, 2], t, atol=1e-8)
 
 
-def test_warp_puts_landmarks_on_the_reference_points():
-    """Draw bright dots at 5 landmarks of a 100x80 image; after alignment they sit at the reference points."""
-    crop, h, w = 56, 100, 80
-    pts = np.array([[30.0, 40], [52, 38], [41, 55], [33, 70], [51, 69]])
+@pytest.mark.parametrize("size,template", [((56, 56), TEMPLATE_112 / 2), ((112, 96), TEMPLATE_112x96)])
+def test_warp_puts_landmarks_on_the_template(size, template):
+    """Bright dots at 5 landmarks of a 150x120 photo land on the model's template after alignment."""
+    h, w = 150, 120
+    pts = np.array([[45.0, 60], [78, 57], [61, 82], [49, 105], [76, 103]])
     img = np.zeros((1, h, w, 3), np.uint8)
     for x, y in pts.astype(int):
         img[0, y - 1 : y + 2, x - 1 : x + 2] = 255
-    out = warp(to_tensor(img), torch.from_numpy(alignment_theta(pts, (h, w), crop))[None], crop)[0, 0].numpy()
-    for rx, ry in REFERENCE_112 * crop / 112:
+    out = warp(to_tensor(img), torch.from_numpy(alignment_theta(pts, (h, w), size, template))[None], size)[0, 0]
+    assert out.shape == size
+    for rx, ry in template:
         patch = out[int(round(ry)) - 2 : int(round(ry)) + 3, int(round(rx)) - 2 : int(round(rx)) + 3]
-        assert patch.max() > 0.5, (rx, ry)
+        assert patch.max() > 0.4, (rx, ry)
 
 
 def test_thetas_fall_back_to_a_centre_crop_without_landmarks():
@@ -41,93 +154,163 @@ def test_thetas_fall_back_to_a_centre_crop_without_landmarks():
     assert warp(img, th, 32).min() > 0.99
 
 
-def test_rank_k_on_a_constructed_gallery():
+def test_rank_k_and_auc_on_constructed_embeddings():
     g = np.eye(3)
     probes = np.array([[1, 0.1, 0], [0.2, 0.1, 1.0], [0.9, 1.0, 0]])
-    ids = np.array([0, 2, 0])
-    r = rank_k(g, np.arange(3), probes, ids, [1, 2, 3])
-    assert r[1] == pytest.approx(2 / 3) and r[2] == 1.0 and r[3] == 1.0
-    assert rank_k(g, np.arange(3), probes, ids, [1], metric="euclidean")[1] == pytest.approx(2 / 3)
-    with pytest.raises(ValueError, match="metric"):
-        rank_k(g, np.arange(3), probes, ids, [1], metric="manhattan")
+    r = rank_k(g, np.arange(3), probes, np.array([0, 2, 0]), [1, 2])
+    assert r[1].tolist() == [True, True, False] and r[2].all()
+    emb = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]])
+    assert verification_auc(emb, np.array([0, 0, 1, 1])) == 1.0
+    assert verification_auc(emb, np.array([0, 1, 0, 1])) < 0.5
+    with pytest.raises(ValueError, match="both"):
+        verification_auc(emb, np.zeros(4, int))
 
 
-@pytest.mark.parametrize("kind", ["arcface", "cosface"])
-def test_margin_heads_penalise_only_the_true_class(kind):
-    head = MarginHead(kind, 8, 4, scale=10.0, margin=0.3)
-    emb, y = torch.randn(6, 8), torch.tensor([0, 1, 2, 3, 0, 1])
-    logits = head(emb, y)
-    plain = 10.0 * torch.nn.functional.linear(
-        torch.nn.functional.normalize(emb), torch.nn.functional.normalize(head.weight)
-    )
-    mask = torch.nn.functional.one_hot(y, 4).bool()
-    assert torch.allclose(logits[~mask], plain[~mask], atol=1e-5)
-    assert (logits[mask] < plain[mask]).all()
+def test_blur_preserves_constants_and_ssim_matches_scikit_image():
+    from skimage.metrics import structural_similarity
 
-
-@pytest.mark.parametrize("backbone", ["resnet", "vgg", "mobilenet"])
-def test_backbones_embed(backbone):
-    net = FaceNet(backbone, 32, dim=16, width=4).eval()
-    assert net(torch.rand(2, 3, 32, 32)).shape == (2, 16)
-
-
-def test_blur_preserves_constants_and_ssim_is_one_on_identity():
-    blur = GaussianBlur(5, 1.3)
+    blur = GaussianBlur(7, 3.0)
     x = torch.full((1, 3, 16, 16), 0.4)
     assert torch.allclose(blur(x), x, atol=1e-6)
-    y = torch.rand(2, 3, 24, 24)
-    assert torch.allclose(ssim(y, y), torch.ones(2), atol=1e-5)
-    assert (ssim(y, (y + 0.3 * torch.randn_like(y)).clamp(0, 1)) < 0.9).all()
+    rng = np.random.default_rng(0)
+    a = rng.random((40, 36, 3))
+    b = np.clip(a + 0.1 * rng.normal(size=a.shape), 0, 1)
+    ref = structural_similarity(
+        a, b, channel_axis=-1, data_range=1, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+    )
+    t = lambda v: torch.tensor(v, dtype=torch.float32).permute(2, 0, 1)[None]  # noqa: E731
+    assert ssim(t(a), t(b)).item() == pytest.approx(ref, abs=1e-4)
+    assert ssim(t(a), t(a)).item() == pytest.approx(1.0, abs=1e-5)
 
 
-def test_lowkey_moves_features_and_respects_step_budget():
+def _toy_models():
     torch.manual_seed(0)
-    models = [FaceNet("vgg", 32, 16, 4).eval(), FaceNet("resnet", 32, 16, 4).eval()]
-    x = torch.rand(3, 3, 40, 36)
-    th = thetas([None] * 3, (40, 36), 32)
-    cfg = LowKeyAttack(n_iters=5, lr=0.01, c_sim=0.0, smooth_sigma=0.0, batch_size=3)
-    lk = LowKey(models, 32, cfg)
-    adv, stats = lk.protect(x, th, seed=1)
-    with torch.no_grad():
-        targets = lk.features(warp(x, th, 32), blurred=False)
-        noise_only = lk.feature_distance(warp((x + 0.005).clamp(0, 1), th, 32), targets)
-    assert (stats["feature_distance"] > noise_only.numpy()).all()
+    return [build("t", surrogate_spec()).eval()]
+
+
+PTS = np.array([[50.0, 60], [80, 60], [65, 78], [53, 95], [77, 95]])
+
+
+def test_lowkey_moves_features_within_the_step_budget_and_snapshots_are_iterates():
+    models = _toy_models()
+    x = torch.rand(2, 3, 130, 130)
+    cfg = LowKeyAttack(n_iters=4, lr=0.01, c_sim=0.05)
+    lk = LowKey(models, cfg)
+    adv, st = lk.protect(x, [PTS, PTS + 3], seed=1, snapshots=[2, 4])
     assert (adv - x).abs().max() <= cfg.n_iters * cfg.lr + cfg.init_noise + 1e-6
-    assert adv.min() >= 0 and adv.max() <= 1
-    adv2, _ = lk.protect(x, th, seed=1)
-    assert torch.equal(adv, adv2)  # deterministic for a seed
+    assert adv.min() >= 0 and adv.max() <= 1 and torch.equal(st["snapshots"][4], adv)
+    noise_only = lk.feature_distance(
+        (x + 0.005).clamp(0, 1),
+        torch.arange(2),
+        lk.thetas([PTS, PTS + 3], (130, 130)),
+        lk._features(x, torch.arange(2), lk.thetas([PTS, PTS + 3], (130, 130)), False),
+    )
+    assert (st["feature_distance"] > noise_only.numpy()).all()
+    two, _ = LowKey(models, cfg.model_copy(update={"n_iters": 2})).protect(x, [PTS, PTS + 3], seed=1)
+    assert torch.equal(st["snapshots"][2], two)  # the 2-step filter is the 2nd iterate of the 4-step run
+    again, _ = lk.protect(x, [PTS, PTS + 3], seed=1)
+    assert torch.equal(again, adv)  # deterministic for a seed
+
+
+def test_lowkey_filters_every_face_of_a_photo_and_leaves_the_rest():
+    models = _toy_models()
+    x = torch.rand(1, 3, 130, 260)
+    cfg = LowKeyAttack(n_iters=3, lr=0.01, init_noise=0.0)
+    adv, st = LowKey(models, cfg).protect(x, [PTS, PTS + np.array([130.0, 0])], owner=[0, 0], seed=0)
+    d = (adv - x).abs()[0].sum(0)
+    assert d[40:110, 30:100].mean() > 0 and d[40:110, 160:230].mean() > 0  # both faces moved
+    assert d[:, 120:140].sum() == 0 or d[:10].sum() == 0  # the far background keeps the original pixels
+    assert len(st["feature_distance"]) == 2
+    with pytest.raises(ValueError, match="owners"):
+        LowKey(models, cfg).protect(x, [PTS], owner=[0, 0])
+
+
+def test_footprint_box_and_alignment_jitter():
+    th = torch.tensor([[[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]]])
+    assert footprint_box(th, (100, 200), pad=0) == (25, 75, 50, 150)
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(jitter_thetas(th, 0.0, 0.0, gen), th)
+    j = jitter_thetas(th.repeat(50, 1, 1), 0.05, 0.05, gen)
+    assert (j - th).abs().max() <= 0.05 * 2 * 0.5 * 1.05 + 0.05 * 0.5 + 1e-6 and (j != th).any()
 
 
 def test_params_reject_bad_values():
     assert isinstance(validate_section("lowkey", {}), LowKeyParams)
     with pytest.raises(ParamsError, match="lowkey.attack.n_itres"):
         validate_section("lowkey", {"attack": {"n_itres": 3}})
-    with pytest.raises(ParamsError, match="held-out"):
-        validate_section("lowkey", {"eval": {"heldout": {"name": "x", "backbone": "vgg", "head": "arcface"}}})
+    with pytest.raises(ParamsError, match="never be attacked"):
+        validate_section("lowkey", {"models": {"attack": ["ms1m", "casia"]}})
+    with pytest.raises(ParamsError, match="unknown recognizer"):
+        validate_section("lowkey", {"models": {"attack": ["ms1m", "ir152"]}})
+    with pytest.raises(ParamsError, match="subtle_iters"):
+        validate_section("lowkey", {"eval": {"subtle_iters": 80}})
     with pytest.raises(ParamsError, match="blur_kernel"):
         validate_section("lowkey", {"attack": {"blur_kernel": 4}})
+    p = validate_section("lowkey", {"attack": {"lr": 0.003}, "sweep": {"points": [{"c_sim": 0.5}]}})
+    a = p.attack_at(p.sweep.points[0])
+    assert (a.c_sim, a.lr) == (0.5, 0.003)
 
 
-def _protector(max_bytes=200_000):
-    from tenfold.studies.lowkey.params import LowKeyWeb
-    from tenfold.studies.lowkey.web import Protector
+def test_split_keeps_identities_disjoint_and_counts_right():
+    from tenfold.studies.lowkey.data import split
+    from tenfold.studies.lowkey.params import LowKeyData
 
-    models = [FaceNet("vgg", 32, 16, 4).eval()]
-    return Protector(models, 32, LowKeyAttack(n_iters=2), LowKeyWeb(max_bytes=max_bytes, max_side=128))
+    ids = np.repeat(np.arange(20), 8)
+    found = np.ones(len(ids), bool)
+    found[::9] = False
+    d = LowKeyData(
+        eval_identities=5, min_photos=4, probes_per_identity=2, distractors=4, auc_photos=4, train_photos_max=3
+    )
+    sp = split(ids, found, d, seed=3)
+    ev, dis, tr = set(sp.eval_ids), set(sp.distractor_ids), set(sp.train_ids)
+    assert len(ev) == 5 and len(dis) == 4 and not (ev & dis or ev & tr or dis & tr) and len(tr) == 11
+    assert len(sp.gallery) == 5 + 4 and len(sp.probes) == 10 and found[np.r_[sp.gallery, sp.probes, sp.train]].all()
+    assert not set(sp.gallery) & set(sp.probes) and set(ids[sp.probes]) == ev and set(ids[sp.train]) == tr
+    assert all((ids[sp.train] == i).sum() <= 3 for i in tr)
+    assert split(ids, found, d, seed=3).probes.tolist() == sp.probes.tolist()  # same seed, same split
+    with pytest.raises(ValueError, match="eval_identities=50"):
+        split(ids, found, d.model_copy(update={"eval_identities": 50}), seed=0)
+
+
+def test_att_split_and_face_region_quality():
+    from tenfold.studies.lowkey.data import att_split, face_boxes, quality
+    from tenfold.studies.lowkey.params import LowKeyAtt
+
+    subjects, numbers = np.repeat(np.arange(3), 4), np.tile(np.arange(1, 5), 3)
+    found = np.ones(12, bool)
+    found[1] = False
+    g, q = att_split(subjects, numbers, found, LowKeyAtt(probes_per_subject=2))
+    assert numbers[g].tolist() == [1, 1, 1] and q.tolist() == [2, 3, 5, 6, 9, 10]
+    assert face_boxes(np.array([[10.2, 5.0, 40.9, 30.0], [np.nan] * 4]), (50, 60)).tolist() == [
+        [5, 30, 10, 41],
+        [0, 50, 0, 60],
+    ]
+    rng = np.random.default_rng(0)
+    clean = rng.integers(0, 255, (1, 64, 64, 3), dtype=np.uint8)
+    filt = clean.copy()
+    filt[0, 16:48, 16:48] = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)  # only the face changes
+    r = quality(clean, filt, np.array([[16.0, 16, 48, 48]]))
+    assert r["face_ssim"][0] < r["ssim"][0] < 1 and np.isfinite(r["psnr"]).all()
+    assert quality(clean, clean)["psnr"][0] == np.inf
 
 
 def test_web_decode_errors_are_clear():
+    import io
+
     from PIL import Image
 
-    from tenfold.studies.lowkey.web import UploadError
+    from tenfold.studies.lowkey.params import LowKeyWeb
+    from tenfold.studies.lowkey.web import Protector, UploadError
 
-    prot = _protector()
-    with pytest.raises(UploadError, match="not an image") as e:
-        prot.decode(b"hello, this is text")
-    assert e.value.status == 400
-    with pytest.raises(UploadError, match="too large") as e:
-        prot.decode(b"\0" * 300_000)
-    assert e.value.status == 413
+    prot = Protector(_toy_models(), LowKeyAttack(n_iters=2), LowKeyWeb(max_bytes=200_000, max_side=128))
+    for data, status, msg in (
+        (b"hello, this is text", 400, "not an image"),
+        (b"\0" * 300_000, 413, "too large"),
+        (b"", 400, "empty"),
+    ):
+        with pytest.raises(UploadError, match=msg) as e:
+            prot.decode(data)
+        assert e.value.status == status
     buf = io.BytesIO()
     Image.fromarray(np.full((80, 80, 3), 128, np.uint8)).save(buf, format="PNG")
     with pytest.raises(UploadError, match="no face") as e:
@@ -135,168 +318,21 @@ def test_web_decode_errors_are_clear():
     assert e.value.status == 422
 
 
-def test_web_protects_a_face_photo():
+def test_web_downscales_and_protects_a_face_photo():
+    import io
+
     from PIL import Image
     from skimage.data import astronaut
 
-    prot = _protector(max_bytes=2_000_000)
+    from tenfold.studies.lowkey.params import LowKeyWeb
+    from tenfold.studies.lowkey.web import Protector
+
+    prot = Protector(_toy_models(), LowKeyAttack(n_iters=2), LowKeyWeb(max_bytes=2_000_000, max_side=256))
     buf = io.BytesIO()
-    Image.fromarray(astronaut()).save(buf, format="PNG")
-    img, theta = prot.decode(buf.getvalue())
-    assert max(img.shape[:2]) == 128 and theta.shape == (1, 2, 3)
+    Image.fromarray(astronaut()).save(buf, format="PNG")  # 512x512
+    img, points = prot.decode(buf.getvalue())
+    assert img.shape == (256, 256, 3) and len(points) >= 1 and points[0].shape == (5, 2)
     seen = []
-    png = prot.protect(img, theta, progress=lambda k, n: seen.append((k, n)))
+    png = prot.protect(img, points, progress=lambda k, n: seen.append((k, n)))
     out = np.asarray(Image.open(io.BytesIO(png)))
-    assert out.shape == img.shape and seen[-1] == (2, 2)
-
-
-def test_smoothed_perturbation_is_low_frequency_and_bounded():
-    """With smooth_sigma the filter is a blurred signed-step perturbation: within the step budget and with far
-    less pixel-to-pixel variation than the release's per-pixel steps."""
-    torch.manual_seed(0)
-    models = [FaceNet("vgg", 32, 16, 4).eval()]
-    x = torch.rand(2, 3, 40, 36)
-    th = thetas([None] * 2, (40, 36), 32)
-    per_pixel = LowKeyAttack(n_iters=6, lr=0.01, c_sim=0.0, smooth_sigma=0.0)
-    rough = LowKey(models, 32, per_pixel).protect(x, th, seed=0)[0] - x
-    cfg = LowKeyAttack(n_iters=6, lr=0.01, c_sim=0.0, smooth_sigma=2.0)
-    smooth = LowKey(models, 32, cfg).protect(x, th, seed=0)[0] - x
-    assert smooth.abs().max() <= cfg.n_iters * cfg.lr + cfg.init_noise + 1e-6
-    assert smooth.abs().mean() > 0.005  # it did move
-    tv = lambda d: (d[..., 1:, :] - d[..., :-1, :]).abs().mean() / d.abs().mean()  # noqa: E731
-    assert tv(smooth) < 0.5 * tv(rough)
-
-
-def test_eps_bounds_the_perturbation():
-    models = [FaceNet("vgg", 32, 16, 4).eval()]
-    x = torch.rand(1, 3, 40, 36)
-    cfg = LowKeyAttack(n_iters=8, lr=0.01, c_sim=0.0, smooth_sigma=0.0, eps=0.02)
-    adv, _ = LowKey(models, 32, cfg).protect(x, thetas([None], (40, 36), 32), seed=0)
-    assert (adv - x).abs().max() <= 0.02 + 1e-6
-
-
-def test_sweep_points_override_the_attack_and_are_validated():
-    p = validate_section("lowkey", {"attack": {"lr": 0.003}, "sweep": {"points": [{"c_sim": 0.5}, {"lr": 0.01}]}})
-    a, b = (p.attack_at(pt) for pt in p.sweep.points)
-    assert (a.c_sim, a.lr) == (0.5, 0.003) and (b.c_sim, b.lr) == (p.attack.c_sim, 0.01)
-    with pytest.raises(ParamsError, match="lowkey.sweep.points"):
-        validate_section("lowkey", {"sweep": {"points": [{"lr": -1}]}})
-
-
-def test_best_points_pick_the_reported_operating_points():
-    from tenfold.studies.lowkey.plots import best_points
-
-    ssim_, rank1 = [0.9, 0.86, 0.7, 0.5], [0.95, 0.9, 0.6, 0.6]
-    assert best_points(ssim_, rank1, 0.85) == {"meets_ssim": 1, "lowest_rank1": 2}
-    assert best_points(ssim_, rank1, 0.95)["meets_ssim"] is None
-
-
-# ---------------------------------------------------------------- surrogate training: checkpoints, determinism
-def _train_data(n=12, side=40, classes=3):
-    g = torch.Generator().manual_seed(0)
-    return (torch.rand(n, 3, side, side, generator=g), thetas([None] * n, (side, side), 32), torch.arange(n) % classes)
-
-
-def _cfg(epochs=2):
-    from tenfold.studies.lowkey.params import LowKeyTrain
-
-    return LowKeyTrain(epochs=epochs, batch_size=4, width=4, embedding_dim=8)
-
-
-SPEC = dict(name="vgg_arcface", backbone="vgg", head="arcface")
-
-
-def _same(a, b):
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
-
-
-def test_surrogate_training_ignores_the_global_rng():
-    """Dropout masks, shuffles and jitter come from the surrogate's own generator: what other threads draw from
-    torch's global RNG (surrogates train concurrently) cannot change the weights."""
-    from tenfold.studies.lowkey.params import Surrogate
-    from tenfold.studies.lowkey.train import train_surrogate
-
-    x, th, y = _train_data()
-    torch.manual_seed(1)
-    a, ha = train_surrogate(Surrogate(**SPEC), x, th, y, 32, _cfg(), seed=5)
-    torch.manual_seed(2)
-    torch.rand(100)
-    b, hb = train_surrogate(Surrogate(**SPEC), x, th, y, 32, _cfg(), seed=5)
-    assert _same(a, b) and ha == hb
-    c, _ = train_surrogate(Surrogate(**SPEC), x, th, y, 32, _cfg(), seed=6)
-    assert not _same(a, c)
-    assert all(m.gen is None for m in a.modules() if hasattr(m, "gen"))  # no generator left on the model
-
-
-def test_killed_surrogate_training_resumes_to_identical_weights(tmp_path):
-    from tenfold.core.checkpoints import Checkpoint
-    from tenfold.studies.lowkey.params import Surrogate
-    from tenfold.studies.lowkey.train import train_surrogate
-
-    x, th, y = _train_data()
-    full, hist = train_surrogate(Surrogate(**SPEC), x, th, y, 32, _cfg(3), 5, checkpoint=Checkpoint(None, ""))
-
-    class Killed(Exception):
-        pass
-
-    def kill_after_first(rec):
-        if rec["epoch"] == 1:
-            raise Killed
-
-    ckpt = Checkpoint(tmp_path / "s.pt", "fp")
-    with pytest.raises(Killed):
-        train_surrogate(Surrogate(**SPEC), x, th, y, 32, _cfg(3), 5, checkpoint=ckpt, on_epoch=kill_after_first)
-    assert torch.load(tmp_path / "s.pt", weights_only=True)["epoch"] == 1
-    seen = []
-    resumed, hist2 = train_surrogate(
-        Surrogate(**SPEC), x, th, y, 32, _cfg(3), 5, checkpoint=ckpt, on_epoch=lambda r: seen.append(r["epoch"])
-    )
-    assert seen == [2, 3] and hist2 == hist and _same(full, resumed)
-    # a finished checkpoint is loaded, not retrained
-    again, _ = train_surrogate(
-        Surrogate(**SPEC), x, th, y, 32, _cfg(3), 5, checkpoint=ckpt, on_epoch=lambda r: seen.append(r["epoch"])
-    )
-    assert seen == [2, 3] and _same(full, again)
-
-
-def test_surrogate_checkpoint_mismatch_restarts_and_corrupt_file_raises(tmp_path):
-    from tenfold.core.checkpoints import Checkpoint, CheckpointError
-    from tenfold.studies.lowkey.params import Surrogate
-    from tenfold.studies.lowkey.train import train_surrogate
-
-    x, th, y = _train_data()
-    train_surrogate(Surrogate(**SPEC), x, th, y, 32, _cfg(1), 5, checkpoint=Checkpoint(tmp_path / "s.pt", "old"))
-    seen = []
-    train_surrogate(
-        Surrogate(**SPEC),
-        x,
-        th,
-        y,
-        32,
-        _cfg(1),
-        5,
-        checkpoint=Checkpoint(tmp_path / "s.pt", "new"),
-        on_epoch=lambda r: seen.append(r["epoch"]),
-    )
-    assert seen == [1]  # other params: trained from scratch
-    (tmp_path / "s.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="s.pt"):
-        train_surrogate(Surrogate(**SPEC), x, th, y, 32, _cfg(1), 5, checkpoint=Checkpoint(tmp_path / "s.pt", "new"))
-
-
-def test_split_reads_the_subject_count_from_the_data():
-    from tenfold.components.data.faces import FaceData
-    from tenfold.studies.lowkey.data import split, sweep_subset
-    from tenfold.studies.lowkey.params import LowKeyData
-
-    subjects, numbers = np.repeat(np.arange(6), 4), np.tile(np.arange(1, 5), 6)  # 6 subjects x 4 images
-    faces = FaceData(np.zeros((24, 8, 8), np.uint8), subjects, numbers, "test")
-    sp = split(faces, LowKeyData(train_subjects=2, gallery_number=1, probes_per_subject=2))
-    assert sp.eval_subjects == 4 and sp.train.sum() == 8 and sp.gallery.sum() == 4 and sp.probes.sum() == 8
-    assert set(numbers[sp.probes]) == {2, 3} and set(subjects[sp.probes]) == {2, 3, 4, 5}
-    assert split(faces, LowKeyData(train_subjects=2, eval_subjects=3)).eval_subjects == 3
-    sub, in_prb = sweep_subset(faces, sp.probes, 1)
-    assert set(numbers[sub]) == {2} and in_prb.sum() == 4 and len(in_prb) == 8
-    with pytest.raises(ValueError, match="train_subjects=5"):
-        split(faces, LowKeyData(train_subjects=5))
+    assert png[:4] == b"\x89PNG" and out.shape == img.shape and seen[-1] == (2, 2) and not np.array_equal(out, img)

@@ -56,3 +56,22 @@ class DlibRecognizer:
             out.append(np.asarray(self.encoder.compute_face_descriptor(img, shape), np.float64))
             found.append(len(dets) > 0)
         return np.stack(out), np.array(found)
+
+
+class DlibJudge:
+    """dlib's recognizer in the registry: a black box (no gradients) with its own detection (HOG) and alignment
+    (5-point shape -> 150x150 chip, dlib's template); `describe` returns L2-normalised descriptors."""
+
+    name, role, size = "dlib", "judge", (150, 150)
+    template = "dlib's own: get_face_chip of the 5-point shape, 150x150, padding 0.25"
+    normalisation = "dlib's own (the ResNet takes the uint8 chip)"
+    source = "face-recognition-models: dlib_face_recognition_resnet_model_v1.dat"
+    differentiable = False
+
+    def __init__(self, upsample: int = 1):
+        self.rec = DlibRecognizer(upsample)
+
+    def describe(self, photos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, H, W, 3) uint8 photos -> (L2-normalised descriptors (B, 128), HOG detected a face (B,))."""
+        d, found = self.rec.describe(photos)
+        return d / np.linalg.norm(d, axis=1, keepdims=True).clip(1e-12), found

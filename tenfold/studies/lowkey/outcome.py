@@ -1,9 +1,9 @@
-"""From measured identification rates, image quality and the trade-off sweep to the lowkey study's claims,
-headline, tables, notes and figures (no training or filtering here)."""
+"""From measured identification rates, image quality, the trade-off sweep and the AT&T table to the lowkey
+study's claims, headline, tables, notes and figures (no training or filtering here)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,267 +12,335 @@ from tenfold.core.claims import claim
 from tenfold.core.outcome import Outcome, claim_notes
 from tenfold.core.plotting import write_csv
 from tenfold.studies.lowkey import plots
+from tenfold.studies.lowkey.evaluate import SWEEP_COLUMNS, Measured
 from tenfold.studies.lowkey.params import LowKeyAttack, LowKeyParams
-
-SWEEP_COLUMNS = [
-    "setting",
-    "n_iters",
-    "lr",
-    "c_sim",
-    "smooth_sigma",
-    "ssim",
-    "dlib_rank1",
-    "dlib_rank5",
-    "heldout_rank1",
-    "dlib_detected",
-]
-
-
-@dataclass
-class Measured:
-    """What the lowkey flow measured."""
-
-    n_train_images: int  # AT&T images of the training identities
-    train_subjects: int
-    eval_subjects: int
-    n_probes: int
-    found: np.ndarray  # MTCNN found a face, clean images used
-    found_filtered: np.ndarray  # MTCNN found a face, filtered probes
-    surrogates: dict[str, dict[str, dict[int, float]]]  # model -> probe set (clean, filtered) -> rank -> accuracy
-    dlib: dict[str, dict]  # probe set -> {"ranks": {rank: accuracy}, "detected": fraction}
-    ssim: np.ndarray  # per filtered probe
-    psnr: np.ndarray
-    feature_distance: np.ndarray
-    attack_seconds: float
-    histories: dict[str, list[dict]]  # surrogate -> per-epoch loss and train accuracy
-    sweep_rows: list[list] | None = None  # one row per attack setting (SWEEP_COLUMNS), first = the default
-    sweep_probes: int = 0
-    examples: tuple | None = None  # (clean uint8 images, filtered uint8 images, their SSIM)
 
 
 def setting_label(cfg: LowKeyAttack) -> str:
-    return f"it{cfg.n_iters} lr{cfg.lr:g} c{cfg.c_sim:g} s{cfg.smooth_sigma:g}"
+    parts = [f"lr{cfg.lr:g}", f"c{cfg.c_sim:g}"]
+    if cfg.smooth_sigma:
+        parts.append(f"s{cfg.smooth_sigma:g}")
+    if cfg.eot_shift or cfg.eot_scale:
+        parts.append(f"eot{cfg.eot_shift:g}/{cfg.eot_scale:g}")
+    return " ".join(parts)
 
 
-def sweep_row(label: str, cfg: LowKeyAttack, ssim: np.ndarray, dlib: dict, heldout_rank1: float) -> list:
-    """One row of the trade-off table (SWEEP_COLUMNS) from one setting's filtered-probe evaluation."""
-    return [
-        label,
-        cfg.n_iters,
-        cfg.lr,
-        cfg.c_sim,
-        cfg.smooth_sigma,
-        round(float(ssim.mean()), 4),
-        round(dlib["ranks"][1], 4),
-        round(dlib["ranks"][5], 4),
-        round(heldout_rank1, 4),
-        round(dlib["detected"], 4),
-    ]
+def operating_points(rows: list[list], bounds: list[float]) -> dict[str, dict | None]:
+    """For each face-SSIM bound, the sweep row with the lowest dlib rank-1 among rows at or above it (ties: the
+    higher SSIM); None when no row reaches the bound."""
+    fs, d1 = SWEEP_COLUMNS.index("face_ssim"), SWEEP_COLUMNS.index("dlib_rank1")
+    out = {}
+    for b in bounds:
+        ok = [r for r in rows if r[fs] >= b]
+        best = min(ok, key=lambda r: (r[d1], -r[fs])) if ok else None
+        out[f"ssim>={b:g}"] = None if best is None else dict(zip(SWEEP_COLUMNS, best))
+    return out
 
 
-def sweep_summary(rows: list[list], probes: int, target_ssim: float) -> dict:
-    """The `tradeoff` record: rows plus the reported operating points (see `plots.best_points`)."""
-    best = plots.best_points([r[5] for r in rows], [r[6] for r in rows], target_ssim)
-    pick = {k: (None if i is None else dict(zip(SWEEP_COLUMNS, rows[i]))) for k, i in best.items()}
-    return {"probes": probes, "columns": SWEEP_COLUMNS, "rows": rows, **pick}
+__all__ = ["Measured", "build", "operating_points", "setting_label", "write_figures"]
+
+
+def wilson(successes: float, n: float, z: float = 1.96) -> tuple[float, float] | None:
+    """The Wilson score interval (default 95%) of `successes` out of `n` trials; None when `n` is 0."""
+    if n <= 0:
+        return None
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _ci(rate: float, n: int) -> list[float] | None:
+    ci = wilson(round(rate * n), n)
+    return None if ci is None else [round(ci[0], 4), round(ci[1], 4)]
 
 
 def build(p: LowKeyParams, m: Measured) -> Outcome:
-    r1, ranks, heldout = min(p.eval.ranks), p.eval.ranks, p.eval.heldout.name
-    sur, dl = m.surrogates, m.dlib
+    e, heldout, n = p.eval, p.models.heldout, m.n_probes
+    first, subtle = m.filtered["first"], m.filtered["subtle"]
+    fs1, fs2 = float(m.quality["first"]["face_ssim"].mean()), float(m.quality["subtle"]["face_ssim"].mean())
+    d1, d2, h1 = first["dlib"]["ranks"][1], subtle["dlib"]["ranks"][1], first[heldout]["ranks"][1]
     claims = [
         claim(
             "dlib_rank1_filtered",
-            "dlib's ResNet recognizer (third party) identifies at most 10% of "
-            "LowKey-filtered probes at rank 1 (clean gallery)",
-            "Rekognition and Azure below 1% rank-1 on FaceScrub",
-            dl["filtered"]["ranks"][r1],
-            p.eval.target_dlib_rank1,
+            f"dlib's recognizer (third party) identifies at most {e.target_dlib_rank1:g} "
+            f"of LowKey-filtered probes at rank 1 (gallery with distractors) while the mean face-region SSIM "
+            f"is at least {e.target_ssim:g} ({e.first_iters} steps)",
+            "Rekognition and Azure below 1-3% rank-1 on FaceScrub",
+            d1,
+            e.target_dlib_rank1,
             "<=",
+            holds=d1 <= e.target_dlib_rank1 and fs1 >= e.target_ssim,
+            note=f"face SSIM {fs1:.3f}; Wilson 95% {_ci(d1, n)}",
         ),
         claim(
             "lowkey_ssim",
-            "mean SSIM of filtered probes to the originals is at least 0.85",
+            f"mean face-region SSIM of the filtered probes to the originals at the first operating "
+            f"point is at least {e.target_ssim:g}",
             "LowKey filters stay visually close (LPIPS-controlled)",
-            float(m.ssim.mean()),
-            p.eval.target_ssim,
+            fs1,
+            e.target_ssim,
             ">=",
         ),
         claim(
-            "surrogate_rank1_filtered",
-            f"the held-out architecture ({heldout}, not in the attack "
-            "ensemble) identifies at most 10% of filtered probes at rank 1",
-            "black-box FR models fooled",
-            sur[heldout]["filtered"][r1],
-            p.eval.target_heldout_rank1,
+            "dlib_rank1_subtle",
+            f"at a second operating point ({e.subtle_iters} steps) with mean face-region SSIM "
+            f">= {e.target_ssim_subtle:g}, dlib identifies at most {e.target_dlib_rank1_subtle:g} at rank 1",
+            "a filter a user would accept on a profile photo",
+            d2,
+            e.target_dlib_rank1_subtle,
             "<=",
+            holds=d2 <= e.target_dlib_rank1_subtle and fs2 >= e.target_ssim_subtle,
+            note=f"face SSIM {fs2:.3f}; Wilson 95% {_ci(d2, n)}",
+        ),
+        claim(
+            "surrogate_rank1_filtered",
+            f"the held-out recognizer ({heldout}, never in the attack) identifies at "
+            f"most {e.target_heldout_rank1:g} of filtered probes at rank 1 (first operating point)",
+            "black-box FR models fooled",
+            h1,
+            e.target_heldout_rank1,
+            "<=",
+            note=f"Wilson 95% {_ci(h1, n)}",
         ),
     ]
-    min_train_acc = min(h[-1]["train_acc"] for h in m.histories.values())
-    sweep = sweep_summary(m.sweep_rows, m.sweep_probes, p.eval.target_ssim) if m.sweep_rows else None
-    quality = {
-        "ssim_mean": float(m.ssim.mean()),
-        "ssim_min": float(m.ssim.min()),
-        "psnr_mean": float(m.psnr.mean()),
-        "attack_seconds": round(m.attack_seconds, 1),
-        "seconds_per_face": round(m.attack_seconds / max(1, m.n_probes), 3),
-    }
-    ens = [s.name for s in p.ensemble]
+    bounds = [e.target_ssim, e.target_ssim_subtle]
+    points = operating_points(m.sweep_rows, bounds)
     headline = {
-        "dlib_rank1_filtered": dl["filtered"]["ranks"][r1],
-        "dlib_rank1_clean": dl["clean"]["ranks"][r1],
-        "lowkey_ssim": quality["ssim_mean"],
-        "ssim_min": quality["ssim_min"],
-        "psnr_mean": quality["psnr_mean"],
-        "heldout_rank1_clean": sur[heldout]["clean"][r1],
-        "heldout_rank1_filtered": sur[heldout]["filtered"][r1],
-        "ensemble_rank1_clean": float(np.mean([sur[n]["clean"][r1] for n in ens])),
-        "ensemble_rank1_filtered": float(np.mean([sur[n]["filtered"][r1] for n in ens])),
-        "dlib_detected_clean": dl["clean"]["detected"],
-        "dlib_detected_filtered": dl["filtered"]["detected"],
-        "min_surrogate_train_acc": min_train_acc,
+        "dlib_rank1_filtered": d1,
+        "dlib_rank1_subtle": d2,
+        "dlib_rank1_clean": m.clean["dlib"]["ranks"][1],
+        "lowkey_ssim": fs1,
+        "lowkey_ssim_subtle": fs2,
+        "photo_ssim": float(m.quality["first"]["ssim"].mean()),
+        "psnr_mean": float(np.mean(np.minimum(m.quality["first"]["psnr"], 100))),
+        "heldout_rank1_clean": m.clean[heldout]["ranks"][1],
+        "heldout_rank1_filtered": h1,
+        "heldout_rank1_subtle": subtle[heldout]["ranks"][1],
+        "dlib_detected_filtered": first["dlib"]["detected"],
+        "seconds_cpu_per_probe": round(m.attack_cpu_seconds / max(1, n), 2),
     }
-    if sweep:
-        meets = sweep["meets_ssim"]
-        headline["tradeoff_dlib_rank1_meeting_ssim"] = None if meets is None else meets["dlib_rank1"]
-    cols = ["model", "role", *[f"{s} rank-{r}" for s in ("clean", "filtered") for r in ranks]]
+    if m.att:
+        att = {r[0]: r for r in m.att["rows"]}
+        headline["att_dlib_rank1_filtered"] = att["dlib"][3]
     tables = {
-        "identification": {
-            "title": "Rank-k identification, clean vs LowKey-filtered probes",
-            "columns": cols,
-            "rows": identification_rows(p, m),
+        "models": _model_table(p, m),
+        "quality": _quality_table(m),
+        "tradeoff": {
+            "title": "Trade-off: each run read after n_iters steps (default run: every probe; the "
+            "other runs: the sweep subset)",
+            "columns": SWEEP_COLUMNS,
+            "rows": m.sweep_rows,
         },
-        "quality": {
-            "title": "Image quality of the filtered probes",
-            "columns": ["mean SSIM", "min SSIM", "mean PSNR (dB)", "seconds per face"],
-            "rows": [
-                [
-                    round(quality["ssim_mean"], 4),
-                    round(quality["ssim_min"], 4),
-                    round(quality["psnr_mean"], 2),
-                    quality["seconds_per_face"],
-                ]
-            ],
+        "registry": {
+            "title": "The face-model registry",
+            "columns": ["name", "role", "input", "normalisation", "source"],
+            "rows": [[r["name"], r["role"], r["input"], r["normalisation"], r["source"]] for r in m.registry],
         },
+        "surrogates": _training_table(m),
     }
-    if sweep:
-        tables["tradeoff"] = {
-            "title": f"Trade-off over attack settings ({sweep['probes']} probes, first row = the default)",
-            "columns": sweep["columns"],
-            "rows": sweep["rows"],
+    if m.att:
+        tables["att"] = {
+            "title": f"AT&T faces ({m.att['subjects']} subjects, {m.att['probes']} probes, gallery one "
+            "photo per subject): rank-1",
+            "columns": [
+                "model",
+                "role",
+                "clean",
+                f"filtered ({e.first_iters} steps)",
+                f"filtered ({e.subtle_iters} steps)",
+            ],
+            "rows": m.att["rows"],
         }
     return Outcome(
         claims=claims,
         headline=headline,
         tables=tables,
-        notes=_notes(p, m, claims),
+        notes=_notes(p, m, claims, points),
         description=(
-            f"LowKey filters {m.n_probes} AT&T probes of {m.eval_subjects} identities with an ensemble of "
-            f"{len(p.ensemble)} surrogates (x2 with Gaussian smoothing), {p.attack.n_iters} signed "
-            f"gradient steps of {p.attack.lr}, through MTCNN alignment; identification by the "
-            "surrogates, a held-out architecture and dlib's ResNet recognizer."
+            f"LowKey filters {n} CelebA probes of {m.counts['eval_identities']} identities (gallery "
+            f"{m.counts['gallery']} photos incl. {m.counts['distractors']} distractor identities) with "
+            f"the ensemble {' + '.join(p.models.attack)} (each x2 with Gaussian smoothing), signed "
+            f"gradient steps of {p.attack.lr:g} through MTCNN detection and differentiable alignment; "
+            f"identification by dlib (re-detecting), the held-out {heldout} and every surrogate."
         ),
         details={
-            "identification": {
-                "surrogates": {n: {s: {str(r): v for r, v in d.items()} for s, d in e.items()} for n, e in sur.items()},
-                "dlib": {
-                    s: {"ranks": {str(r): v for r, v in d["ranks"].items()}, "detected": d["detected"]}
-                    for s, d in dl.items()
-                },
-            },
-            "quality": quality,
-            "training": {n: h[-1] for n, h in m.histories.items()},
-            "tradeoff": sweep,
+            "counts": m.counts,
+            "clean": _jsonable(m.clean),
+            "filtered": _jsonable(m.filtered),
+            "quality": {k: {q: float(np.mean(np.minimum(v, 100))) for q, v in d.items()} for k, d in m.quality.items()},
+            "face_ssim_min": {k: float(d["face_ssim"].min()) for k, d in m.quality.items()},
+            "mtcnn_found_filtered": m.mtcnn_found,
+            "operating_points": points,
+            "tradeoff": {"columns": SWEEP_COLUMNS, "rows": m.sweep_rows},
+            "att": m.att,
+            "registry": m.registry,
+            "training": {k: {**v, "history": v.get("history", [])[-1:]} for k, v in m.training.items()},
+            "attack_cpu_seconds": round(m.attack_cpu_seconds, 1),
         },
-        passed=dl["clean"]["ranks"][r1] >= 0.9 and min_train_acc >= 0.9,
+        passed=m.clean["dlib"]["ranks"][1] >= 0.9 and m.clean[heldout]["auc"] >= 0.95,
     )
 
 
-def identification_rows(p: LowKeyParams, m: Measured) -> list[list]:
-    """[model, role, rank-k on clean probes..., rank-k on filtered probes...]: the ensemble, the held-out model,
-    then dlib."""
-    heldout, ranks = p.eval.heldout.name, p.eval.ranks
+def _jsonable(d):
+    if isinstance(d, dict):
+        return {str(k): _jsonable(v) for k, v in d.items()}
+    return d
+
+
+def _model_table(p: LowKeyParams, m: Measured) -> dict:
+    ranks = p.eval.ranks
+    cols = [
+        "model",
+        "role",
+        "clean AUC",
+        *[f"clean rank-{k}" for k in ranks],
+        *[f"filtered rank-{k}" for k in ranks],
+        *[f"subtle rank-{k}" for k in ranks],
+    ]
+    roles = {r["name"]: r["role"] for r in m.registry}
     rows = [
         [
             name,
-            "held-out" if name == heldout else "ensemble",
-            *[round(m.surrogates[name][s][r], 4) for s in ("clean", "filtered") for r in ranks],
+            roles.get(name, ""),
+            round(c["auc"], 4),
+            *[round(c["ranks"][k], 4) for k in ranks],
+            *[round(m.filtered["first"][name]["ranks"][k], 4) for k in ranks],
+            *[round(m.filtered["subtle"][name]["ranks"][k], 4) for k in ranks],
         ]
-        for name in [*(s.name for s in p.ensemble), heldout]
+        for name, c in m.clean.items()
     ]
-    rows.append(
-        [
-            "dlib ResNet v1",
-            "third party",
-            *[round(m.dlib[s]["ranks"][r], 4) for s in ("clean", "filtered") for r in ranks],
-        ]
-    )
-    return rows
+    return {
+        "title": f"Every recognizer: clean verification AUC, rank-k on clean probes and on filtered probes "
+        f"({p.eval.first_iters} steps = first, {p.eval.subtle_iters} steps = subtle operating point)",
+        "columns": cols,
+        "rows": rows,
+    }
 
 
-def _notes(p: LowKeyParams, m: Measured, claims) -> list[str]:
-    dl = m.dlib
-    return claim_notes(claims, "Reached", "Not reached") + [
-        f"Surrogates are small CPU models trained on {m.n_train_images} AT&T images of {m.train_subjects} identities "
-        "disjoint from the evaluation identities; the paper's ensemble is four IR-152/ResNet-152 models trained "
-        "on MS-Celeb-1M. Transfer to dlib is therefore expected to be far weaker than in the paper.",
-        "Perceptual penalty: 1 - SSIM instead of LPIPS (AlexNet LPIPS weights are not available offline); "
-        f"c_sim={p.attack.c_sim} is on the SSIM scale, not LPIPS'.",
-        f"Evaluation set: {m.eval_subjects} identities, gallery image {p.data.gallery_number}, {m.n_probes} probes "
-        "(grey photos replicated to RGB; the filter is free to add colour, as on a real photo). Paper: FaceScrub "
-        "probes/gallery with UMDFaces distractors and commercial APIs (not available offline).",
-        f"Detection: MTCNN found a face in {int(m.found.sum())}/{len(m.found)} clean images used and "
-        f"{int(m.found_filtered.sum())}/{len(m.found_filtered)} filtered probes; dlib's HOG detector found one in "
-        f"{dl['clean']['detected']:.3f} of clean and {dl['filtered']['detected']:.3f} of filtered probes (else the "
-        "whole image is the face box).",
+def _quality_table(m: Measured) -> dict:
+    rows = []
+    for k, q in m.quality.items():
+        rows.append(
+            [
+                k,
+                round(float(q["face_ssim"].mean()), 4),
+                round(float(q["face_ssim"].min()), 4),
+                round(float(q["ssim"].mean()), 4),
+                round(float(np.mean(np.minimum(q["psnr"], 100))), 2),
+                round(m.mtcnn_found[k], 4),
+            ]
+        )
+    return {
+        "title": "Image quality of the filtered probes",
+        "columns": [
+            "operating point",
+            "mean face SSIM",
+            "min face SSIM",
+            "mean photo SSIM",
+            "mean PSNR (dB)",
+            "MTCNN re-detects",
+        ],
+        "rows": rows,
+    }
+
+
+def _training_table(m: Measured) -> dict:
+    rows = []
+    for name, t in m.training.items():
+        last = (t.get("history") or [{}])[-1]
+        rows.append(
+            [
+                name,
+                t.get("head"),
+                t.get("init"),
+                len(t.get("history") or []),
+                t.get("train_photos"),
+                t.get("train_identities"),
+                round(last.get("loss", float("nan")), 3),
+                round(last.get("train_acc", float("nan")), 3),
+                t.get("cpu_seconds"),
+            ]
+        )
+    return {
+        "title": "Surrogates trained here (CelebA identities disjoint from the evaluated and distractor ones)",
+        "columns": ["name", "head", "init", "epochs", "photos", "identities", "final loss", "final train acc", "CPU s"],
+        "rows": rows,
+    }
+
+
+def _notes(p: LowKeyParams, m: Measured, claims, points) -> list[str]:
+    c = m.counts
+    notes = claim_notes(claims, "Reached", "Not reached") + [
+        f"Protocol: {c['eval_identities']} CelebA identities, {p.data.gallery_per_identity} clean gallery photo(s) "
+        f"each plus {c['distractors']} distractor identities ({c['gallery']} gallery entries), {m.n_probes} probes "
+        f"({p.data.probes_per_identity} per identity) filtered on the full 250x250 photo. The recognizers re-detect "
+        "every filtered photo with MTCNN (fallback: the centred square); dlib re-detects with its own HOG detector.",
+        "Face-region SSIM: scikit-image SSIM (7x7 window, RGB) inside the clean photo's MTCNN face box; photo SSIM "
+        "is over the whole 250x250 photo, whose background the filter leaves untouched (so it flatters the filter).",
+        "Perceptual penalty: 1 - SSIM instead of LPIPS (AlexNet LPIPS weights are not available offline).",
+        f"Surrogates: MobileFaceNet (the MS1M architecture) with ArcFace / CosFace heads, trained on "
+        f"{c['train_photos']} photos of {c['train_identities']} CelebA identities disjoint from the evaluated and "
+        "distractor identities; the paper's are IR-152 / ResNet-152 trained on MS-Celeb-1M.",
     ]
+    for key, row in points.items():
+        notes.append(
+            f"Trade-off, {key.replace('ssim', 'face SSIM ')}: "
+            + (
+                "no setting reaches it."
+                if row is None
+                else f"lowest dlib rank-1 {row['dlib_rank1']:.3f} at {row['setting']}, {row['n_iters']} steps "
+                f"(face SSIM {row['face_ssim']:.3f}, held-out rank-1 {row['heldout_rank1']:.3f}, "
+                f"{row['probes']} probes)."
+            )
+        )
+    return notes
 
 
 def write_figures(out: Outcome, p: LowKeyParams, m: Measured, plot_dir: Path, rel: str = "plots/lowkey") -> None:
     """CSVs for `dvc plots` (identification, per-probe quality, trade-off) and the PNGs; sets `out.figures`."""
-    rows, nr = identification_rows(p, m), len(p.eval.ranks)
-    write_csv(plot_dir / "identification.csv", out.tables["identification"]["columns"], rows)
+    t = out.tables["models"]
+    write_csv(plot_dir / "identification.csv", t["columns"], t["rows"])
+    q = m.quality["first"]
     write_csv(
         plot_dir / "quality.csv",
-        ["probe", "ssim", "psnr", "feature_distance"],
+        ["probe", "face_ssim", "ssim", "psnr"],
         [
-            [i, round(a, 4), round(b, 3), round(float(c), 5)]
-            for i, (a, b, c) in enumerate(zip(m.ssim, m.psnr, m.feature_distance))
+            [i, round(float(a), 4), round(float(b), 4), round(float(min(c, 100)), 3)]
+            for i, (a, b, c) in enumerate(zip(q["face_ssim"], q["ssim"], q["psnr"]))
         ],
     )
+    names, r1 = [r[0] for r in t["rows"]], 2 + 1
+    nr = len(p.eval.ranks)
     plots.rank_bars(
         plot_dir / "rank1.png",
-        [r[0] for r in rows],
-        [r[2] for r in rows],
-        [r[2 + nr] for r in rows],
-        "rank-1 identification, clean vs LowKey probes",
+        names,
+        [r[r1] for r in t["rows"]],
+        [r[r1 + nr] for r in t["rows"]],
+        [r[r1 + 2 * nr] for r in t["rows"]],
+        "rank-1: clean vs LowKey probes",
     )
-    out.figures = [{"path": f"{rel}/rank1.png", "caption": "Rank-1 accuracy, clean vs filtered probes"}]
-    if m.sweep_rows:
-        srows = m.sweep_rows
-        write_csv(plot_dir / "tradeoff.csv", SWEEP_COLUMNS, srows)
-        plots.tradeoff(
-            plot_dir / "tradeoff.png",
-            [r[5] for r in srows],
-            [r[6] for r in srows],
-            [r[8] for r in srows],
-            [r[0] for r in srows],
-            p.eval.target_ssim,
-            p.eval.target_dlib_rank1,
-            default_index=0,
-        )
+    out.figures = [{"path": f"{rel}/rank1.png", "caption": "Rank-1 of every recognizer, clean vs filtered probes"}]
+    write_csv(plot_dir / "tradeoff.csv", SWEEP_COLUMNS, m.sweep_rows)
+    plots.tradeoff(
+        plot_dir / "tradeoff.png",
+        m.sweep_rows,
+        SWEEP_COLUMNS,
+        [(p.eval.target_ssim, p.eval.target_dlib_rank1), (p.eval.target_ssim_subtle, p.eval.target_dlib_rank1_subtle)],
+        {"first": p.eval.first_iters, "subtle": p.eval.subtle_iters},
+    )
+    out.figures.append(
+        {
+            "path": f"{rel}/tradeoff.png",
+            "caption": "dlib rank-1 vs mean face-region SSIM over steps, step size and penalty weight",
+        }
+    )
+    if m.examples is not None:
+        plots.examples(plot_dir / "examples.png", *m.examples, (p.eval.first_iters, p.eval.subtle_iters))
         out.figures.append(
             {
-                "path": f"{rel}/tradeoff.png",
-                "caption": f"dlib rank-1 vs SSIM over attack settings ({m.sweep_probes} probes)",
+                "path": f"{rel}/examples.png",
+                "caption": "Original, both operating points, and the first point's difference x5",
             }
         )
-    if m.examples is not None:
-        clean, filtered, ssims = m.examples
-        plots.examples(plot_dir / "examples.png", clean, filtered, ssims)
-        out.figures.append({"path": f"{rel}/examples.png", "caption": "Before / after LowKey"})
-
-
-def example_indices(n_filtered: int, n_examples: int) -> np.ndarray:
-    """Evenly spaced probes shown in the before/after figure."""
-    return np.linspace(0, n_filtered - 1, min(n_examples, n_filtered)).astype(int)

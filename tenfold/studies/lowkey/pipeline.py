@@ -11,30 +11,56 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-# ArcFace / face.evoLVe reference landmarks for a 112x112 crop (eyes, nose, mouth corners).
-REFERENCE_112 = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]], np.float64
-)
+from tenfold.studies.lowkey.facemodels import TEMPLATE_112
+
+REFERENCE_112 = TEMPLATE_112  # ArcFace / face.evoLVe reference landmarks for a 112x112 crop
 
 
 class Detector:
-    """MTCNN (facenet-pytorch weights) returning the 5 landmarks of the most confident face."""
+    """MTCNN (facenet-pytorch weights): boxes, 5 landmarks and confidences of the faces in a photo."""
 
     def __init__(self, min_face_size: int = 20, device="cpu"):
         from facenet_pytorch import MTCNN
 
-        self.mtcnn = MTCNN(keep_all=False, min_face_size=min_face_size, device=device)
+        self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, device=device)
+
+    def faces(self, images: np.ndarray | list[np.ndarray]) -> list[list[tuple[np.ndarray, np.ndarray, float]]]:
+        """(H, W, 3) uint8 images of one size -> per image its faces as (box x1 y1 x2 y2, (5, 2) landmarks,
+        probability), most confident first."""
+        images = np.ascontiguousarray(images)
+        out = []
+        for i in range(0, len(images), 32):  # MTCNN batches same-size images
+            boxes, probs, points = self.mtcnn.detect(images[i : i + 32], landmarks=True)
+            for bx, pr, pt in zip(boxes, probs, points):
+                if bx is None or pt is None or pr is None or len(pt) == 0:
+                    out.append([])
+                    continue
+                order = np.argsort(-np.asarray(pr, np.float64), kind="stable")
+                out.append(
+                    [(np.asarray(bx[k], np.float64), np.asarray(pt[k], np.float64), float(pr[k])) for k in order]
+                )
+        return out
 
     def landmarks(self, images: np.ndarray | list[np.ndarray]) -> list[np.ndarray | None]:
-        """(H, W, 3) uint8 images -> per image a (5, 2) array of (x, y) landmarks, or None without a face."""
-        images = np.ascontiguousarray(images)
-        out: list[np.ndarray | None] = []
-        for i in range(0, len(images), 32):  # MTCNN batches same-size images
-            _, probs, points = self.mtcnn.detect(images[i : i + 32], landmarks=True)
-            for pr, pt in zip(probs, points):
-                ok = pt is not None and len(pt) > 0 and pr is not None and pr[0] is not None
-                out.append(np.asarray(pt[int(np.argmax(pr))], np.float64) if ok else None)
-        return out
+        """Per image the (5, 2) (x, y) landmarks of the most confident face, or None without a face."""
+        return [f[0][1] if f else None for f in self.faces(images)]
+
+    def best(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Arrays of the most confident face per image: landmarks (N, 5, 2), boxes (N, 4), probabilities (N,);
+        NaN (probability 0) where no face was found."""
+        found = self.faces(images)
+        pts = np.full((len(found), 5, 2), np.nan, np.float32)
+        boxes = np.full((len(found), 4), np.nan, np.float32)
+        probs = np.zeros(len(found), np.float32)
+        for k, f in enumerate(found):
+            if f:
+                boxes[k], pts[k], probs[k] = f[0]
+        return pts, boxes, probs
+
+
+def as_points(pts: np.ndarray) -> list[np.ndarray | None]:
+    """(N, 5, 2) landmark arrays with NaN rows for no face -> the list form (None for no face)."""
+    return [None if not np.isfinite(p).all() else np.asarray(p, np.float64) for p in pts]
 
 
 def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -59,32 +85,44 @@ def _to_normalized(width: int, height: int) -> np.ndarray:
     return np.array([[2.0 / width, 0, 1.0 / width - 1], [0, 2.0 / height, 1.0 / height - 1], [0, 0, 1]])
 
 
-def alignment_theta(points: np.ndarray, image_hw: tuple[int, int], crop: int) -> np.ndarray:
-    """(2, 3) theta for `F.affine_grid` sampling the aligned `crop` x `crop` face from an image of `image_hw`."""
-    ref = REFERENCE_112 * crop / 112.0
+def _hw(size: int | tuple[int, int]) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def alignment_theta(
+    points: np.ndarray, image_hw: tuple[int, int], crop: int | tuple[int, int], template: np.ndarray | None = None
+) -> np.ndarray:
+    """(2, 3) theta for `F.affine_grid` sampling the aligned face of size `crop` (side, or (height, width)) from an
+    image of `image_hw`; `template` is the 5-point template in crop pixels (default: the 112x112 ArcFace one,
+    scaled to a square crop)."""
+    ch, cw = _hw(crop)
+    ref = REFERENCE_112 * ch / 112.0 if template is None else np.asarray(template, np.float64)
     m = similarity(np.asarray(points, np.float64), ref)  # image pixels -> crop pixels
     h, w = image_hw
-    theta = _to_normalized(w, h) @ np.linalg.inv(m) @ np.linalg.inv(_to_normalized(crop, crop))
+    theta = _to_normalized(w, h) @ np.linalg.inv(m) @ np.linalg.inv(_to_normalized(cw, ch))
     return theta[:2].astype(np.float32)
 
 
-def thetas(points: list[np.ndarray | None], image_hw: tuple[int, int], crop: int) -> torch.Tensor:
+def thetas(
+    points: list[np.ndarray | None],
+    image_hw: tuple[int, int],
+    crop: int | tuple[int, int],
+    template: np.ndarray | None = None,
+) -> torch.Tensor:
     """Alignment thetas (B, 2, 3); an image without landmarks gets the centred square crop (the fallback)."""
     h, w = image_hw
     s = min(h, w)
     centre = np.array([[s / w, 0, 0], [0, s / h, 0]], np.float32)
-    return torch.from_numpy(np.stack([centre if p is None else alignment_theta(p, image_hw, crop) for p in points]))
+    return torch.from_numpy(
+        np.stack([centre if p is None else alignment_theta(p, image_hw, crop, template) for p in points])
+    )
 
 
-def warp(images: torch.Tensor, theta: torch.Tensor, crop: int) -> torch.Tensor:
-    """Differentiable aligned crops: images (B, 3, H, W) in [0, 1], theta (B, 2, 3) -> (B, 3, crop, crop)."""
-    grid = F.affine_grid(theta, [images.shape[0], images.shape[1], crop, crop], align_corners=False)
+def warp(images: torch.Tensor, theta: torch.Tensor, crop: int | tuple[int, int]) -> torch.Tensor:
+    """Differentiable aligned crops: images (B, 3, H, W) in [0, 1], theta (B, 2, 3) -> (B, 3, *crop)."""
+    ch, cw = _hw(crop)
+    grid = F.affine_grid(theta, [theta.shape[0], images.shape[1], ch, cw], align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-def aligned(images: np.ndarray, theta: torch.Tensor, crop: int) -> torch.Tensor:
-    """Aligned crops (B, 3, crop, crop) of uint8 images (B, H, W, 3) with known thetas."""
-    return warp(to_tensor(images), theta, crop)
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -95,38 +133,3 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """(B, 3, H, W) in [0, 1] -> (B, H, W, 3) uint8 (rounded: what a saved PNG holds)."""
     return images.detach().clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
-def align(detector: Detector, images: np.ndarray, crop: int) -> tuple[torch.Tensor, np.ndarray]:
-    """Detect and align a batch of same-size images: (aligned crops (B, 3, crop, crop), detected mask (B,)).
-
-    An image without a detected face is centre-cropped and resized (what a pipeline falls back to); the
-    mask says which images had a face, so callers can report detection failures.
-    """
-    pts = detector.landmarks(images)
-    return warp(to_tensor(images), thetas(pts, images.shape[1:3], crop), crop), np.array([p is not None for p in pts])
-
-
-def rank_k(
-    gallery: np.ndarray,
-    gallery_ids: np.ndarray,
-    probes: np.ndarray,
-    probe_ids: np.ndarray,
-    ks: list[int],
-    metric: str = "cosine",
-) -> dict[int, float]:
-    """Closed-set identification: fraction of probes whose identity is among the k nearest gallery entries.
-
-    `metric` is "cosine" (the surrogates) or "euclidean" (dlib's descriptors, compared by distance).
-    """
-    if metric == "cosine":
-        g = gallery / np.linalg.norm(gallery, axis=1, keepdims=True).clip(1e-12)
-        p = probes / np.linalg.norm(probes, axis=1, keepdims=True).clip(1e-12)
-        dist = -(p @ g.T)
-    elif metric == "euclidean":
-        dist = np.linalg.norm(probes[:, None, :] - gallery[None, :, :], axis=2)
-    else:
-        raise ValueError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
-    order = np.argsort(dist, axis=1, kind="stable")
-    ranked = gallery_ids[order]
-    return {k: float(np.mean((ranked[:, :k] == probe_ids[:, None]).any(1))) for k in ks}

@@ -1,4 +1,4 @@
-"""Figures of the LowKey study: before/after examples and rank-1 bars (clean vs filtered)."""
+"""Figures of the LowKey study: before/after examples, rank-1 bars (clean vs filtered), the trade-off curve."""
 
 from __future__ import annotations
 
@@ -7,78 +7,101 @@ import numpy as np
 from tenfold.core.plotting import plt, save
 
 
-def examples(path, clean: np.ndarray, filtered: np.ndarray, ssims: np.ndarray) -> None:
-    """Rows: original, filtered, amplified difference (x5 around grey)."""
+def examples(
+    path,
+    clean: np.ndarray,
+    first: np.ndarray,
+    subtle: np.ndarray,
+    ssim_first: np.ndarray,
+    ssim_subtle: np.ndarray,
+    steps: tuple[int, int],
+) -> None:
+    """Rows: original, subtle point, first point, first point's difference x5 around grey."""
     n = len(clean)
-    fig, axes = plt.subplots(3, n, figsize=(1.6 * n, 6), squeeze=False)
-    diff = np.clip(127.5 + 5 * (filtered.astype(np.float32) - clean.astype(np.float32)), 0, 255).astype(np.uint8)
+    fig, axes = plt.subplots(4, n, figsize=(2.2 * n, 9), squeeze=False)
+    diff = np.clip(127.5 + 5 * (first.astype(np.float32) - clean.astype(np.float32)), 0, 255).astype(np.uint8)
     for j in range(n):
-        for i, (img, label) in enumerate(
-            ((clean[j], "original"), (filtered[j], f"LowKey SSIM {ssims[j]:.2f}"), (diff[j], "difference x5"))
-        ):
+        cells = (
+            (clean[j], "original"),
+            (subtle[j], f"{steps[1]} steps, face SSIM {ssim_subtle[j]:.2f}"),
+            (first[j], f"{steps[0]} steps, face SSIM {ssim_first[j]:.2f}"),
+            (diff[j], "difference x5"),
+        )
+        for i, (img, label) in enumerate(cells):
             axes[i, j].imshow(img)
             axes[i, j].set_xticks([])
             axes[i, j].set_yticks([])
-            if j == 0 or i == 1:
-                axes[i, j].set_title(label, fontsize=7)
+            axes[i, j].set_title(label, fontsize=7)
     save(fig, path)
 
 
-def rank_bars(path, names: list[str], clean: list[float], filtered: list[float], title: str) -> None:
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+def rank_bars(path, names: list[str], clean: list[float], first: list[float], subtle: list[float], title: str) -> None:
+    fig, ax = plt.subplots(figsize=(8, 4))
     x = np.arange(len(names))
-    ax.bar(x - 0.2, clean, 0.4, label="clean probes")
-    ax.bar(x + 0.2, filtered, 0.4, label="LowKey probes")
+    ax.bar(x - 0.27, clean, 0.27, label="clean probes")
+    ax.bar(x, subtle, 0.27, label="LowKey, subtle point")
+    ax.bar(x + 0.27, first, 0.27, label="LowKey, first point")
     ax.set_xticks(x, names, rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel("rank-1 accuracy")
+    ax.set_ylabel("rank-1 identification")
     ax.set_ylim(0, 1.05)
     ax.set_title(title)
-    ax.legend()
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     save(fig, path)
 
 
 def tradeoff(
-    path,
-    ssim: list[float],
-    dlib_rank1: list[float],
-    heldout_rank1: list[float],
-    labels: list[str],
-    target_ssim: float,
-    target_rank1: float,
-    default_index: int | None = None,
+    path, rows: list[list], columns: list[str], targets: list[tuple[float, float]], marks: dict[str, int]
 ) -> None:
-    """dlib (and held-out model) rank-1 on filtered probes vs mean SSIM, one point per attack setting."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.scatter(ssim, dlib_rank1, label="dlib (third party)", zorder=3)
-    ax.scatter(ssim, heldout_rank1, marker="x", label="held-out surrogate", zorder=3)
-    for x, y, t in zip(ssim, dlib_rank1, labels):
-        ax.annotate(t, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
-    if default_index is not None:
-        ax.scatter(
-            [ssim[default_index]],
-            [dlib_rank1[default_index]],
-            s=160,
-            facecolors="none",
-            edgecolors="k",
-            label="default",
-            zorder=4,
+    """dlib rank-1 (and the held-out model's) vs mean face SSIM: one line per run through its step counts;
+    the target boxes (SSIM >= s and rank-1 <= r) shaded; the default run's operating points circled."""
+    col = {c: i for i, c in enumerate(columns)}
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for k, setting in enumerate(dict.fromkeys(r[col["setting"]] for r in rows)):
+        rs = sorted((r for r in rows if r[col["setting"]] == setting), key=lambda r: r[col["n_iters"]])
+        x = [r[col["face_ssim"]] for r in rs]
+        ax.plot(
+            x,
+            [r[col["dlib_rank1"]] for r in rs],
+            "o-",
+            color=f"C{k}",
+            label=f"dlib, {setting} ({rs[0][col['probes']]} probes)",
         )
-    ax.axvline(target_ssim, color="g", ls="--", lw=1, label=f"target SSIM >= {target_ssim}")
-    ax.axhline(target_rank1, color="r", ls="--", lw=1, label=f"target rank-1 <= {target_rank1}")
-    ax.set_xlabel("mean SSIM, filtered vs original")
+        ax.plot(x, [r[col["heldout_rank1"]] for r in rs], "x--", color=f"C{k}", alpha=0.6, label=f"held-out, {setting}")
+        for r in rs:
+            ax.annotate(
+                str(r[col["n_iters"]]),
+                (r[col["face_ssim"]], r[col["dlib_rank1"]]),
+                fontsize=6,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+        if k == 0:
+            for j, (name, steps) in enumerate(marks.items()):
+                hit = [r for r in rs if r[col["n_iters"]] == steps]
+                if hit:
+                    ax.scatter(
+                        [hit[0][col["face_ssim"]]],
+                        [hit[0][col["dlib_rank1"]]],
+                        s=180,
+                        facecolors="none",
+                        edgecolors="k",
+                        zorder=4,
+                    )
+                    ax.annotate(
+                        f"{name} ({steps} steps)",
+                        (hit[0][col["face_ssim"]], hit[0][col["dlib_rank1"]]),
+                        fontsize=7,
+                        xytext=(-20, -14 - 10 * j),
+                        textcoords="offset points",
+                    )
+    for s, r in targets:
+        ax.fill_between([s, 1.0], -0.02, r, color="g", alpha=0.08)
+        ax.plot([s, s, 1.0], [-0.02, r, r], "g--", lw=0.8)
+    ax.set_xlabel("mean face-region SSIM, filtered vs original")
     ax.set_ylabel("rank-1 on filtered probes")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title("LowKey trade-off: identification vs visibility")
+    ax.set_title("LowKey trade-off: identification vs visibility (green: the claims' regions)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6, loc="upper left")
     save(fig, path)
-
-
-def best_points(ssim: list[float], dlib_rank1: list[float], target_ssim: float) -> dict:
-    """Indices of the operating points to report: the lowest dlib rank-1 among points with SSIM >= target
-    (None if no point reaches it), and the point with the lowest dlib rank-1 overall (ties: higher SSIM)."""
-    ok = [i for i, s in enumerate(ssim) if s >= target_ssim]
-    meets = min(ok, key=lambda i: (dlib_rank1[i], -ssim[i])) if ok else None
-    lowest = min(range(len(ssim)), key=lambda i: (dlib_rank1[i], -ssim[i])) if ssim else None
-    return {"meets_ssim": meets, "lowest_rank1": lowest}

@@ -1,92 +1,125 @@
-"""Training a surrogate face model: aligned crops (alignment jittered), margin-head softmax, AdamW, cosine lr."""
+"""Training the surrogates: the MS1M MobileFaceNet's architecture with an ArcFace or CosFace head, on aligned
+CelebA crops of identities disjoint from the evaluation ones, fine-tuned from the MS1M weights or trained from
+scratch. SGD with momentum, linear warm-up then cosine decay, flips and small alignment jitter; every draw from
+the surrogate's own generator; per-epoch checkpoints (`tenfold.core.checkpoints.Checkpoint`)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from tenfold.core.checkpoints import Checkpoint
-from tenfold.core.runtime import atomic_torch_save
 from tenfold.core.seeds import generator, seed_for, seeded
-from tenfold.studies.lowkey.models import FaceNet, MarginHead
+from tenfold.studies.lowkey.facemodels import FaceModel, build, surrogate_spec
 from tenfold.studies.lowkey.params import LowKeyTrain, Surrogate
-from tenfold.studies.lowkey.pipeline import warp
 
 
-def _jitter(theta: torch.Tensor, amount: float, gen: torch.Generator) -> torch.Tensor:
-    """Random scale and shift of the alignment (augmentation that also mimics detector noise)."""
-    b = theta.shape[0]
-    scale = 1 + amount * (2 * torch.rand(b, 1, 1, generator=gen) - 1)
-    shift = amount * (2 * torch.rand(b, 2, generator=gen) - 1)
-    out = theta.clone()
-    out[:, :, :2] = out[:, :, :2] * scale
-    out[:, :, 2] = out[:, :, 2] + shift
-    return out
+class MarginHead(nn.Module):
+    """ArcFace (cos(theta + m)) or CosFace (cos(theta) - m) logits, scaled by s, for the true class."""
+
+    def __init__(self, kind: str, dim: int, classes: int, scale: float, margin: float):
+        super().__init__()
+        if kind not in ("arcface", "cosface"):
+            raise ValueError(f"unknown head {kind!r} (arcface, cosface)")
+        self.kind, self.scale, self.margin = kind, scale, margin
+        self.weight = nn.Parameter(torch.empty(classes, dim))
+        nn.init.xavier_uniform_(self.weight)
+
+    def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        cos = F.linear(F.normalize(emb), F.normalize(self.weight)).clamp(-1 + 1e-7, 1 - 1e-7)
+        onehot = F.one_hot(labels, cos.shape[1]).bool()
+        if self.kind == "arcface":
+            theta = torch.acos(cos)
+            target = torch.where(
+                theta + self.margin < math.pi, torch.cos(theta + self.margin), cos - self.margin * math.sin(self.margin)
+            )  # keep monotone past pi (insightface)
+        else:
+            target = cos - self.margin
+        return self.scale * torch.where(onehot, target, cos)
+
+
+def augment(x: torch.Tensor, jitter: float, gen: torch.Generator) -> torch.Tensor:
+    """Random flip and a random scale/shift of +-`jitter` (alignment noise) of aligned crops (B, 3, H, W)."""
+    b = x.shape[0]
+    theta = torch.zeros(b, 2, 3)
+    s = 1 + jitter * (2 * torch.rand(b, generator=gen) - 1)
+    flip = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0)
+    theta[:, 0, 0], theta[:, 1, 1] = s * flip, s
+    theta[:, :, 2] = 2 * jitter * (2 * torch.rand(b, 2, generator=gen) - 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def _schedule(total: int, warmup: int) -> Callable[[int], float]:
+    return lambda step: (
+        (step + 1) / warmup
+        if step < warmup
+        else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+    )
 
 
 def train_surrogate(
     spec: Surrogate,
-    images: torch.Tensor,
-    thetas: torch.Tensor,
+    crops: torch.Tensor,
     labels: torch.Tensor,
-    crop: int,
     cfg: LowKeyTrain,
     seed: int,
-    device="cpu",
+    init_state: dict | None = None,
     checkpoint: Checkpoint | None = None,
     on_epoch: Callable[[dict], None] | None = None,
-):
-    """Train one surrogate on full images (B, 3, H, W) with their alignment thetas; returns (model, history).
+) -> tuple[FaceModel, list[dict]]:
+    """Train one surrogate on aligned uint8 crops (N, H, W, 3) at the MS1M template; returns (model, history).
 
-    `seed` is this surrogate's seed: the backbone's and the head's initial weights and the generator of every
-    training draw (shuffles, alignment jitter, flips, dropout masks) get their own seeds from it (`seed_for`).
-
-    With a `checkpoint` (`tenfold.core.checkpoints.Checkpoint`, fingerprinted by params, data and seed), each
-    epoch is saved atomically with the optimiser, schedule and generator states, so a killed run resumes to the
-    same weights and a finished one is loaded instead of retrained.
-    """
+    `init_state` is the MS1M MobileFaceNet's state dict when `spec.init == "ms1m"` (fine-tuning); the head, the
+    backbone of a from-scratch model and every training draw (shuffles, jitter, flips) get their own seeds from
+    `seed`. With a `checkpoint`, each epoch is saved with the optimiser, schedule and generator states, so a
+    killed run resumes to the same weights and a finished one is loaded instead of retrained."""
+    if spec.init == "ms1m" and init_state is None:
+        raise ValueError(f"surrogate {spec.name}: init 'ms1m' needs the MS1M weights (init_state)")
     classes = int(labels.max()) + 1
-    model = seeded(
-        seed_for(seed, "lowkey", "backbone"), lambda: FaceNet(spec.backbone, crop, cfg.embedding_dim, cfg.width)
-    )
+    model = seeded(seed_for(seed, "lowkey", "backbone"), lambda: build(spec.name, surrogate_spec()))
+    if spec.init == "ms1m":
+        model.net.load_state_dict(init_state, strict=True)
+    dim = model.net.bn.num_features
     margin = cfg.arcface_margin if spec.head == "arcface" else cfg.cosface_margin
-    head = seeded(
-        seed_for(seed, "lowkey", "head"), lambda: MarginHead(spec.head, cfg.embedding_dim, classes, cfg.scale, margin)
+    head = seeded(seed_for(seed, "lowkey", "head"), lambda: MarginHead(spec.head, dim, classes, cfg.scale, margin))
+    epochs, lr = (cfg.epochs, cfg.lr) if spec.init == "ms1m" else (cfg.scratch_epochs, cfg.scratch_lr)
+    opt = torch.optim.SGD(
+        [{"params": model.parameters(), "lr": lr}, {"params": head.parameters(), "lr": cfg.head_lr}],
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
     )
-    params = list(model.parameters()) + list(head.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = -(-len(labels) // cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15)
+    per_epoch = -(-len(labels) // cfg.batch_size)
+    if cfg.batches_per_epoch:
+        per_epoch = min(per_epoch, cfg.batches_per_epoch)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(epochs * per_epoch, max(1, per_epoch // 2)))
     start, history = 0, []
-    gen = generator(seed_for(seed, "lowkey", "batches"))  # shuffles, jitter, flips and dropout masks
+    gen = generator(seed_for(seed, "lowkey", "batches"))
     state = checkpoint.load() if checkpoint else None
     if state is not None:
-        model.load_state_dict(state["model"])
+        model.net.load_state_dict(state["model"])
         head.load_state_dict(state["head"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         gen.set_state(state["gen"])
         start, history = state["epoch"], state["history"]
-    model.to(device)
-    head.to(device)
-    model.seed_dropout(gen)
-    for epoch in range(start, cfg.epochs):
+    for epoch in range(start, epochs):
         model.train()
         head.train()
-        perm = torch.randperm(len(labels), generator=gen)
+        perm = torch.randperm(len(labels), generator=gen)[: per_epoch * cfg.batch_size]
         total, correct, n = 0.0, 0, 0
         for i in range(0, len(perm), cfg.batch_size):
             idx = perm[i : i + cfg.batch_size]
-            th = _jitter(thetas[idx], cfg.jitter, gen)
-            x = warp(images[idx], th, crop)
-            flip = torch.rand(len(idx), generator=gen) < 0.5
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x).to(device)
-            y = labels[idx].to(device)
-            logits = head(model(x), y)
+            if len(idx) < 2:  # BatchNorm needs two samples
+                continue
+            x = augment(crops[idx].permute(0, 3, 1, 2).float().div(255), cfg.jitter, gen)
+            y = labels[idx]
+            logits = head(model.unnormalised(x), y)
             loss = F.cross_entropy(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -95,11 +128,11 @@ def train_surrogate(
             total += loss.item() * len(idx)
             correct += int((logits.argmax(1) == y).sum())
             n += len(idx)
-        rec = {"epoch": epoch + 1, "loss": total / n, "train_acc": correct / n}
+        rec = {"epoch": epoch + 1, "loss": total / max(1, n), "train_acc": correct / max(1, n)}
         history.append(rec)
         if checkpoint:
             checkpoint.save(
-                model=model.state_dict(),
+                model=model.net.state_dict(),
                 head=head.state_dict(),
                 opt=opt.state_dict(),
                 sched=sched.state_dict(),
@@ -109,45 +142,13 @@ def train_surrogate(
             )
         if on_epoch:
             on_epoch(rec)
-    model.seed_dropout(None)
-    return model.cpu().eval(), history
+    return model.eval(), history
 
 
-@torch.no_grad()
-def embed(model: torch.nn.Module, crops: torch.Tensor, batch: int = 256) -> np.ndarray:
-    """Embeddings of aligned crops (B, 3, S, S) in eval mode."""
-    model.eval()
-    return torch.cat([model(crops[i : i + batch]) for i in range(0, len(crops), batch)]).numpy()
+def aligned_crops(photos: np.ndarray, points: list, size: tuple[int, int], template: np.ndarray) -> np.ndarray:
+    """uint8 aligned crops (N, h, w, 3) of uint8 photos (N, H, W, 3) with their landmarks."""
+    from tenfold.studies.lowkey.pipeline import thetas, to_tensor, to_uint8, warp
 
-
-def save_ensemble(
-    path: str | Path, models: dict[str, torch.nn.Module], specs: list[Surrogate], crop: int, cfg: LowKeyTrain
-) -> Path:
-    """One file holding every surrogate's weights and what is needed to rebuild it (for the web tool)."""
-    by_name = {s.name: s for s in specs}
-    return atomic_torch_save(
-        path,
-        {
-            "crop": crop,
-            "embedding_dim": cfg.embedding_dim,
-            "width": cfg.width,
-            "surrogates": [
-                {"name": n, "backbone": by_name[n].backbone, "head": by_name[n].head, "state": m.state_dict()}
-                for n, m in models.items()
-            ],
-        },
-    )
-
-
-def load_ensemble(path: str | Path) -> tuple[list[torch.nn.Module], int]:
-    """Models saved by `save_ensemble` (weights only) and their crop size."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no trained LowKey ensemble; run `tenfold run lowkey` first")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    models = []
-    for s in state["surrogates"]:
-        m = FaceNet(s["backbone"], state["crop"], state["embedding_dim"], state["width"])
-        m.load_state_dict(s["state"])
-        models.append(m.eval())
-    return models, int(state["crop"])
+    th = thetas(list(points), photos.shape[1:3], size, template)
+    out = [to_uint8(warp(to_tensor(photos[i : i + 64]), th[i : i + 64], size)) for i in range(0, len(photos), 64)]
+    return np.concatenate(out) if out else np.zeros((0, *size, 3), np.uint8)

@@ -1,12 +1,16 @@
 """The LowKey web tool: a page where a person uploads a photo and downloads the protected one.
 
 Standard library only (`http.server`). Flow of one request:
-  POST /api/protect (raw image bytes)  -> 413 if larger than `max_bytes`, 400 if not an image,
-                                          422 if no face is detected, else 202 {"job": id}
+  POST /api/protect (raw image bytes)  -> 413 if larger than `max_bytes` (refused before the body is read),
+                                          400 if empty or not an image, 422 if no face is detected,
+                                          else 202 {"job": id, "faces": n, "width": w, "height": h}
   GET  /api/jobs/<id>                  -> {"state": running|done|error, "done": k, "total": n, "error": ...}
   GET  /api/jobs/<id>/result           -> the protected PNG as an attachment
-The page shows upload progress, then the filter's iteration progress, then a download link and a preview.
-One photo is filtered at a time (a lock): the CPU is the bottleneck.
+Photos of any size are accepted; the longer side is downscaled to `max_side` first. Every detected face (up to
+`max_faces`, the most confident) is protected in one run of the filter, at full resolution. The ensemble is the
+study's attack ensemble (`lowkey.models.attack`: the MS1M MobileFaceNet and the surrogates trained by stage
+`lowkey_surrogates`), loaded with its checksums checked before the server starts. Nothing is written to disk:
+jobs and results live in memory. One photo is filtered at a time (a lock): the CPU is the bottleneck.
 """
 
 from __future__ import annotations
@@ -15,16 +19,16 @@ import io
 import json
 import threading
 import uuid
+import warnings
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from tenfold.studies.lowkey.attack import LowKey
 from tenfold.studies.lowkey.params import LowKeyAttack, LowKeyWeb
-from tenfold.studies.lowkey.pipeline import Detector, alignment_theta, to_tensor, to_uint8
+from tenfold.studies.lowkey.pipeline import Detector, to_tensor, to_uint8
 
 
 class UploadError(ValueError):
@@ -38,13 +42,14 @@ class UploadError(ValueError):
 class Protector:
     """Decode, check and filter one photo at full resolution (downscaled to `max_side` if larger)."""
 
-    def __init__(self, models, crop: int, attack: LowKeyAttack, web: LowKeyWeb, min_face_size: int = 20):
-        self.lowkey, self.crop, self.web = LowKey(models, crop, attack), crop, web
+    def __init__(self, models, attack: LowKeyAttack, web: LowKeyWeb, min_face_size: int = 20):
+        self.lowkey, self.web = LowKey(models, attack), web
         self.detector = Detector(min_face_size)
         self.lock = threading.Lock()
 
-    def decode(self, data: bytes) -> tuple[np.ndarray, torch.Tensor]:
-        """Bytes -> (RGB uint8 image, alignment theta); raises UploadError for a non-image or a faceless photo."""
+    def decode(self, data: bytes) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Bytes -> (RGB uint8 photo, landmarks of each face to protect); raises UploadError for an oversized or
+        empty upload, a non-image, or a photo without a face."""
         from PIL import Image, UnidentifiedImageError
 
         if len(data) > self.web.max_bytes:
@@ -52,25 +57,33 @@ class Protector:
         if not data:
             raise UploadError("empty upload: choose a photo first", 400)
         try:
-            with Image.open(io.BytesIO(data)) as im:
-                im.load()
-                rgb = im.convert("RGB")
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(io.BytesIO(data)) as im:
+                    im.draft("RGB", (self.web.max_side, self.web.max_side))  # JPEG: decode at a reduced scale
+                    rgb = im.convert("RGB")
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise UploadError(f"image too large to decode: {e}", 413) from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
             raise UploadError(f"not an image this tool can read (PNG, JPEG, ...): {e}", 400) from None
         if max(rgb.size) > self.web.max_side:
-            rgb.thumbnail((self.web.max_side, self.web.max_side))
+            rgb.thumbnail((self.web.max_side, self.web.max_side), Image.Resampling.LANCZOS)
         img = np.asarray(rgb, np.uint8)
-        pts = self.detector.landmarks(img[None])[0]
-        if pts is None:
+        if min(img.shape[:2]) < 16:
+            raise UploadError(f"image too small ({img.shape[1]}x{img.shape[0]} px) to hold a face", 422)
+        faces = self.detector.faces(img[None])[0][: self.web.max_faces]
+        if not faces:
             raise UploadError("no face detected in this photo: upload a photo with a clearly visible face", 422)
-        return img, torch.from_numpy(alignment_theta(pts, img.shape[:2], self.crop))[None]
+        return img, [pts for _, pts, _ in faces]
 
-    def protect(self, img: np.ndarray, theta: torch.Tensor, progress=None) -> bytes:
-        """The protected photo as PNG bytes."""
+    def protect(self, img: np.ndarray, points: list[np.ndarray], progress=None) -> bytes:
+        """The protected photo (every face in `points` filtered) as PNG bytes."""
         from PIL import Image
 
         with self.lock:
-            adv, _ = self.lowkey.protect(to_tensor(img[None]), theta, seed=0, progress=progress)
+            adv, _ = self.lowkey.protect(
+                to_tensor(img[None]), points, owner=[0] * len(points), seed=0, progress=progress
+            )
         buf = io.BytesIO()
         Image.fromarray(to_uint8(adv)[0]).save(buf, format="PNG")
         return buf.getvalue()
@@ -81,8 +94,9 @@ PAGE = """<!doctype html>
 <style>body{font-family:sans-serif;max-width:40em;margin:2em auto}#error{color:#b00}img{max-width:18em}</style>
 </head><body>
 <h1>LowKey photo protection</h1>
-<p>Upload a photo with a face. The tool adds a filter that is hard to see but leads face-recognition
-systems to mismatch the face, and gives you the protected photo to download.</p>
+<p>Upload a photo with one or more faces (any size; large photos are scaled down). The tool adds a filter
+to every face that is hard to see but leads face-recognition systems to mismatch it, and gives you the protected
+photo (PNG) to download.</p>
 <form id="form"><input type="file" id="file" accept="image/*" required>
 <button type="submit" id="submit">Protect</button></form>
 <p><progress id="progress" max="100" value="0"></progress> <span id="status">choose a photo</span></p>
@@ -155,9 +169,9 @@ def make_server(protector: Protector, host: str = "127.0.0.1", port: int = 8765)
     """A ready (not yet serving) HTTP server for the tool; `port=0` picks a free port."""
     jobs = _Jobs()
 
-    def run(job: str, img, theta):
+    def run(job: str, img, points):
         try:
-            png = protector.protect(img, theta, progress=lambda k, n: jobs.update(job, done=k, total=n))
+            png = protector.protect(img, points, progress=lambda k, n: jobs.update(job, done=k, total=n))
             jobs.update(job, state="done", png=png)
         except Exception as e:  # noqa: BLE001 - reported to the page, the server keeps running
             jobs.update(job, state="error", error=f"filtering failed: {e}")
@@ -198,39 +212,46 @@ def make_server(protector: Protector, host: str = "127.0.0.1", port: int = 8765)
         def do_POST(self):
             if self.path.split("?")[0].strip("/") != "api/protect":
                 return self._json(404, {"error": f"no such endpoint: {self.path}"})
-            size = int(self.headers.get("Content-Length") or 0)
-            if size > protector.web.max_bytes:
+            try:
+                size = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                self.close_connection = True
+                return self._json(400, {"error": "bad Content-Length header"})
+            if size < 0 or size > protector.web.max_bytes:
                 self.close_connection = True
                 return self._json(
                     HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                     {"error": f"file too large: {size} bytes (limit {protector.web.max_bytes})"},
                 )
             try:
-                img, theta = protector.decode(self.rfile.read(size))
+                img, points = protector.decode(self.rfile.read(size))
             except UploadError as e:
                 return self._json(e.status, {"error": str(e)})
             job = jobs.new()
-            threading.Thread(target=run, args=(job, img, theta), daemon=True).start()
-            self._json(202, {"job": job})
+            threading.Thread(target=run, args=(job, img, points), daemon=True).start()
+            self._json(202, {"job": job, "faces": len(points), "width": int(img.shape[1]), "height": int(img.shape[0])})
 
     return ThreadingHTTPServer((host, port), Handler)
 
 
-def serve(
-    host: str = "127.0.0.1",
-    port: int = 8765,
-    ensemble: str | Path = "models/lowkey/ensemble.pt",
-    attack: LowKeyAttack | None = None,
-    web: LowKeyWeb | None = None,
+def load_protector(
+    shared_root: str | Path,
+    surrogates: str | Path,
+    models: list[str],
+    attack: LowKeyAttack,
+    web: LowKeyWeb,
     min_face_size: int = 20,
-) -> None:
-    """Serve the tool until interrupted, with the ensemble trained by the `lowkey` flow."""
-    from tenfold.studies.lowkey.train import load_ensemble
+) -> Protector:
+    """The tool's filter with the study's attack ensemble; a missing, corrupt or mismatched weights file raises
+    (`WeightsError`, `DataCorrupt`, `FileNotFoundError`) before anything is served."""
+    from tenfold.studies.lowkey.recognizers import recognizers
 
-    models, crop = load_ensemble(ensemble)
-    server = make_server(
-        Protector(models, crop, attack or LowKeyAttack(), web or LowKeyWeb(), min_face_size), host, port
-    )
+    return Protector(list(recognizers(models, shared_root, surrogates).values()), attack, web, min_face_size)
+
+
+def serve(protector: Protector, host: str = "127.0.0.1", port: int = 8765) -> None:
+    """Serve the tool until interrupted."""
+    server = make_server(protector, host, port)
     print(f"LowKey web tool on http://{host}:{server.server_address[1]}/ (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()
