@@ -3,11 +3,11 @@ study's claims, headline, tables, notes and figures (no training or filtering he
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 
+from tenfold.components.attacks.metrics import wilson  # the Wilson score interval, one copy
 from tenfold.core.claims import claim
 from tenfold.core.outcome import Outcome, claim_notes
 from tenfold.core.plotting import write_csv
@@ -38,17 +38,6 @@ def operating_points(rows: list[list], bounds: list[float]) -> dict[str, dict | 
 
 
 __all__ = ["Measured", "build", "operating_points", "setting_label", "write_figures"]
-
-
-def wilson(successes: float, n: float, z: float = 1.96) -> tuple[float, float] | None:
-    """The Wilson score interval (default 95%) of `successes` out of `n` trials; None when `n` is 0."""
-    if n <= 0:
-        return None
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _ci(rate: float, n: int) -> list[float] | None:
