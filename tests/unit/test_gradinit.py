@@ -298,7 +298,7 @@ def test_cosine_schedule_over_the_paper_horizon_keeps_epoch_one_near_the_full_lr
     from tenfold.studies.gradinit.params import ImageTrain
     from tenfold.studies.gradinit.train import cosine_factor, train_images
 
-    short, long = ImageTrain(epochs=1), ImageTrain(epochs=1, cosine_epochs=200)
+    short, long = ImageTrain(epochs=1, cosine_epochs=None), ImageTrain(epochs=1, cosine_epochs=200)
     assert cosine_factor(0, 10, short) == 1.0 and cosine_factor(5, 10, short) == pytest.approx(0.5)
     assert cosine_factor(10, 10, short) == pytest.approx(0.0, abs=1e-12)
     assert cosine_factor(10, 10, long) == pytest.approx(0.5 * (1 + np.cos(np.pi / 200)))  # > 0.9999
