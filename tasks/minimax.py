@@ -13,7 +13,6 @@ from prefect.logging import get_run_logger
 from tenfold.components.data.images import ImageData
 from tenfold.components.perturb.pgd import accuracy
 from tenfold.components.perturb.train import fit
-from tenfold.components.victims import augment_batch
 from tenfold.core.checkpoints import Checkpoint
 from tenfold.core.seeds import seed_for
 from tenfold.studies.minimax import data as minimax_data
@@ -64,7 +63,7 @@ def train_trainer(kind: str, x, y, cfg: MinimaxTrain, num_classes: int, seed: in
         schedule=cfg.schedule,
         milestones=tuple(cfg.milestones),
         gamma=cfg.gamma,
-        augment=partial(augment_batch, pad=4, flip=True) if cfg.augment else None,
+        augment=partial(minimax_data.augment_batch, pad=4, flip=True) if cfg.augment else None,
         checkpoint=checkpoint,
         epoch_seeds=[seed_for(seed, "minimax", "epoch", e) for e in range(cfg.epochs)],
         on_epoch=lambda r: log.info("%s epoch %d loss %.4f", kind, r["epoch"], r["loss"]),

@@ -261,3 +261,16 @@ def test_make_model_standardises_inside_the_net_and_is_seeded():
     assert torch.allclose(a.mean.flatten(), x.mean((0, 2, 3)), atol=1e-6)
     with torch.no_grad():  # the same weights behind the standardisation: plain net on standardised inputs
         assert torch.allclose(a(x), plain((x - a.mean) / a.std), atol=1e-5)
+
+
+def test_augment_batch_crops_and_flips_per_image_from_the_generator():
+    from tenfold.studies.minimax.data import augment_batch
+
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    a = augment_batch(x, torch.Generator().manual_seed(0))
+    b = augment_batch(x, torch.Generator().manual_seed(0))
+    assert a.shape == x.shape and torch.equal(a, b)
+    assert torch.equal(augment_batch(x, torch.Generator().manual_seed(1), pad=0, flip=False), x)
+    flipped = augment_batch(x[:1].repeat(64, 1, 1, 1), torch.Generator().manual_seed(2), pad=0)
+    n_flip = sum(torch.equal(f, x[0].flip(-1)) for f in flipped)
+    assert 10 < n_flip < 54 and all(torch.equal(f, x[0]) or torch.equal(f, x[0].flip(-1)) for f in flipped)
