@@ -39,8 +39,8 @@ def depth_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                                 rec,
                                 p.train.model_dump(),
                                 p.init,
+                                p.data.model_dump(),
                                 data.source,
-                                len(data.y_train),
                                 *seeds,
                             ),
                         )

@@ -4,27 +4,43 @@ predict the test set."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import torch
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tenfold.components.data import cifar10
 from tenfold.components.data.images import ImageData, load
 from tenfold.components.models.recurrent import count_parameters
 from tenfold.core.checkpoints import Checkpoint
 from tenfold.core.seeds import seeded
 from tenfold.studies.depth.models import DepthNet
 from tenfold.studies.depth.params import DepthData
-from tenfold.studies.depth.train import predict, train
+from tenfold.studies.depth.train import learning_rate, predict, standardize, train
 
 
 @task(name="depth-load-images", cache_policy=NO_CACHE)
 def load_images(cfg: DepthData, root: str, split_seed: int, subset_seed: int) -> ImageData:
-    """The dataset of `cfg` (seeded train/test split where the source has none), class-stratified subset."""
-    data = load(cfg.dataset, root, seed=split_seed).subset(cfg.n_train, cfg.n_test, subset_seed)
+    """The dataset of `cfg`: CIFAR-10 from the arrays of DVC stage `build_cifar10` under `<root>/cifar10` (missing
+    arrays are an error naming that stage), or the digits with a seeded train/test split; a class-stratified subset,
+    standardised per channel with the training subset's statistics when `cfg.standardize`."""
+    full = (
+        cifar10.load(Path(root) / "cifar10") if cfg.dataset == "cifar10" else load(cfg.dataset, root, seed=split_seed)
+    )
+    data = full.subset(cfg.n_train, cfg.n_test, subset_seed)
+    if cfg.standardize:
+        x_train, x_test = standardize(data.x_train, data.x_test)
+        data = replace(data, x_train=x_train, x_test=x_test)
     get_run_logger().info(
-        "%s: %d train / %d test images from %s", data.name, len(data.y_train), len(data.y_test), data.source
+        "%s: %d train / %d test images from %s%s",
+        data.name,
+        len(data.y_train),
+        len(data.y_test),
+        data.source,
+        " (standardised)" if cfg.standardize else "",
     )
     return data
 
@@ -49,19 +65,20 @@ def train_classifier(
     model = seeded(
         init_seed, lambda: DepthNet(family.name, depth, recurrent, family.width, data.shape, data.num_classes, init)
     ).to(device)
-    lr = family.lr or (cfg.recurrent_lr if recurrent and cfg.recurrent_lr else cfg.lr)
+    lr = learning_rate(family, recurrent, cfg)
     t = time.time()
     history = train(model, xtr, ytr, cfg, lr, shuffle_seed, checkpoint)
     pred = predict(model, xte)
     acc = float((pred == yte).float().mean())
     kind = "recurrent" if recurrent else "feed-forward"
     log.info(
-        "%s %s depth %d (%d iterations, %d params): test acc %.4f in %.1fs",
+        "%s %s depth %d (%d iterations, %d params, lr %g): test acc %.4f in %.1fs",
         family.name,
         kind,
         depth,
         model.iters,
         count_parameters(model),
+        lr,
         acc,
         time.time() - t,
     )
@@ -75,5 +92,6 @@ def train_classifier(
         "pred": pred.cpu(),
         "history": history,
         "seed": init_seed,
+        "lr": lr,
         "model": model.cpu(),
     }

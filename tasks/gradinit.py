@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +13,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tenfold.components.data import cifar10
 from tenfold.components.data.images import ImageData, load
 from tenfold.core.seeds import seed_for, seeded
 from tenfold.studies.gradinit.algorithm import batch_stream, gradinit, sample_stream, scale_summary
@@ -22,9 +24,14 @@ from tenfold.studies.gradinit.train import standardize, train_images, train_seq
 
 @task(name="gradinit-load-images", cache_policy=NO_CACHE)
 def load_images(cfg, root: str, split_seed: int, subset_seed: int) -> ImageData:
-    """The dataset of `cfg` (`images.data`), class-stratified subset, standardised per channel with the training
-    set's statistics (as the paper's Normalize transform)."""
-    data = load(cfg.dataset, root, seed=split_seed).subset(cfg.n_train, cfg.n_test, subset_seed)
+    """The dataset of `cfg` (`images.data`): CIFAR-10 from the arrays of DVC stage `build_cifar10` under
+    `<root>/cifar10` (missing arrays are an error naming that stage) or the digits with a seeded train/test split;
+    a class-stratified subset, standardised per channel with the training set's statistics (as the paper's
+    Normalize transform)."""
+    full = (
+        cifar10.load(Path(root) / "cifar10") if cfg.dataset == "cifar10" else load(cfg.dataset, root, seed=split_seed)
+    )
+    data = full.subset(cfg.n_train, cfg.n_test, subset_seed)
     x_train, x_test = standardize(data.x_train, data.x_test)
     get_run_logger().info(
         "%s: %d train / %d test images from %s (standardised)",

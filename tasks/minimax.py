@@ -1,29 +1,30 @@
-"""Prefect tasks of study `minimax`: load the digits, train one adversarial trainer, evaluate it under (non-)uniform
-attacks."""
+"""Prefect tasks of study `minimax`: load the images (CIFAR-10 or digits), train one adversarial trainer, evaluate
+it under (non-)uniform attacks."""
 
 from __future__ import annotations
 
 import math
+from functools import partial
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from tenfold.components.data.images import ImageData
-from tenfold.components.data.images import load as load_images
-from tenfold.components.perturb.models import build
 from tenfold.components.perturb.pgd import accuracy
 from tenfold.components.perturb.train import fit
 from tenfold.core.checkpoints import Checkpoint
-from tenfold.core.seeds import seed_for, seeded
+from tenfold.core.seeds import seed_for
+from tenfold.studies.minimax import data as minimax_data
 from tenfold.studies.minimax.params import MinimaxData, MinimaxTrain
-from tenfold.studies.minimax.weighted import checkpoint_epoch, nonuniform_eval, trainer_loss
+from tenfold.studies.minimax.weighted import checkpoint_epoch, make_model, nonuniform_eval, trainer_loss
 
 
 @task(name="minimax-load-data", cache_policy=NO_CACHE)
 def load_data(cfg: MinimaxData, data_root: str, seed: int) -> ImageData:
-    """The dataset's seeded train/test split, then a class-stratified subset of `n_train` / `n_test` images."""
-    data = load_images(cfg.dataset, data_root, seed).subset(cfg.n_train, cfg.n_test, seed)
+    """CIFAR-10 (arrays of stage `build_cifar10`) or the digits, class-stratified subsets (see
+    `tenfold.studies.minimax.data.load`)."""
+    data = minimax_data.load(cfg, data_root, seed)
     get_run_logger().info(
         "%s (%s): %d training, %d test images", data.name, data.source, len(data.x_train), len(data.x_test)
     )
@@ -33,10 +34,11 @@ def load_data(cfg: MinimaxData, data_root: str, seed: int) -> ImageData:
 @task(name="train-adversarial", cache_policy=NO_CACHE)
 def train_trainer(kind: str, x, y, cfg: MinimaxTrain, num_classes: int, seed: int, checkpoint: Checkpoint):
     """Train `cfg.arch` with one trainer (at, weighted_at, trades, weighted_trades); returns (model, history).
-    The initial weights come from `seed`, each epoch's shuffle and attack draws from a generator seeded with
-    `seed_for(seed, "minimax", "epoch", e)`, so trainers given the same seed start equal and see the same order."""
+    The initial weights come from `seed`, each epoch's shuffle, augmentation and attack draws from a generator
+    seeded with `seed_for(seed, "minimax", "epoch", e)`, so trainers given the same seed start equal and see the
+    same order. With `cfg.normalize` the net sees inputs standardised by the training set's channel statistics."""
     log = get_run_logger()
-    model = seeded(seed, lambda: build(cfg.arch, x.shape[1], num_classes, x.shape[-1])).to(x.device)
+    model = make_model(cfg, x, num_classes, seed).to(x.device)
     steps_per_epoch = math.ceil(len(x) / cfg.batch_size)
     loss = trainer_loss(
         kind,
@@ -58,6 +60,10 @@ def train_trainer(kind: str, x, y, cfg: MinimaxTrain, num_classes: int, seed: in
         seed,
         loss_fn=loss,
         weight_decay=cfg.weight_decay,
+        schedule=cfg.schedule,
+        milestones=tuple(cfg.milestones),
+        gamma=cfg.gamma,
+        augment=partial(minimax_data.augment_batch, pad=4, flip=True) if cfg.augment else None,
         checkpoint=checkpoint,
         epoch_seeds=[seed_for(seed, "minimax", "epoch", e) for e in range(cfg.epochs)],
         on_epoch=lambda r: log.info("%s epoch %d loss %.4f", kind, r["epoch"], r["loss"]),

@@ -1,6 +1,32 @@
-"""Flow test of study `minimax` at tiny scale."""
+"""Flow test of study `minimax` at tiny scale, on a CIFAR-10 slice built by the real `build_cifar10` code."""
 
+import shutil
+from pathlib import Path
+
+import numpy as np
 import pytest
+from PIL import Image
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def _cifar_slice(tmp_path: Path, train_per_class: int = 6, test_per_class: int = 3) -> None:
+    """An ImageFolder slice (real images from the shared copy when present, else random ones) turned into
+    <tmp_path>/data/cifar10 by `tenfold.components.data.cifar10.build`, as stage build_cifar10 does."""
+    from tenfold.components.data import cifar10
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", train_per_class), ("test", test_per_class)):
+        for c in cifar10.CLASSES:
+            d = tmp_path / "slice" / "cifar10" / split / c
+            d.mkdir(parents=True)
+            real = sorted((SHARED / "cifar10" / split / c).glob("*.png"))[:n] if SHARED.exists() else []
+            for i in range(n):
+                if i < len(real):
+                    shutil.copy(real[i], d / real[i].name)
+                else:
+                    Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    cifar10.build(tmp_path / "data" / "cifar10", tmp_path / "data", tmp_path / "slice")
 
 
 @pytest.mark.slow
@@ -9,6 +35,7 @@ def test_minimax_flow_tiny(prefect_harness, tiny, tmp_path, check_study_outputs)
 
     from flows.minimax import minimax_flow
 
+    _cifar_slice(tmp_path)
     params = tiny(["minimax"])
     out = minimax_flow(params_path=str(params), root=str(tmp_path))
     r = check_study_outputs(tmp_path, out, "minimax", {"weighted_beats_uniform"})
@@ -18,12 +45,15 @@ def test_minimax_flow_tiny(prefect_harness, tiny, tmp_path, check_study_outputs)
     drop = 100 * (res["at"]["robust"]["0.0"] - res["weighted_at"]["robust"]["0.0"])
     assert c["holds"] == (gain > 0 and drop <= 2.0)
     assert len(r["seeds"]) == 2 and len(r["per_seed"]) == 4
+    assert r["data"]["name"] == "cifar10" and r["data"]["source"].startswith("imagefolder:")
+    assert (r["data"]["n_train"], r["data"]["n_test"]) == (40, 20)
     assert (tmp_path / "plots" / "minimax" / "weights_weighted_at.png").exists()
     assert sorted(p.name for p in (tmp_path / "models" / "minimax").iterdir()) == ["at.pt", "weighted_at.pt"]
     assert len(list((tmp_path / "checkpoints" / "minimax").glob("*.pt"))) == 4
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    metrics = MlflowClient(uri).get_run(r["run"]["mlflow_run_id"]).data.metrics
-    assert "weighted_at.robust_alpha_2" in metrics and "weighted_gain_points" in metrics
+    run = MlflowClient(uri).get_run(r["run"]["mlflow_run_id"])
+    assert "weighted_at.robust_alpha_2" in run.data.metrics and "weighted_gain_points" in run.data.metrics
+    assert run.data.tags["data_source"].startswith("imagefolder:")
 
     # a second run resumes every trainer from its finished checkpoint: the same numbers
     again = minimax_flow(params_path=str(params), root=str(tmp_path))

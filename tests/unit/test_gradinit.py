@@ -1,3 +1,4 @@
+import copy
 import math
 
 import numpy as np
@@ -97,7 +98,8 @@ def test_constraint_step_lowers_gradient_norm():
 
 
 def test_objective_step_matches_finite_difference():
-    """The scale gradient of L(S~; theta - eta g/||g||) agrees with a central finite difference."""
+    """The scale gradient of L(S~; alpha * p0 - eta d) agrees with a central finite difference, the step direction
+    d = g/||g|| (at alpha) held constant as in the official code (`grad.detach()`)."""
     torch.manual_seed(0)
     m = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2)).double()
     x, y = torch.randn(8, 4, dtype=torch.float64), torch.randint(0, 2, (8,))
@@ -110,17 +112,30 @@ def test_objective_step_matches_finite_difference():
         loss = F.cross_entropy(functional_call(m, theta, (x,)), y)
         g = torch.autograd.grad(loss, list(theta.values()), create_graph=True)
         n = torch.sqrt(sum((gi * gi).sum() for gi in g))
-        theta2 = {k: theta[k] - 0.1 * gi / n for k, gi in zip(theta, g)}
-        return F.cross_entropy(functional_call(m, theta2, (x,)), y)
+        d = direction if direction is not None else {k: (gi / n).detach() for k, gi in zip(theta, g)}
+        theta2 = {k: theta[k] - 0.1 * d[k] for k in theta}
+        return F.cross_entropy(functional_call(m, theta2, (x,)), y), d
 
+    direction = None
     a = {k: torch.tensor(1.0, dtype=torch.float64, requires_grad=True) for k in base}
-    grads = torch.autograd.grad(objective(a), list(a.values()))
+    value, direction = objective(a)  # the direction at alpha = 1, then held fixed
+    grads = torch.autograd.grad(value, list(a.values()))
     k0 = "0.weight"
     eps = 1e-5
     plus = {k: torch.tensor(1.0 + (eps if k == k0 else 0), dtype=torch.float64, requires_grad=True) for k in base}
     minus = {k: torch.tensor(1.0 - (eps if k == k0 else 0), dtype=torch.float64, requires_grad=True) for k in base}
-    fd = (objective(plus) - objective(minus)).item() / (2 * eps)
+    fd = (objective(plus)[0] - objective(minus)[0]).item() / (2 * eps)
     assert grads[list(base).index(k0)].item() == pytest.approx(fd, rel=1e-4, abs=1e-8)
+    # and gradinit's objective step uses exactly this gradient: one objective step of RescaleAdam from alpha = 1
+    # moves each scale by -lr * sign(clipped gradient) (Adam's first step)
+    cfg = GradInitConfig(
+        iters=1, lr=1e-3, eta=0.1, gamma=1e9, batch_size=8, grad_clip=1e9, min_scale=0.0, overlap=False
+    )  # S~ = the next batch = the same x here
+    m2 = copy.deepcopy(m)
+    res = gradinit(m2, iter([(x, y), (x, y)]), F.cross_entropy, cfg)
+    for k, gk in zip(base, grads):
+        if base[k].abs().sum() > 0 and abs(gk.item()) > 1e-6:
+            assert res.scales[k] == pytest.approx(1.0 - 1e-3 * float(np.sign(gk.item())), abs=1e-6)
 
 
 def test_adam_variant_on_transformer_respects_layernorm_cap():
@@ -277,3 +292,33 @@ def test_seq_training_is_deterministic_despite_other_use_of_the_global_rng():
     assert torch.equal(layer.eval()(x), x)
     y = layer.train()(x)
     assert set(y.unique().tolist()) <= {0.0, 2.0} and 300 < int((y == 0).sum()) < 700
+
+
+def test_cosine_schedule_over_the_paper_horizon_keeps_epoch_one_near_the_full_lr():
+    from tenfold.studies.gradinit.params import ImageTrain
+    from tenfold.studies.gradinit.train import cosine_factor, train_images
+
+    short, long = ImageTrain(epochs=1, cosine_epochs=None), ImageTrain(epochs=1, cosine_epochs=200)
+    assert cosine_factor(0, 10, short) == 1.0 and cosine_factor(5, 10, short) == pytest.approx(0.5)
+    assert cosine_factor(10, 10, short) == pytest.approx(0.0, abs=1e-12)
+    assert cosine_factor(10, 10, long) == pytest.approx(0.5 * (1 + np.cos(np.pi / 200)))  # > 0.9999
+    assert cosine_factor(1000, 10, long) == pytest.approx(0.5) and cosine_factor(2000, 10, long) == pytest.approx(
+        0.0, abs=1e-12
+    )
+    # the same first epoch moves the weights further when the schedule does not decay within it (plain SGD)
+    x, y = data(32)
+    moved = {}
+    for name, cfg in (("short", short), ("long", long)):
+        m = seeded(0, lambda: VGG(11, 0.0625, 1, 10, 8))
+        w0 = [p.detach().clone() for p in m.parameters()]
+        train_images(
+            m,
+            x,
+            y,
+            x,
+            y,
+            cfg.model_copy(update={"batch_size": 8, "momentum": 0.0, "weight_decay": 0.0, "clip": None}),
+            seed=0,
+        )
+        moved[name] = sum(float((p.detach() - a).norm()) for p, a in zip(m.parameters(), w0))
+    assert moved["long"] > moved["short"] > 0

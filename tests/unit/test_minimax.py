@@ -1,16 +1,25 @@
 """Weighted minimax risk: margins and weights as in the official code, trainer losses, non-uniform evaluation."""
 
+import json
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from tenfold.components.perturb.models import Standardize
 from tenfold.components.perturb.pgd import accuracy, robust_accuracy
 from tenfold.components.perturb.train import fit
 from tenfold.core.checkpoints import Checkpoint
+from tenfold.core.errors import ArtifactError
+from tenfold.core.runtime import atomic_savez
+from tenfold.studies.minimax.data import load
+from tenfold.studies.minimax.params import MinimaxData, MinimaxTrain
 from tenfold.studies.minimax.weighted import (
     checkpoint_epoch,
     importance_weights,
     label_shift,
+    make_model,
     margin,
     nonuniform_eval,
     shift_weights,
@@ -209,3 +218,59 @@ def test_vulnerable_classes_are_the_least_robust():
     correct = torch.tensor([1, 1, 0, 0, 1, 0, 1, 1.0])
     assert vulnerable_classes(correct, y, 2, 4) == [1, 2]
     assert vulnerable_classes(correct, y, 1, 4) == [1]
+
+
+def _cifar_arrays(root, per_class=(5, 3)):
+    """A stand-in for the output of stage build_cifar10: uint8 NCHW arrays + manifest under root/cifar10."""
+    g = np.random.default_rng(0)
+    arrays = {}
+    for split, n in zip(("train", "test"), per_class):
+        arrays[f"x_{split}"] = g.integers(0, 256, (10 * n, 3, 32, 32), dtype=np.uint8)
+        arrays[f"y_{split}"] = np.repeat(np.arange(10), n).astype(np.int64)
+    atomic_savez(root / "cifar10" / "cifar10.npz", compress=False, **arrays)
+    (root / "cifar10" / "manifest.json").write_text(json.dumps({"source": "imagefolder:test-slice"}))
+    return arrays
+
+
+def test_cifar10_is_read_from_the_build_stage_arrays_and_subset_by_class(tmp_path):
+    arrays = _cifar_arrays(tmp_path)
+    d = load(MinimaxData(dataset="cifar10", n_train=20, n_test=10), tmp_path, seed=3)
+    assert d.name == "cifar10" and d.source == "imagefolder:test-slice" and d.shape == (3, 32, 32)
+    assert np.bincount(d.y_train, minlength=10).tolist() == [2] * 10 and len(d.y_test) == 10
+    assert d.x_train.dtype == np.float32 and 0.0 <= d.x_train.min() and d.x_train.max() <= 1.0
+    for img, lab in zip(d.x_train, d.y_train):  # every subset image is one of the originals, with its label
+        raw = (img * 255).round().astype(np.uint8)
+        assert any(np.array_equal(raw, o) for o in arrays["x_train"][arrays["y_train"] == lab])
+    again = load(MinimaxData(dataset="cifar10", n_train=20, n_test=10), tmp_path, seed=3)
+    assert np.array_equal(again.x_train, d.x_train)  # seeded
+
+
+def test_missing_cifar10_arrays_fail_before_training_naming_the_stage(tmp_path):
+    with pytest.raises(ArtifactError, match="build_cifar10"):
+        load(MinimaxData(dataset="cifar10"), tmp_path, seed=0)
+
+
+def test_make_model_standardises_inside_the_net_and_is_seeded():
+    g = torch.Generator().manual_seed(0)
+    x = 0.5 + 0.2 * torch.rand(30, 3, 8, 8, generator=g)
+    a = make_model(MinimaxTrain(arch="cnn", normalize=True), x, 10, seed=4)
+    b = make_model(MinimaxTrain(arch="cnn", normalize=True), x, 10, seed=4)
+    plain = make_model(MinimaxTrain(arch="cnn", normalize=False), x, 10, seed=4)
+    assert isinstance(a, Standardize) and not isinstance(plain, Standardize)
+    assert all(torch.equal(u, v) for u, v in zip(a.state_dict().values(), b.state_dict().values()))
+    assert torch.allclose(a.mean.flatten(), x.mean((0, 2, 3)), atol=1e-6)
+    with torch.no_grad():  # the same weights behind the standardisation: plain net on standardised inputs
+        assert torch.allclose(a(x), plain((x - a.mean) / a.std), atol=1e-5)
+
+
+def test_augment_batch_crops_and_flips_per_image_from_the_generator():
+    from tenfold.studies.minimax.data import augment_batch
+
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    a = augment_batch(x, torch.Generator().manual_seed(0))
+    b = augment_batch(x, torch.Generator().manual_seed(0))
+    assert a.shape == x.shape and torch.equal(a, b)
+    assert torch.equal(augment_batch(x, torch.Generator().manual_seed(1), pad=0, flip=False), x)
+    flipped = augment_batch(x[:1].repeat(64, 1, 1, 1), torch.Generator().manual_seed(2), pad=0)
+    n_flip = sum(torch.equal(f, x[0].flip(-1)) for f in flipped)
+    assert 10 < n_flip < 54 and all(torch.equal(f, x[0]) or torch.equal(f, x[0].flip(-1)) for f in flipped)

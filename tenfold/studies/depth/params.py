@@ -10,9 +10,16 @@ from tenfold.core.config import Strict
 
 
 class DepthData(Strict):
-    dataset: Literal["mnist5k", "digits", "cifar10"] = "mnist5k"
-    n_train: int | None = Field(2000, ge=10, description="null = the whole training split")
-    n_test: int | None = Field(1000, ge=10, description="null = the whole test split")
+    dataset: Literal["cifar10", "mnist5k", "digits"] = Field(
+        "cifar10", description="cifar10 = the arrays of DVC stage build_cifar10 (25k train / 10k test)"
+    )
+    n_train: int | None = Field(4000, ge=10, description="class-stratified subset; null = the whole training split")
+    n_test: int | None = Field(2000, ge=10, description="class-stratified subset; null = the whole test split")
+    standardize: bool = Field(
+        True,
+        description="per-channel standardisation with the training subset's mean and std "
+        "(the official code's Normalize)",
+    )
 
 
 class DepthTrain(Strict):
@@ -36,6 +43,12 @@ class Family(Strict):
     width: int = Field(16, ge=1, description="channels (residual, cnn) or hidden units (mlp)")
     depths: list[int]
     lr: float | None = Field(None, gt=0, description="overrides train.lr for this family")
+    recurrent_lr: float | None = Field(
+        None,
+        gt=0,
+        description="lr of this family's recurrent nets (the launch "
+        "scripts: CNN 0.01 recurrent vs 0.05 feed-forward); null = lr",
+    )
 
     @model_validator(mode="after")
     def _depths_valid(self):
@@ -51,7 +64,7 @@ class DepthParams(Strict):
     families: list[Family] = [
         Family(name="residual", width=12, depths=[11, 15]),
         Family(name="mlp", width=128, depths=[4, 6, 8], lr=0.02),
-        Family(name="cnn", width=16, depths=[5, 7]),
+        Family(name="cnn", width=16, depths=[5, 7], recurrent_lr=0.01),
     ]
     train: DepthTrain = DepthTrain()
     init: Literal["default", "kaiming"] = Field("kaiming", description="default = PyTorch's init (the paper's code)")

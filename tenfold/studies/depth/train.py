@@ -1,4 +1,5 @@
-"""Training and evaluation of the depth study's classifiers, with per-epoch resumable checkpoints."""
+"""Training and evaluation of the depth study's classifiers, with per-epoch resumable checkpoints; the input
+standardisation and the lr of each net."""
 
 from __future__ import annotations
 
@@ -11,6 +12,24 @@ from torch import nn
 
 from tenfold.core.checkpoints import Checkpoint
 from tenfold.core.seeds import generator, seed_for
+
+
+def standardize(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel standardisation with the training images' mean and std (the official code's `Normalize` with the
+    CIFAR-10 channel statistics); the test images use the training statistics."""
+    axes = (0, *range(2, x_train.ndim))
+    mean, std = x_train.mean(axis=axes, keepdims=True), x_train.std(axis=axes, keepdims=True)
+    if not np.all(std > 0):
+        raise ValueError("standardize: a channel of the training images is constant (std 0)")
+    return ((x_train - mean) / std).astype(np.float32), ((x_test - mean) / std).astype(np.float32)
+
+
+def learning_rate(family, recurrent: bool, cfg) -> float:
+    """The lr of one net (`family`: a `Family`, `cfg`: a `DepthTrain`): the family's `recurrent_lr` for its
+    recurrent nets, else the family's `lr`, else `train.recurrent_lr` for recurrent nets, else `train.lr`."""
+    if recurrent and family.recurrent_lr:
+        return family.recurrent_lr
+    return family.lr or (cfg.recurrent_lr if recurrent and cfg.recurrent_lr else cfg.lr)
 
 
 def lr_at(epoch: int, cfg, base_lr: float) -> float:

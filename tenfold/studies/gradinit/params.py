@@ -26,20 +26,35 @@ class GradInitConfig(Strict):
 
 
 class ImageData(Strict):
-    dataset: Literal["mnist5k", "digits", "cifar10"] = "mnist5k"
-    n_train: int | None = Field(4000, ge=10, description="null = the whole training split")
-    n_test: int | None = Field(500, ge=10, description="null = the whole test split")
+    dataset: Literal["cifar10", "mnist5k", "digits"] = Field(
+        "cifar10", description="cifar10 = the arrays of DVC stage build_cifar10 (25k train / 10k test offline)"
+    )
+    n_train: int | None = Field(None, ge=10, description="class-stratified subset; null = the whole training split")
+    n_test: int | None = Field(2000, ge=10, description="class-stratified subset; null = the whole test split")
 
 
 class ImageTrain(Strict):
     """Training after initialisation: SGD momentum 0.9, cosine schedule, grad-norm clip (as `--train-clip 1`)."""
 
-    epochs: int = Field(2, ge=1)
-    batch_size: int = Field(32, ge=1)
-    lr: float = Field(0.05, gt=0)
+    epochs: int = Field(1, ge=1)
+    cosine_epochs: int | None = Field(
+        200,
+        ge=1,
+        description="length of the cosine schedule in epochs (the paper: "
+        "200); null = the epochs trained. Longer than `epochs`: training stops early "
+        "on the schedule, as the paper's first epochs",
+    )
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(0.05, gt=0, description="the code's lr 0.1 at batch 128, scaled to the batch")
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(1e-4, ge=0)
     clip: float | None = Field(1.0, gt=0, description="gradient-norm clipping during training; null = off")
+    first_epoch_points: int = Field(
+        10,
+        ge=0,
+        description="test accuracy at this many evenly spaced steps of the "
+        "first epoch (the within-epoch curve); 0 = only at the end of each epoch",
+    )
     resnet_bias_lr_factor: float = Field(
         0.1,
         gt=0,
@@ -49,7 +64,7 @@ class ImageTrain(Strict):
 
 
 class ImageModel(Strict):
-    vgg_depth: Literal[11, 13, 16, 19] = 11
+    vgg_depth: Literal[11, 13, 16, 19] = 19
     vgg_width: float = Field(0.125, gt=0, description="channel multiplier of VGG (1 = 64..512)")
     resnet_blocks: int = Field(3, ge=1, description="BasicBlocks per stage; depth = 6 * blocks + 2")
     resnet_width: int = Field(8, ge=1, description="channels of the first stage (16 in the paper)")
@@ -58,11 +73,11 @@ class ImageModel(Strict):
 class ImageStudy(Strict):
     enabled: bool = True
     models: list[Literal["vgg", "resnet"]] = ["vgg", "resnet"]
-    seeds: int = Field(1, ge=1)
+    seeds: int = Field(3, ge=1)
     data: ImageData = ImageData()
     model: ImageModel = ImageModel()
     train: ImageTrain = ImageTrain()
-    vgg_init: GradInitConfig = GradInitConfig(lr=1e-2, iters=40, batch_size=64)
+    vgg_init: GradInitConfig = GradInitConfig(lr=1e-2, iters=390, batch_size=64)
     resnet_init: GradInitConfig = GradInitConfig(lr=5e-2, iters=40, batch_size=64)
 
 

@@ -49,8 +49,38 @@ def aggregate(p: MinimaxParams, m: Measured) -> dict[str, dict]:
     }
 
 
+def seed_interval(values: list[float], level: float = 0.95) -> tuple[float, float] | None:
+    """Student-t interval of the mean over seeds (None with fewer than 2 seeds)."""
+    from scipy.stats import t as student_t
+
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return None
+    half = float(student_t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return float(v.mean()) - half, float(v.mean()) + half
+
+
 def _pm(v: tuple[float, float]) -> str:
     return f"{v[0]:.3f} ± {v[1]:.3f}"
+
+
+def px(v: float) -> str:
+    """A budget in pixel units: `8/255` when it is a whole number of 8-bit levels, else the number."""
+    k = v * 255
+    return f"{round(k)}/255" if abs(k - round(k)) < 1e-6 and round(k) > 0 else f"{v:g}"
+
+
+# the official code's settings (huiminzeng/WeightedTraining_AAAI, AT_base), by dataset family
+PAPER_SETTING = {
+    "cifar10": "ResNet-18, eps 8/255, 10 PGD steps of 2/255, alpha 0.5, SGD lr 0.2, batch 128, 100 epochs; "
+    "evaluation 20 PGD steps of 0.0031 with 10 restarts",
+    "digits": "SmallCNN, eps 0.3, 40 PGD steps of 0.01, alpha 0.05, lr 0.01, 100 epochs; evaluation 40 PGD steps "
+    "of 0.01 with 10 restarts",
+}
+
+
+def paper_setting(data_name: str) -> str:
+    return PAPER_SETTING["cifar10" if data_name.startswith("cifar") else "digits"]
 
 
 def build(p: MinimaxParams, m: Measured) -> Outcome:
@@ -61,6 +91,9 @@ def build(p: MinimaxParams, m: Measured) -> Outcome:
     uni_drop = 100 * (u["robust"][0.0][0] - w["robust"][0.0][0])
     shift_gain = 100 * (w["shifted"][0] - u["shifted"][0])
     per_seed_gain = [100 * (per[("weighted_at", s)]["robust"][a_c] - per[("at", s)]["robust"][a_c]) for s in seeds]
+    per_seed_drop = [100 * (per[("at", s)]["robust"][0.0] - per[("weighted_at", s)]["robust"][0.0]) for s in seeds]
+    gain_ci, drop_ci = seed_interval(per_seed_gain), seed_interval(per_seed_drop)
+    ci = lambda c: "" if c is None else f", 95% t-interval over seeds [{c[0]:.1f}, {c[1]:.1f}]"  # noqa: E731
     claims = [
         claim(
             "weighted_beats_uniform",
@@ -79,8 +112,9 @@ def build(p: MinimaxParams, m: Measured) -> Outcome:
     t = p.train
     notes = [
         f"{'Reproduced' if c.holds else 'Not reproduced'} at this scale: `{c.id}` gain "
-        f"{gain:.2f} points (per seed: {', '.join(f'{g:.1f}' for g in per_seed_gain)}), uniform drop "
-        f"{uni_drop:.2f} points (means over {len(seeds)} seed(s))."
+        f"{gain:.2f} points (per seed: {', '.join(f'{g:.1f}' for g in per_seed_gain)}{ci(gain_ci)}), uniform "
+        f"drop {uni_drop:.2f} points (per seed: {', '.join(f'{g:.1f}' for g in per_seed_drop)}{ci(drop_ci)}; "
+        f"means over {len(seeds)} seed(s))."
         for c in claims
     ]
     notes += [
@@ -88,15 +122,22 @@ def build(p: MinimaxParams, m: Measured) -> Outcome:
         f"{p.eval.shift_mass:.0%} of the test mass on classes {shift_cls}, the {len(shift_cls)} classes "
         f"with the lowest uniform robust accuracy pooled over trainers and seeds; robust accuracy under "
         f"the uniform PGD attack on that distribution: weighted_at minus at = {shift_gain:.2f} points.",
-        f"Data: {m.data_name} ({m.data_source}), {m.n_train} training and {m.n_test} test images; model {t.arch}. "
-        f"The paper's MNIST setting is SmallCNN, eps 0.3, 40 PGD steps of 0.01, alpha 0.05, 100 epochs; the CPU "
-        f"default trains {t.epochs} epochs (SGD lr {t.lr:g}, batch {t.batch_size}) with eps "
-        f"{t.eps:g} and {t.steps} steps, the budget ramped linearly from 0 over the first "
-        f"{t.warmup_epochs:g} epochs for both trainers (an eps warm-up the paper does not describe).",
-        f"alpha = {t.alpha:g} (the code's MNIST default 0.05 makes weights exp(-0.05 m) within 5% of 1, "
-        "i.e. almost uniform; the TRADES default alpha 2 is used on CPU).",
-        f"Evaluation: {p.eval.steps}-step PGD with {p.eval.restarts} restarts (code: 10 restarts), "
-        "weighted robust accuracy = sum(w * correct) / sum(w).",
+        f"Data: {m.data_name} ({m.data_source}), {m.n_train} training and {m.n_test} test images; model {t.arch}"
+        f"{' (inputs standardised per channel inside the net)' if t.normalize else ''}. The code's setting for "
+        f"this data: {paper_setting(m.data_name)}. This run trains {t.epochs} epochs (SGD lr {t.lr:g}, {t.schedule} "
+        f"schedule, batch {t.batch_size}{', crop and flip' if t.augment else ''}) with eps {px(t.eps)} and "
+        f"{t.steps} PGD steps of {px(t.step_size)}"
+        + (
+            f", the budget ramped linearly from 0 over the first {t.warmup_epochs:g} epoch(s) for both trainers "
+            "(an eps warm-up the paper does not describe)."
+            if t.warmup_epochs > 0
+            else "."
+        ),
+        f"alpha = {t.alpha:g} for the weighted trainer (the code's defaults: 0.5 for CIFAR-10 AT, 0.05 for MNIST, "
+        "2 for TRADES).",
+        f"Evaluation: {p.eval.steps}-step PGD of {px(p.eval.step_size)} at eps {px(p.eval.eps)} with "
+        f"{p.eval.restarts} restart(s) (code: 10 restarts), weighted robust accuracy = sum(w * correct) / sum(w), "
+        f"w = exp(-alpha_pgd * margin) on the final adversarial example.",
     ]
     headline = {"weighted_gain_points": gain, "uniform_drop_points": uni_drop, "shift_gain_points": shift_gain}
     for k, r in res.items():
@@ -126,7 +167,7 @@ def build(p: MinimaxParams, m: Measured) -> Outcome:
         notes=notes,
         description=(
             f"PGD adversarial training vs learnable weighted minimax risk (alpha {t.alpha:g}) on "
-            f"{m.data_name}; uniform and non-uniform (weighted) PGD attacks at eps {p.eval.eps:g}."
+            f"{m.data_name}; uniform and non-uniform (weighted) PGD attacks at eps {px(p.eval.eps)}."
         ),
         tables={
             "accuracy": {
@@ -166,6 +207,13 @@ def build(p: MinimaxParams, m: Measured) -> Outcome:
                 for (k, s), r in per.items()
             },
             "shift": {"classes": shift_cls, "mass": p.eval.shift_mass, "gain_points": shift_gain},
+            "claim_seed_spread": {
+                "gain_points": per_seed_gain,
+                "gain_interval95": gain_ci,
+                "uniform_drop_points": per_seed_drop,
+                "uniform_drop_interval95": drop_ci,
+            },
+            "data": {"name": m.data_name, "source": m.data_source, "n_train": m.n_train, "n_test": m.n_test},
         },
         passed=per[("weighted_at", seeds[0])]["robust"][0.0] >= p.accept_min_robust_acc,
     )
@@ -211,7 +259,7 @@ def write_figures(out: Outcome, p: MinimaxParams, m: Measured, plot_dir: Path, r
         )
     ax.set_xlabel("alpha_pgd of the non-uniform attack (0 = uniform)")
     ax.set_ylabel("weighted robust accuracy")
-    ax.set_title(f"{m.data_name}, eps {p.eval.eps:g}, mean ± std over {len(m.seeds)} seed(s)")
+    ax.set_title(f"{m.data_name}, eps {px(p.eval.eps)}, mean ± std over {len(m.seeds)} seed(s)")
     ax.legend()
     save(fig, plot_dir / "robust_vs_alpha.png")
     out.figures = [

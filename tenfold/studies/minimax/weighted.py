@@ -14,11 +14,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from tenfold.components.perturb.models import Standardize, build
 from tenfold.components.perturb.pgd import PGD
 from tenfold.components.perturb.train import StepLoss
 from tenfold.core.checkpoints import Checkpoint
+from tenfold.core.seeds import seeded
 
 TRAINERS = ("at", "weighted_at", "trades", "weighted_trades")
+
+
+def make_model(cfg, x: torch.Tensor, num_classes: int, seed: int) -> torch.nn.Module:
+    """`cfg.arch` (a MinimaxTrain) with initial weights from `seed`; with `cfg.normalize`, wrapped in a
+    per-channel standardisation fitted on the training images `x` (budgets stay in pixel units)."""
+    model = seeded(seed, lambda: build(cfg.arch, x.shape[1], num_classes, x.shape[-1]))
+    return Standardize.fitted(model, x) if cfg.normalize else model
 
 
 def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
