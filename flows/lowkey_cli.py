@@ -18,7 +18,13 @@ def cmd_lowkey_serve(args) -> int:
     surrogates = Path(args.surrogates) if args.surrogates else Path(args.root) / "models" / "lowkey" / "surrogates.pt"
     # the weights are checked (SHA-256, strict keys) here: a bad file stops the tool before it serves anything
     protector = load_protector(
-        shared_root(common.shared_data, args.root), surrogates, p.models.attack, p.attack, p.web, p.align.min_face_size
+        shared_root(common.shared_data, args.root),
+        surrogates,
+        p.models.attack,
+        p.attack,
+        p.web,
+        p.align.min_face_size,
+        Path(args.root) / "results" / "lowkey.json",
     )
     serve(protector, args.host, args.port or p.web.port)
     return 0

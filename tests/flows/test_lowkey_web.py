@@ -56,8 +56,12 @@ def server():
     from tenfold.studies.lowkey.web import Protector, make_server
 
     torch.manual_seed(0)
+    measured = {"dlib_rank1": 0.05, "face_ssim": 0.844, "heldout_rank1": 0.075, "run": "r1"}  # shown on the page
     prot = Protector(
-        [build("toy", surrogate_spec()).eval()], LowKeyAttack(n_iters=3), LowKeyWeb(max_bytes=400_000, max_side=320)
+        [build("toy", surrogate_spec()).eval()],
+        LowKeyAttack(n_iters=3),
+        LowKeyWeb(max_bytes=400_000, max_side=320),
+        evidence=measured,
     )
     srv = make_server(prot, "127.0.0.1", 0)
     th = threading.Thread(target=srv.serve_forever, daemon=True)
@@ -108,6 +112,31 @@ def test_api_errors_are_clear(server):
     assert code == 422
 
 
+def test_measured_protection_is_read_only_for_the_tools_setting(tmp_path):
+    from tenfold.studies.lowkey.params import LowKeyAttack
+    from tenfold.studies.lowkey.web import evidence
+
+    attack = LowKeyAttack()
+    path = tmp_path / "lowkey.json"
+    assert evidence(path, attack) is None  # no evaluation yet
+    claims = [{"id": "dlib_rank1_filtered", "measured": 0.05}, {"id": "lowkey_ssim", "measured": 0.844}]
+    results = {"claims": claims, "details": {"first_iters": attack.n_iters, "attack": attack.model_dump()}}
+    path.write_text(json.dumps(results))
+    assert evidence(path, attack) == {"dlib_rank1": 0.05, "face_ssim": 0.844, "heldout_rank1": None, "run": None}
+    assert evidence(path, attack.model_copy(update={"n_iters": attack.n_iters + 5})) is None  # another setting
+    assert evidence(path, attack.model_copy(update={"c_sim": attack.c_sim * 2})) is None
+
+
+def test_difference_is_magnified_and_clipped():
+    from tenfold.studies.lowkey.web import difference
+
+    a = np.zeros((2, 2, 3), np.uint8)
+    b = a.copy()
+    b[0, 0] = [3, 30, 0]
+    d = difference(a, b)
+    assert d[0, 0].tolist() == [30, 255, 0] and d[1:].sum() == 0 and d.dtype == np.uint8
+
+
 @pytest.mark.slow
 def test_api_protects_every_face_of_a_large_photo(server):
     """Two CelebA photos side by side, upscaled to 1000x500: downscaled to 320 px wide, both faces filtered."""
@@ -118,6 +147,9 @@ def test_api_protects_every_face_of_a_large_photo(server):
     jpeg = _png(big, "JPEG")  # as a PNG it is above the test server's 400 kB limit
     code, body = _post(server, jpeg)
     assert code == 202 and body["faces"] == 2 and (body["width"], body["height"]) == (320, 160)
+    left, right = sorted(body["boxes"])
+    assert left[2] <= 170 and right[0] >= 150 and all(b[2] > b[0] and b[3] > b[1] for b in body["boxes"])
+    assert all(0 <= b[0] < b[2] <= 320 and 0 <= b[1] < b[3] <= 160 for b in body["boxes"])  # inside the photo
     out = np.asarray(Image.open(io.BytesIO(_result(server, body["job"]))))
     assert out.shape == (160, 320, 3)
     with Image.open(io.BytesIO(jpeg)) as im:  # the tool's own decoding: reduced-scale JPEG draft, then LANCZOS
@@ -146,42 +178,71 @@ def test_bad_weights_stop_the_tool_before_it_serves(tiny, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_browser_celeba_photo_and_errors(server, tmp_path):
+def test_browser_queue_side_by_side_difference_download_and_errors(server, tmp_path):
+    """The page as a person uses it, in a narrow window: two photos queued at once, each shown beside its protected
+    version with the face box, the difference toggle (by keyboard), the setting with its measured protection, the
+    download; a text file and a photo without a face give their errors. A screenshot is kept as an artifact."""
+    import os
+
     from PIL import Image
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    face = tmp_path / "celeba.jpg"
-    shutil.copy(_celeba_photo(), face)
-    assert Image.open(face).size == (250, 250)
+    faces = [tmp_path / f"celeba{k}.jpg" for k in (0, 1)]
+    for k, f in enumerate(faces):
+        shutil.copy(_celeba_photo(k * 40), f)
+        assert Image.open(f).size == (250, 250)
     Image.fromarray(np.full((200, 300, 3), 90, np.uint8)).save(tmp_path / "wall.png")  # no face
     (tmp_path / "notes.txt").write_text("not a photo")
     drv = _chromium()
     try:
+        drv.set_window_size(420, 1400)  # a phone-width window
         drv.get(server)
         assert "LowKey" in drv.title
+        wait = WebDriverWait(drv, 300)
+        wait.until(lambda d: "Setting:" in d.find_element(By.ID, "setting").text)
+        assert "dlib matched 5% of protected test photos" in drv.find_element(By.ID, "setting").text
 
-        def upload(path):
+        def submit(*paths):
             drv.execute_script("document.getElementById('error').textContent=''")
-            drv.find_element(By.ID, "file").send_keys(str(path))
+            drv.find_element(By.ID, "file").send_keys("\n".join(str(p) for p in paths))
             drv.find_element(By.ID, "submit").click()
 
-        wait = WebDriverWait(drv, 120)
         for name, message in (("notes.txt", "not an image"), ("wall.png", "no face")):
-            upload(tmp_path / name)
+            submit(tmp_path / name)
             wait.until(lambda d: d.find_element(By.ID, "error").text)
             assert message in drv.find_element(By.ID, "error").text, name
-        upload(face)
-        t0 = time.time()
-        while drv.find_element(By.ID, "result").get_attribute("hidden") is not None and time.time() - t0 < 300:
-            assert not drv.find_element(By.ID, "error").text
-            time.sleep(0.1)
-        assert drv.find_element(By.ID, "status").text == "done"
-        assert drv.find_element(By.ID, "progress").get_attribute("value") == "100"
-        href = drv.find_element(By.ID, "download").get_attribute("href")
-        png = urllib.request.urlopen(href, timeout=30).read()
-        assert png[:4] == b"\x89PNG" and Image.open(io.BytesIO(png)).size == (250, 250)
-        loaded = drv.execute_script("const i=document.getElementById('preview'); return i.complete && i.naturalWidth")
-        assert loaded == 250
+        submit(*faces)  # two photos in one go: a queue with one card each
+        cards = lambda: [c for c in drv.find_elements(By.CSS_SELECTOR, "#queue .item") if ".jpg" in c.text]
+        wait.until(
+            lambda d: len(cards()) == 2 and all(c.find_element(By.CLASS_NAME, "status").text == "done" for c in cards())
+        )
+        for card in cards():
+            assert card.find_element(By.TAG_NAME, "progress").get_attribute("value") == "100"
+            found = card.find_element(By.CLASS_NAME, "faces").text  # "1 face found ..." / "2 faces found ..."
+            assert "found and protected" in found and int(found.split()[0]) >= 1
+            assert len(card.find_elements(By.CLASS_NAME, "box")) == int(found.split()[0])
+            for cls in ("original", "protected"):
+                img = card.find_element(By.CLASS_NAME, cls)
+                wait.until(lambda d, img=img: d.execute_script("return arguments[0].complete", img))
+                assert drv.execute_script("return arguments[0].naturalWidth", img) == 250, cls
+            photo = card.find_element(By.CLASS_NAME, "original").rect
+            for box in card.find_elements(By.CLASS_NAME, "box"):  # drawn on the face, inside the original
+                r = box.rect
+                assert r["width"] > 10 and r["height"] > 10
+                assert photo["x"] - 1 <= r["x"] and r["x"] + r["width"] <= photo["x"] + photo["width"] + 1
+                assert photo["y"] - 1 <= r["y"] and r["y"] + r["height"] <= photo["y"] + photo["height"] + 1
+            png = urllib.request.urlopen(card.find_element(By.CLASS_NAME, "download").get_attribute("href")).read()
+            assert png[:4] == b"\x89PNG" and Image.open(io.BytesIO(png)).size == (250, 250)
+        first = cards()[0]
+        toggle = first.find_element(By.CLASS_NAME, "toggle")
+        toggle.send_keys(Keys.ENTER)  # keyboard: a real button
+        assert toggle.get_attribute("aria-pressed") == "true"
+        assert first.find_element(By.CLASS_NAME, "protected").get_attribute("src").endswith("/difference")
+        assert drv.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")  # no sideways
+        out = Path(os.environ.get("TENFOLD_TEST_ARTIFACTS", ROOT / "test-artifacts"))
+        out.mkdir(parents=True, exist_ok=True)
+        assert drv.save_screenshot(str(out / "lowkey_web.png"))
     finally:
         drv.quit()

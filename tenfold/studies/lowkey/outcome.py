@@ -155,6 +155,8 @@ def build(p: LowKeyParams, m: Measured) -> Outcome:
             f"identification by dlib (re-detecting), the held-out {heldout} and every surrogate."
         ),
         details={
+            "first_iters": e.first_iters,  # the operating points, read by the web tool's "measured protection"
+            "attack": p.attack.model_dump(),
             "counts": m.counts,
             "clean": _jsonable(m.clean),
             "filtered": _jsonable(m.filtered),
