@@ -46,7 +46,8 @@ def _tiny_params(tmp_path: Path, sections: list[str] | None = None, extra: dict 
     if sections is not None:
         merged = {k: v for k, v in merged.items() if k == "common" or k in sections}
     merged["common"]["mlflow_uri"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    merged["common"]["shared_data"] = str(ROOT.parent / "shared" / "data")
+    if "shared_data" not in (extra or {}).get("common", {}):
+        merged["common"]["shared_data"] = str(ROOT.parent / "shared" / "data")
     p = tmp_path / "params.yaml"
     p.write_text(yaml.safe_dump(merged, sort_keys=False))
     return p

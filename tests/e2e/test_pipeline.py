@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from tenfold.core.config import deep_merge
 from tenfold.registry import STUDIES
+from tests.support.cifar import shared_with_cifar_slice
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,8 +38,8 @@ def project(tmp_path_factory, copy_project):
     proj = copy_project(tmp_path_factory.mktemp("e2e") / "proj")
     params = yaml.safe_load((proj / "params.yaml").read_text())
     params = deep_merge(params, yaml.safe_load((proj / "profiles" / "tiny.yaml").read_text()))
-    # dvc.yaml may name ../shared/data deps (read-only data beside the project), as in a real checkout
-    (proj.parent / "shared").symlink_to(ROOT.parent / "shared")
+    # the shared data beside the project, as in a real checkout, with a CIFAR-10 slice (build_cifar10 runs on it)
+    shared_with_cifar_slice(proj.parent / "shared" / "data")
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for d in ("metrics", "results", "plots", "reports"):  # outputs must come from this run, not from the copy
         subprocess.run(["rm", "-rf", str(proj / d)], check=True)

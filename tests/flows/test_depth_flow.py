@@ -1,32 +1,18 @@
 """Flow test of study `depth` at tiny scale, on a CIFAR-10 slice built by the real `build_cifar10` code (the CPU
 default's data)."""
 
-import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+from tests.support.cifar import cifar_folder
 
 
-def _cifar_slice(root: Path, train_per_class: int = 10, test_per_class: int = 5) -> dict:
-    """<root>/data/cifar10 as stage build_cifar10 writes it (the real `cifar10.build`), from a slice of the offline
-    ImageFolder copy (the first images of each class; random images where the copy is absent)."""
+def _cifar_slice(root: Path) -> dict:
+    """<root>/data/cifar10 as stage build_cifar10 writes it (the real `cifar10.build`), from a slice."""
     from tenfold.components.data import cifar10
 
-    rng = np.random.default_rng(0)
-    for split, n in (("train", train_per_class), ("test", test_per_class)):
-        for c in cifar10.CLASSES:
-            d = root / "slice" / "cifar10" / split / c
-            d.mkdir(parents=True)
-            real = sorted((SHARED / "cifar10" / split / c).glob("*.png"))[:n] if SHARED.exists() else []
-            for i in range(n):
-                if i < len(real):
-                    shutil.copy(real[i], d / real[i].name)
-                else:
-                    Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    cifar_folder(root / "slice")
     return cifar10.build(root / "data" / "cifar10", root / "data", root / "slice")
 
 
