@@ -7,7 +7,7 @@ import yaml
 
 from flows.cli import main
 from flows.common import available_targets
-from tenfold.registry import stages
+from tenfold.registry import DATA_STAGES, stages
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,8 +39,10 @@ def test_check_and_profile(tmp_path, capsys):
 def test_available_targets_follow_params_sections(tmp_path):
     p = tmp_path / "params.yaml"
     p.write_text(yaml.safe_dump({"common": {"seed": 1}, "maze": {}}))
-    assert available_targets(p) == ["build_mazes", "maze"]
-    assert set(available_targets(ROOT / "params.yaml")) <= set(stages())
+    assert available_targets(p) == ["build_mazes", "maze"]  # no study present reads CIFAR-10: no build_cifar10
+    p.write_text(yaml.safe_dump({"common": {"seed": 1}, "maze": {}, "depth": {}}))
+    assert available_targets(p) == ["build_cifar10", "build_mazes", "maze", "depth"]  # the shared build first
+    assert set(available_targets(ROOT / "params.yaml")) <= set(stages()) | set(DATA_STAGES)
 
 
 @pytest.mark.slow
