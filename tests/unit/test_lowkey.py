@@ -326,13 +326,16 @@ def test_web_downscales_and_protects_a_face_photo():
 
     from tenfold.studies.lowkey.params import LowKeyWeb
     from tenfold.studies.lowkey.web import Protector
+    from tenfold.studies.lowkey.web import png as web_png
 
     prot = Protector(_toy_models(), LowKeyAttack(n_iters=2), LowKeyWeb(max_bytes=2_000_000, max_side=256))
     buf = io.BytesIO()
     Image.fromarray(astronaut()).save(buf, format="PNG")  # 512x512
-    img, points = prot.decode(buf.getvalue())
+    img, points, boxes = prot.decode(buf.getvalue())
     assert img.shape == (256, 256, 3) and len(points) >= 1 and points[0].shape == (5, 2)
+    assert len(boxes) == len(points) and all(0 <= b[0] < b[2] <= 256 and 0 <= b[1] < b[3] <= 256 for b in boxes)
     seen = []
-    png = prot.protect(img, points, progress=lambda k, n: seen.append((k, n)))
-    out = np.asarray(Image.open(io.BytesIO(png)))
-    assert png[:4] == b"\x89PNG" and out.shape == img.shape and seen[-1] == (2, 2) and not np.array_equal(out, img)
+    out = prot.protect(img, points, progress=lambda k, n: seen.append((k, n)))
+    png = web_png(out)
+    assert png[:4] == b"\x89PNG" and np.array_equal(np.asarray(Image.open(io.BytesIO(png))), out)
+    assert out.shape == img.shape and out.dtype == np.uint8 and seen[-1] == (2, 2) and not np.array_equal(out, img)
