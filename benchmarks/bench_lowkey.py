@@ -48,7 +48,7 @@ def main() -> None:
     walls, cpus = [], []
     for _ in range(args.repeat):
         t, c = time.perf_counter(), time.process_time()
-        img, points = prot.decode(data)
+        img, points, _ = prot.decode(data)
         prot.protect(img, points)
         walls.append(time.perf_counter() - t)
         cpus.append(time.process_time() - c)
