@@ -45,7 +45,8 @@ def progress(
     if enabled:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, desc=label, leave=False)
+        # disable=False explicitly: a TQDM_DISABLE in the environment already counted when `enabled` was resolved
+        bar = tqdm(total=total, desc=label, leave=False, disable=False)
     update = _artifact(label) if artifact and total else None
     done, last = 0, 0.0
 

@@ -52,12 +52,14 @@ class Common(Strict):
 
 
 def show_progress(setting: bool | str) -> bool:
-    """Resolve `common.progress`: `auto` shows bars only on an interactive terminal and never under CI."""
+    """Resolve `common.progress`: `auto` shows bars only on an interactive terminal, never under CI, and not when
+    the environment switches tqdm off (TQDM_DISABLE); `true`/`false` decide regardless."""
     import os
     import sys
 
     if setting == "auto":
-        return sys.stderr.isatty() and not os.environ.get("CI")
+        off = os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false", "no")
+        return sys.stderr.isatty() and not os.environ.get("CI") and not off
     return bool(setting)
 
 

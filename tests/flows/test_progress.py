@@ -12,7 +12,8 @@ def test_outside_a_run_progress_only_counts(capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_bar_when_enabled(capsys):
+def test_bar_when_enabled(capsys, monkeypatch):
+    monkeypatch.setenv("TQDM_DISABLE", "1")  # an explicit enabled=True still draws (auto resolution honours it)
     with progress("visible loop", total=2, enabled=True, artifact=False) as step:
         step()
         step()
@@ -35,3 +36,27 @@ def test_progress_artifact_in_a_flow_run(prefect_harness):
     with get_client(sync_client=True) as c:
         arts = c.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["test-loop-crafting"])))
     assert arts and arts[0].type == "progress" and float(arts[0].data) == 100.0
+
+
+@pytest.mark.parametrize(
+    "env, tty, expected",
+    [
+        ({}, True, True),
+        ({}, False, False),
+        ({"CI": "1"}, True, False),
+        ({"TQDM_DISABLE": "1"}, True, False),
+        ({"TQDM_DISABLE": "0"}, True, True),
+    ],
+)
+def test_auto_progress_resolution(monkeypatch, env, tty, expected):
+    import sys
+
+    from tenfold.core.config import show_progress
+
+    for k in ("CI", "TQDM_DISABLE"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
+    assert show_progress("auto") is expected
+    assert show_progress(True) is True and show_progress(False) is False

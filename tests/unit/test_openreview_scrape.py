@@ -156,6 +156,7 @@ def test_live_task_shows_scrape_progress_per_page(tmp_path, capsys, monkeypatch)
     from tasks.openreview import build_live
 
     monkeypatch.setattr(T, "get_run_logger", lambda: logging.getLogger("test"))  # no Prefect run here
+    monkeypatch.setenv("TQDM_DISABLE", "1")  # as on a CI runner: asked for explicitly, the bar still shows
     from tenfold.studies.openreview.params import OpenReviewParams
 
     notes = make_venue(VENUE, 60, 8, seed=5)

@@ -124,7 +124,7 @@ def train(
         if progress and distributed.is_main():
             from tqdm import tqdm
 
-            it = tqdm(it, desc=f"epoch {epoch + 1}/{epochs}", leave=False)
+            it = tqdm(it, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=False)  # asked for
         for lo in it:
             f = lr_factor(step, steps_per_epoch, cfg)
             for g, b in zip(opt.param_groups, base_lrs):
