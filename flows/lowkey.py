@@ -131,7 +131,9 @@ def lowkey_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
     ) as run:
         gal, prb, pid = celeba.load(sp.gallery), celeba.load(sp.probes), celeba.identities[sp.probes]
         steps = sorted({*p.sweep.steps, p.eval.first_iters, p.eval.subtle_iters})
-        main = protect_batches(attackers, prb, lm.take(sp.probes), p.attack, ctx.seed_for("filter"), steps)
+        main = protect_batches(
+            attackers, prb, lm.take(sp.probes), p.attack, ctx.seed_for("filter"), steps, ctx.progress
+        )
         sub, runs = _sweep_runs(ctx, attackers, prb, lm.take(sp.probes), sp)
         att = _att_attack(ctx, attackers, att_lm) if p.att.enabled else None
         auc_photos = celeba.load(sp.auc)
@@ -186,7 +188,9 @@ def _sweep_runs(ctx, attackers, prb, points: list, sp) -> tuple[np.ndarray, list
     return sub, [
         (
             p.attack_at(pt),
-            protect_batches(attackers, prb[sub], pts, p.attack_at(pt), ctx.seed_for("filter"), p.sweep.steps),
+            protect_batches(
+                attackers, prb[sub], pts, p.attack_at(pt), ctx.seed_for("filter"), p.sweep.steps, ctx.progress
+            ),
         )
         for pt in p.sweep.points
     ]
@@ -221,7 +225,8 @@ def _att_attack(ctx, attackers, att_lm) -> dict:
     att_lm = att_lm.head(len(rgb))  # subject-major: the first subjects' photos come first
     g, q = att_split(subjects, numbers, att_lm.found, p.att)
     cfg = p.attack.model_copy(update={"n_iters": p.eval.first_iters})  # only the two operating points are read
-    fut = protect_batches(attackers, rgb[q], att_lm.take(q), cfg, ctx.seed_for("att_filter"), [p.eval.subtle_iters])
+    seed, shots = ctx.seed_for("att_filter"), [p.eval.subtle_iters]
+    fut = protect_batches(attackers, rgb[q], att_lm.take(q), cfg, seed, shots, ctx.progress)
     return {"rgb": rgb, "subjects": subjects, "gallery": g, "probes": q, "lm": att_lm, "futures": fut}
 
 

@@ -58,6 +58,7 @@ def craft_poisons_flow(params_path: str = "params.yaml", root: str = ".") -> dic
                     mix,
                     label,
                     flip,
+                    ctx.progress,
                 )
             )
     manifest = crafted.manifest(p, ctx.common.seed, data, data_seed, acc, [f.result() for f in futures])

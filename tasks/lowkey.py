@@ -11,6 +11,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks.progress import progress
 from tenfold.core.checkpoints import Checkpoint
 from tenfold.core.seeds import seed_for
 from tenfold.studies.lowkey.attack import LowKey
@@ -69,26 +70,54 @@ def train_face_model(
 
 
 @task(name="lowkey-protect", cache_policy=NO_CACHE)
-def protect(models: list, images: np.ndarray, points: list, cfg: LowKeyAttack, seed: int, snapshots: list[int]) -> dict:
+def protect(
+    models: list,
+    images: np.ndarray,
+    points: list,
+    cfg: LowKeyAttack,
+    seed: int,
+    snapshots: list[int],
+    show_progress: bool = False,
+    label: str = "lowkey: filter",
+) -> dict:
     """Filter uint8 photos (B, H, W, 3) with one face each (its landmarks); returns {"photos": {step: uint8
-    photos after that many steps}, "feature_distance", "cpu_seconds"}. The start noise is seeded by `seed`."""
+    photos after that many steps}, "feature_distance", "cpu_seconds"}. The start noise is seeded by `seed`. A bar
+    of the attack steps when `show_progress`, a Prefect progress artifact inside a run."""
     t0 = time.process_time()
-    _, stats = LowKey(models, cfg).protect(
-        to_tensor(images), points, seed=seed, snapshots=sorted({*snapshots, cfg.n_iters})
-    )
+    with progress(label, cfg.n_starts * cfg.n_iters, enabled=show_progress) as step:
+        _, stats = LowKey(models, cfg).protect(
+            to_tensor(images),
+            points,
+            seed=seed,
+            snapshots=sorted({*snapshots, cfg.n_iters}),
+            progress=lambda done, total: step(),
+        )
     out = {k: to_uint8(v) for k, v in stats["snapshots"].items()}
     get_run_logger().info("LowKey: %d photos filtered (%d steps)", len(images), cfg.n_iters)
     return {"photos": out, "feature_distance": stats["feature_distance"], "cpu_seconds": time.process_time() - t0}
 
 
 def protect_batches(
-    models: list, images: np.ndarray, points: list, cfg: LowKeyAttack, seed: int, snapshots: list[int]
+    models: list,
+    images: np.ndarray,
+    points: list,
+    cfg: LowKeyAttack,
+    seed: int,
+    snapshots: list[int],
+    show_progress: bool = False,
 ) -> list:
     """Submit the filter in batches of `cfg.batch_size` (each batch's start noise seeded by its first index)."""
     b = cfg.batch_size
     return [
         protect.submit(
-            models, images[i : i + b], points[i : i + b], cfg, seed_for(seed, "lowkey", "batch", i), snapshots
+            models,
+            images[i : i + b],
+            points[i : i + b],
+            cfg,
+            seed_for(seed, "lowkey", "batch", i),
+            snapshots,
+            show_progress,
+            f"lowkey: filter photos {i}-{min(i + b, len(images)) - 1} ({cfg.n_iters} steps)",
         )
         for i in range(0, len(images), b)
     ]

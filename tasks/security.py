@@ -9,6 +9,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks.progress import progress
 from tenfold.components.attacks.base import Poison
 from tenfold.core.runtime import atomic_torch_save
 from tenfold.studies.security import benchmark, crafted
@@ -48,10 +49,14 @@ def craft_poison(
     mix=None,
     label: str | None = None,
     flip: bool = False,
+    show_progress: bool = False,
 ) -> dict:
-    """Trial `trial` of `attack` (`seed`: that trial's setup seed), saved to `path`; its manifest entry."""
+    """Trial `trial` of `attack` (`seed`: that trial's setup seed), saved to `path`; its manifest entry. A bar of
+    the crafting iterations when `show_progress`, a Prefect progress artifact inside a run."""
     torch.set_num_threads(1)
-    poison = benchmark.craft(attack, data, surrogate, budget, craft_cfg, seed, device, mix, flip)
+    total = benchmark.craft_steps(attack, craft_cfg)
+    with progress(f"craft {label or attack} #{trial}", total, enabled=show_progress and total > 0) as step:
+        poison = benchmark.craft(attack, data, surrogate, budget, craft_cfg, seed, device, mix, flip, step)
     poison.attack = label or attack
     poison.save(path)
     get_run_logger().info("crafted %s trial %d: %d poisons %s", poison.attack, trial, len(poison.indices), poison.info)

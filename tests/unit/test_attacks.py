@@ -187,3 +187,29 @@ def test_stamp_does_not_modify_input():
     x = np.zeros((2, 1, 8, 8), np.float32)
     out = stamp(x, np.ones((1, 2, 2), np.float32))
     assert x.sum() == 0 and out.sum() == 8
+
+
+@pytest.mark.parametrize(
+    "name, cfg",
+    [
+        ("gradient_matching", {"iters": 5, "restarts": 2, "tau": 0.1, "augment": False}),
+        ("poison_frogs", {"iters": 4, "lr": 0.01, "beta": 0.25}),
+        ("bullseye_polytope", {"iters": 3, "lr": 0.01}),
+        ("hidden_trigger", {"iters": 3, "lr": 0.01}),
+        ("clean_label_backdoor", {"steps": 4, "step": 0.25}),
+        ("label_flip", {"fraction": 0.1}),
+    ],
+)
+def test_crafting_reports_every_iteration_and_the_count_is_known_up_front(name, cfg):
+    from types import SimpleNamespace
+
+    from tenfold.components.attacks.base import craft_steps
+
+    cfg = SimpleNamespace(**cfg)
+    ticks = []
+    ctx = _ctx()
+    ctx.step = ticks.append
+    with_bar = ATTACKS[name].craft(ctx, cfg)
+    assert len(ticks) == craft_steps(cfg) and set(ticks) <= {1}
+    silent = ATTACKS[name].craft(_ctx(), cfg)  # the callback observes only: same poison without it
+    assert np.array_equal(with_bar.x, silent.x) and np.array_equal(with_bar.indices, silent.indices)

@@ -339,3 +339,21 @@ def test_web_downscales_and_protects_a_face_photo():
     png = web_png(out)
     assert png[:4] == b"\x89PNG" and np.array_equal(np.asarray(Image.open(io.BytesIO(png))), out)
     assert out.shape == img.shape and out.dtype == np.uint8 and seen[-1] == (2, 2) and not np.array_equal(out, img)
+
+
+@pytest.mark.slow  # imports the Prefect task module: seconds
+def test_filter_task_shows_a_bar_of_attack_steps(capsys, monkeypatch):
+    import logging
+
+    import tasks.lowkey as T
+
+    monkeypatch.setattr(T, "get_run_logger", lambda: logging.getLogger("test"))  # no Prefect run here
+    monkeypatch.setenv("TQDM_DISABLE", "1")  # as on a CI runner: asked for explicitly, the bar still shows
+    photos = (np.random.default_rng(0).random((2, 130, 130, 3)) * 255).astype(np.uint8)
+    cfg = LowKeyAttack(n_iters=3, lr=0.01, n_starts=2)
+    out = T.protect.fn(_toy_models(), photos, [PTS, PTS + 2], cfg, 1, [3], show_progress=True, label="filter test")
+    err = capsys.readouterr().err
+    assert "filter test" in err and "/6 " in err  # a bar of 2 starts x 3 steps
+    quiet = T.protect.fn(_toy_models(), photos, [PTS, PTS + 2], cfg, 1, [3])
+    assert capsys.readouterr().err == ""
+    assert np.array_equal(out["photos"][3], quiet["photos"][3])

@@ -237,3 +237,26 @@ def test_cifar10_data_missing_names_the_stage_that_builds_it(tmp_path):
 
     with pytest.raises(ArtifactError, match="build_cifar10"):
         benchmark.load_data(Data(dataset="cifar10", n_train=100, n_test=50), tmp_path, 0)
+
+
+@pytest.mark.slow  # imports the Prefect task module: seconds
+def test_craft_task_shows_a_bar_of_crafting_iterations(tmp_path, capsys, monkeypatch):
+    import logging
+
+    import tasks.security as T
+
+    monkeypatch.setattr(T, "get_run_logger", lambda: logging.getLogger("test"))  # no Prefect run here
+    monkeypatch.setenv("TQDM_DISABLE", "1")  # as on a CI runner: asked for explicitly, the bar still shows
+    sp = SecurityParams.model_validate(
+        {"victim": _victim(width=4, epochs=1, batch_size=16), "craft": {"gradient_matching": {"iters": 3}}}
+    )
+    data = _data()
+    net = benchmark.train_clean(data, sp.victim, "cpu", 0)
+    args = ("gradient_matching", data, net, sp.budget, sp.craft, 0, 7, "cpu")
+    entry = T.craft_poison.fn(*args, str(tmp_path / "gm.npz"), show_progress=True)
+    err = capsys.readouterr().err
+    assert "craft gradient_matching #0" in err and "/3 " in err  # a bar of 3 iterations x 1 restart
+    T.craft_poison.fn(*args, str(tmp_path / "quiet.npz"))
+    assert capsys.readouterr().err == ""  # off by default (CI, DVC without a terminal)
+    assert np.array_equal(np.load(tmp_path / "gm.npz")["x"], np.load(tmp_path / "quiet.npz")["x"])
+    assert entry["n_poison"] >= 1

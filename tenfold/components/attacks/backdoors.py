@@ -104,6 +104,7 @@ def craft_clean_label(ctx: CraftContext, cfg) -> Poison:
         x.requires_grad_(True)
         g = torch.autograd.grad(F.cross_entropy(model(x), yb), x)[0]
         x = project_linf(x.detach() + cfg.step * ctx.eps * g.sign(), xb, ctx.eps)
+        ctx.tick()
     return Poison(
         "clean_label_backdoor",
         "backdoor",
@@ -147,5 +148,6 @@ def craft_hidden_trigger(ctx: CraftContext, cfg) -> Poison:
         opt.step()
         with torch.no_grad():
             delta.copy_(project_linf(xb + delta, xb, ctx.eps) - xb)
+        ctx.tick()
     x = project_linf(xb + delta.detach(), xb, ctx.eps).cpu().numpy()
     return Poison("hidden_trigger", "backdoor", s, idx, x, ctx.y_train[idx].copy(), trig)

@@ -3,6 +3,7 @@ reused by every defense), the l_inf projection, differentiable augmentation and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,6 +142,13 @@ def sample_poison_indices(
     return np.sort(np.random.default_rng(seed).choice(pool, n, replace=False))
 
 
+def craft_steps(cfg) -> int:
+    """How many times an attack with (per-attack) config `cfg` calls `CraftContext.tick`: iterations (or steps)
+    times restarts; 0 for attacks that craft in one pass (label flips, patches)."""
+    n = getattr(cfg, "iters", None) or getattr(cfg, "steps", None) or 0
+    return int(n) * int(getattr(cfg, "restarts", 1) or 1)
+
+
 @dataclass
 class CraftContext:
     """Everything an attack may use: data, the attacker's surrogate (trained on clean data), device, setup."""
@@ -163,3 +171,9 @@ class CraftContext:
     flip: bool = False
     # the per-channel std of the victims' input normalisation: the lab's signAdam step is `tau` in normalised units
     input_std: tuple[float, ...] | None = None
+    # called with 1 after every crafting iteration (a progress bar of the caller); see `craft_steps` for the total
+    step: Callable[[int], None] | None = None
+
+    def tick(self) -> None:
+        if self.step is not None:
+            self.step(1)

@@ -49,6 +49,7 @@ def craft_frogs(ctx: CraftContext, cfg) -> Poison:
             p = p - lr * grad  # forward step on the feature-collision term
             p = (p + lr * beta * xb) / (1 + lr * beta)  # backward (proximal) step on beta ||p - b||^2
             p = project_linf(p, xb, ctx.eps)
+        ctx.tick()
     with torch.no_grad():
         dist = float(((model.features(p) - ft) ** 2).sum(1).mean())
     return Poison(
@@ -84,6 +85,7 @@ def craft_bullseye(ctx: CraftContext, cfg) -> Poison:
         opt.step()
         with torch.no_grad():
             delta.copy_(project_linf(xb + delta, xb, ctx.eps) - xb)
+        ctx.tick()
     p = project_linf(xb + delta.detach(), xb, ctx.eps)
     with torch.no_grad():
         rel = float(((model.features(p).mean(0, keepdim=True) - ft) ** 2).sum() / (ft**2).sum())

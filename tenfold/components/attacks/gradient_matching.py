@@ -85,6 +85,7 @@ def craft(ctx: CraftContext, cfg) -> Poison:
             sched.step()
             with torch.no_grad():
                 u.copy_((project_linf(xb + u * std, xb, ctx.eps) - xb) / std)
+            ctx.tick()
         final = float(matching_loss(model, xb + u.detach() * std, yb, target_grad, gen, False).detach())
         if final < best_loss:
             best, best_loss = u.detach().clone(), final

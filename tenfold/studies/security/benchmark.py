@@ -20,6 +20,7 @@ import torch
 
 from tenfold.components.attacks import get_attack
 from tenfold.components.attacks.base import CraftContext, Poison, make_setup, stamp
+from tenfold.components.attacks.base import craft_steps as attack_steps
 from tenfold.components.attacks.metrics import wilson
 from tenfold.components.data import cifar10
 from tenfold.components.data.images import ImageData, load
@@ -86,12 +87,14 @@ def craft(
     device,
     mix=None,
     flip: bool = False,
+    step=None,
 ) -> Poison:
     """Craft the poison of one setup of `attack`: `seed` is the setup's seed (one per trial, shared by every
     attack, so that the targeted attacks of a trial aim at the same target); the setup depends only on (seed, goal)
     and the crafting's own draws are seeded by it too. `flip`: the victims train with horizontal flips (the
     differentiable augmentation of gradient matching flips too). Targeted poisons record what the clean surrogate
-    predicts for their target (`clean_adv_logp`, `clean_pred_adv`): the control of the success rate."""
+    predicts for their target (`clean_adv_logp`, `clean_pred_adv`): the control of the success rate. `step(1)` is
+    called after every crafting iteration (`craft_steps(attack, craft_cfg)` in all)."""
     spec = get_attack(attack)
     setup = make_setup(spec.goal, data.y_test, data.num_classes, seed)
     ctx = CraftContext(
@@ -110,6 +113,7 @@ def craft(
         mix,
         flip,
         input_std(surrogate),
+        step,
     )
     poison = spec.craft(ctx, getattr(craft_cfg, attack, None))
     if poison.goal == "targeted":
@@ -117,6 +121,11 @@ def craft(
         pred = int(predict(surrogate, data.x_test[setup.target_index : setup.target_index + 1], device)[0])
         poison.info.update(clean_adv_logp=logp, clean_pred_adv=float(pred == setup.adv_class))
     return poison
+
+
+def craft_steps(attack: str, craft_cfg: Craft) -> int:
+    """Crafting iterations of one poison of `attack` (the total of its progress bar)."""
+    return attack_steps(getattr(craft_cfg, attack, None))
 
 
 def base_attack(label: str) -> str:
