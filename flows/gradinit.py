@@ -25,7 +25,7 @@ def gradinit_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
     with tracked(ctx, tags={"data_source": data.source}) as run:
         # Kaiming and GradInit runs of one seed index start from the same weights and see the same batches
         images = {
-            (arch, init, s): image_run.submit(arch, init, data, im, ctx.device, ctx.seed_for("image", s))
+            (arch, init, s): image_run.submit(arch, init, data, im, ctx.device, ctx.seed_for("image", s), ctx.progress)
             for arch in (im.models if im.enabled else [])
             for init in outcome.INITS
             for s in range(im.seeds)

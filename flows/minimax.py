@@ -42,6 +42,7 @@ def minimax_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                     ctx.path("checkpoints", f"{k}_seed{s}.pt"),
                     fingerprint(k, p.train.model_dump(exclude={"seeds"}), p.data.model_dump(), s),
                 ),
+                ctx.progress,
             )
             for s in seeds
             for k in trainers

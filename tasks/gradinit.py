@@ -13,6 +13,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks.progress import progress
 from tenfold.components.data import cifar10
 from tenfold.components.data.images import ImageData, load
 from tenfold.core.seeds import seed_for, seeded
@@ -50,10 +51,11 @@ def build_image_model(arch: str, mcfg, shape, num_classes: int):
 
 
 @task(name="gradinit-image-run", cache_policy=NO_CACHE)
-def image_run(arch: str, init: str, data, study, device, seed: int) -> dict:
+def image_run(arch: str, init: str, data, study, device, seed: int, show_progress: bool = False) -> dict:
     """Build `arch` with Kaiming init, optionally apply GradInit, train; return history, scales, timings, model.
 
-    The initial weights, GradInit's batches and the training batch order each get their own seed from `seed`."""
+    The initial weights, GradInit's batches and the training batch order each get their own seed from `seed`. A bar
+    of the training epochs when `show_progress`, a Prefect progress artifact inside a run."""
     log = get_run_logger()
     xtr, ytr, xte, yte = (torch.as_tensor(a).to(device) for a in (data.x_train, data.y_train, data.x_test, data.y_test))
     model = seeded(
@@ -75,17 +77,23 @@ def image_run(arch: str, init: str, data, study, device, seed: int) -> dict:
             100 * res.constraint_share,
         )
     t = time.time()
-    out["history"] = train_images(
-        model,
-        xtr,
-        ytr,
-        xte,
-        yte,
-        study.train,
-        seed_for(seed, "gradinit", "shuffle"),
-        on_epoch=lambda r: log.info("%s/%s epoch %d: test acc %.3f", arch, init, r["epoch"], r["test_acc"]),
-        bias_lr_factor=study.train.resnet_bias_lr_factor if arch == "resnet" else 1.0,
-    )
+
+    def on_epoch(r, step):
+        log.info("%s/%s epoch %d: test acc %.3f", arch, init, r["epoch"], r["test_acc"])
+        step()
+
+    with progress(f"gradinit: train {arch}/{init} seed {seed}", study.train.epochs, show_progress) as step:
+        out["history"] = train_images(
+            model,
+            xtr,
+            ytr,
+            xte,
+            yte,
+            study.train,
+            seed_for(seed, "gradinit", "shuffle"),
+            on_epoch=lambda r: on_epoch(r, step),
+            bias_lr_factor=study.train.resnet_bias_lr_factor if arch == "resnet" else 1.0,
+        )
     out["train_seconds"] = time.time() - t
     out["model"] = model.cpu()
     return out

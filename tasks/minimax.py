@@ -10,6 +10,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks.progress import progress
 from tenfold.components.data.images import ImageData
 from tenfold.components.perturb.pgd import accuracy
 from tenfold.components.perturb.train import fit
@@ -32,11 +33,14 @@ def load_data(cfg: MinimaxData, data_root: str, seed: int) -> ImageData:
 
 
 @task(name="train-adversarial", cache_policy=NO_CACHE)
-def train_trainer(kind: str, x, y, cfg: MinimaxTrain, num_classes: int, seed: int, checkpoint: Checkpoint):
+def train_trainer(
+    kind: str, x, y, cfg: MinimaxTrain, num_classes: int, seed: int, checkpoint: Checkpoint, show_progress: bool = False
+):
     """Train `cfg.arch` with one trainer (at, weighted_at, trades, weighted_trades); returns (model, history).
     The initial weights come from `seed`, each epoch's shuffle, augmentation and attack draws from a generator
     seeded with `seed_for(seed, "minimax", "epoch", e)`, so trainers given the same seed start equal and see the
-    same order. With `cfg.normalize` the net sees inputs standardised by the training set's channel statistics."""
+    same order. With `cfg.normalize` the net sees inputs standardised by the training set's channel statistics.
+    A bar of the training epochs when `show_progress`, a Prefect progress artifact inside a run."""
     log = get_run_logger()
     model = make_model(cfg, x, num_classes, seed).to(x.device)
     steps_per_epoch = math.ceil(len(x) / cfg.batch_size)
@@ -50,7 +54,19 @@ def train_trainer(kind: str, x, y, cfg: MinimaxTrain, num_classes: int, seed: in
         warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
         start_step=checkpoint_epoch(checkpoint) * steps_per_epoch,
     )
-    hist = fit(
+
+    def on_epoch(r, step):
+        log.info("%s epoch %d loss %.4f", kind, r["epoch"], r["loss"])
+        step()
+
+    bar = progress(f"minimax: train {kind} seed {seed}", cfg.epochs - checkpoint_epoch(checkpoint), show_progress)
+    with bar as step:
+        hist = _fit(model, x, y, cfg, seed, loss, checkpoint, lambda r: on_epoch(r, step))
+    return model, hist
+
+
+def _fit(model, x, y, cfg: MinimaxTrain, seed: int, loss, checkpoint: Checkpoint, on_epoch):
+    return fit(
         model,
         x,
         y,
@@ -66,9 +82,8 @@ def train_trainer(kind: str, x, y, cfg: MinimaxTrain, num_classes: int, seed: in
         augment=partial(minimax_data.augment_batch, pad=4, flip=True) if cfg.augment else None,
         checkpoint=checkpoint,
         epoch_seeds=[seed_for(seed, "minimax", "epoch", e) for e in range(cfg.epochs)],
-        on_epoch=lambda r: log.info("%s epoch %d loss %.4f", kind, r["epoch"], r["loss"]),
+        on_epoch=on_epoch,
     )
-    return model, hist
 
 
 @task(name="evaluate-nonuniform", cache_policy=NO_CACHE)

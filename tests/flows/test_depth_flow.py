@@ -1,26 +1,16 @@
 """Flow test of study `depth` at tiny scale, on a CIFAR-10 slice built by the real `build_cifar10` code (the CPU
 default's data)."""
 
-from pathlib import Path
-
 import pytest
 
-from tests.support.cifar import cifar_folder
-
-
-def _cifar_slice(root: Path) -> dict:
-    """<root>/data/cifar10 as stage build_cifar10 writes it (the real `cifar10.build`), from a slice."""
-    from tenfold.components.data import cifar10
-
-    cifar_folder(root / "slice")
-    return cifar10.build(root / "data" / "cifar10", root / "data", root / "slice")
+from tests.support.cifar import built_cifar_slice
 
 
 @pytest.mark.slow
 def test_depth_flow_tiny(prefect_harness, tiny, tmp_path, check_study_outputs):
     from flows.depth import depth_flow
 
-    man = _cifar_slice(tmp_path)
+    man = built_cifar_slice(tmp_path)
     params = tiny(["depth"])
     out = depth_flow(params_path=str(params), root=str(tmp_path))
     r = check_study_outputs(tmp_path, out, "depth", {"depth_emulation"})

@@ -1,43 +1,20 @@
 """Flow test of study `minimax` at tiny scale, on a CIFAR-10 slice built by the real `build_cifar10` code."""
 
-import shutil
-from pathlib import Path
-
-import numpy as np
 import pytest
-from PIL import Image
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
-
-
-def _cifar_slice(tmp_path: Path, train_per_class: int = 6, test_per_class: int = 3) -> None:
-    """An ImageFolder slice (real images from the shared copy when present, else random ones) turned into
-    <tmp_path>/data/cifar10 by `tenfold.components.data.cifar10.build`, as stage build_cifar10 does."""
-    from tenfold.components.data import cifar10
-
-    rng = np.random.default_rng(0)
-    for split, n in (("train", train_per_class), ("test", test_per_class)):
-        for c in cifar10.CLASSES:
-            d = tmp_path / "slice" / "cifar10" / split / c
-            d.mkdir(parents=True)
-            real = sorted((SHARED / "cifar10" / split / c).glob("*.png"))[:n] if SHARED.exists() else []
-            for i in range(n):
-                if i < len(real):
-                    shutil.copy(real[i], d / real[i].name)
-                else:
-                    Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(d / f"{i}.png")
-    cifar10.build(tmp_path / "data" / "cifar10", tmp_path / "data", tmp_path / "slice")
+from tests.support.cifar import built_cifar_slice
 
 
 @pytest.mark.slow
-def test_minimax_flow_tiny(prefect_harness, tiny, tmp_path, check_study_outputs):
+def test_minimax_flow_tiny(prefect_harness, tiny, tmp_path, check_study_outputs, capsys):
     from mlflow.tracking import MlflowClient
 
     from flows.minimax import minimax_flow
 
-    _cifar_slice(tmp_path)
-    params = tiny(["minimax"])
+    built_cifar_slice(tmp_path, 6, 3)
+    params = tiny(["minimax"], {"common": {"progress": True}})  # as on a terminal: a bar per training run
     out = minimax_flow(params_path=str(params), root=str(tmp_path))
+    assert "minimax: train weighted_at seed" in capsys.readouterr().err
     r = check_study_outputs(tmp_path, out, "minimax", {"weighted_beats_uniform"})
     res, (c,) = r["results"], r["claims"]
     gain = 100 * (res["weighted_at"]["robust"]["2.0"] - res["at"]["robust"]["2.0"])

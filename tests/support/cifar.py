@@ -43,3 +43,10 @@ def shared_with_cifar_slice(dst: Path, train_per_class: int = 10, test_per_class
                 (dst / entry.name).symlink_to(entry)
     cifar_folder(dst, train_per_class, test_per_class)
     return dst
+
+
+def built_cifar_slice(root: Path, train_per_class: int = 10, test_per_class: int = 5) -> dict:
+    """<root>/data/cifar10 as stage build_cifar10 writes it (the real `cifar10.build`), from a slice made under
+    <root>/slice; returns the build's manifest."""
+    cifar_folder(root / "slice", train_per_class, test_per_class)
+    return cifar10.build(root / "data" / "cifar10", root / "data", root / "slice")
