@@ -45,7 +45,7 @@ def depth_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                             ),
                         )
                         futures[(fam.name, depth, rec, s)] = train_classifier.submit(
-                            fam, depth, rec, data, p.train, p.init, ctx.device, *seeds, ckpt
+                            fam, depth, rec, data, p.train, p.init, ctx.device, *seeds, ckpt, ctx.progress
                         )
         res = {k: f.result() for k, f in futures.items()}
         measured = outcome.Measured(res, data.name, data.source, len(data.y_train), len(data.y_test))

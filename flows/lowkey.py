@@ -92,7 +92,7 @@ def lowkey_surrogates_flow(params_path: str = "params.yaml", root: str = ".") ->
             ctx.path("checkpoints", f"{s.name}.pt"), fingerprint(s.model_dump(), p.train.model_dump(), data_fp, seed)
         )
         futures[s.name] = train_face_model.submit(
-            s, crops, labels, p.train, seed, ms1m.net.state_dict() if s.init == "ms1m" else None, ckpt
+            s, crops, labels, p.train, seed, ms1m.net.state_dict() if s.init == "ms1m" else None, ckpt, ctx.progress
         )
     models, meta = {}, {}
     for s in p.surrogates:

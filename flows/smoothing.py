@@ -45,7 +45,14 @@ def smoothing_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
         # base models: one per (task, sigma), trained with that sigma's noise, fanned out
         trained = {
             (kind, s): train_base.submit(
-                kind, data.x_train, data.x_test[:500], on[kind], s, ctx.device, ctx.seed_for("base", kind, s)
+                kind,
+                data.x_train,
+                data.x_test[:500],
+                on[kind],
+                s,
+                ctx.device,
+                ctx.seed_for("base", kind, s),
+                ctx.progress,
             )
             for kind in outcome.IMAGE_TASKS
             if kind in on

@@ -12,6 +12,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks.progress import progress
 from tenfold.components.data import cifar10
 from tenfold.components.data.images import ImageData, load
 from tenfold.components.models.recurrent import count_parameters
@@ -57,6 +58,7 @@ def train_classifier(
     init_seed: int,
     shuffle_seed: int,
     checkpoint: Checkpoint,
+    show_progress: bool = False,
 ) -> dict:
     """Train one net (initial weights from `init_seed`, batch order from `shuffle_seed`, resuming `checkpoint` when
     it matches); return accuracy and test predictions."""
@@ -67,10 +69,11 @@ def train_classifier(
     ).to(device)
     lr = learning_rate(family, recurrent, cfg)
     t = time.time()
-    history = train(model, xtr, ytr, cfg, lr, shuffle_seed, checkpoint)
+    kind = "recurrent" if recurrent else "feed-forward"
+    with progress(f"depth: train {family.name} {kind} depth {depth}", cfg.epochs, show_progress) as step:
+        history = train(model, xtr, ytr, cfg, lr, shuffle_seed, checkpoint, on_epoch=lambda rec: step())
     pred = predict(model, xte)
     acc = float((pred == yte).float().mean())
-    kind = "recurrent" if recurrent else "feed-forward"
     log.info(
         "%s %s depth %d (%d iterations, %d params, lr %g): test acc %.4f in %.1fs",
         family.name,

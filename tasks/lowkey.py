@@ -50,21 +50,22 @@ def train_face_model(
     seed: int,
     init_state: dict | None,
     checkpoint: Checkpoint,
+    show_progress: bool = False,
 ):
+    """Train one surrogate (resuming `checkpoint`); (model, history, CPU seconds). A bar of the training epochs
+    when `show_progress`, a Prefect progress artifact inside a run."""
     log = get_run_logger()
     t0 = time.process_time()
-    model, history = train_surrogate(
-        spec,
-        crops,
-        labels,
-        cfg,
-        seed,
-        init_state,
-        checkpoint,
-        on_epoch=lambda r: log.info(
-            "%s epoch %d: loss %.3f, train acc %.3f", spec.name, r["epoch"], r["loss"], r["train_acc"]
-        ),
-    )
+
+    def on_epoch(r, step):
+        log.info("%s epoch %d: loss %.3f, train acc %.3f", spec.name, r["epoch"], r["loss"], r["train_acc"])
+        step()
+
+    epochs = cfg.epochs if spec.init == "ms1m" else cfg.scratch_epochs  # as train_surrogate picks them
+    with progress(f"lowkey: train surrogate {spec.name}", epochs, show_progress) as step:
+        model, history = train_surrogate(
+            spec, crops, labels, cfg, seed, init_state, checkpoint, on_epoch=lambda r: on_epoch(r, step)
+        )
     log.info("%s (%s head, init %s, %d parameters) trained", spec.name, spec.head, spec.init, count_parameters(model))
     return model, history, time.process_time() - t0
 

@@ -12,6 +12,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks.progress import progress
 from tenfold.components.data import images as image_data
 from tenfold.core.seeds import seed_for, seeded
 from tenfold.studies.smoothing.experiment import certify_inputs, per_input, summarize
@@ -48,17 +49,35 @@ def load_images(dataset: str, data_root: str, seed: int) -> image_data.ImageData
 
 
 @task(name="smoothing-train-base", cache_policy=NO_CACHE)
-def train_base(kind: str, images: np.ndarray, test_images: np.ndarray, cfg, sigma: float, device, seed: int):
+def train_base(
+    kind: str,
+    images: np.ndarray,
+    test_images: np.ndarray,
+    cfg,
+    sigma: float,
+    device,
+    seed: int,
+    show_progress: bool = False,
+):
     """Train the task's base model with noise `sigma`; returns (model in eval mode, history, test MSE). Weights,
-    training order and noise, and the test noise come from seeds named after `seed`."""
+    training order and noise, and the test noise come from seeds named after `seed`. A bar of the training epochs
+    when `show_progress`, a Prefect progress artifact inside a run."""
     log = get_run_logger()
     model = build_base(kind, tuple(images.shape[1:]), cfg, seed)
     tc: TrainConfig = cfg.train
     x = images[: tc.n_train] if tc.n_train else images
     t0 = time.time()
-    history = train_denoising(
-        model, x, sigma, tc, device, seed_for(seed, "smoothing", "train"), to_input=_to_input(model)
-    )
+    with progress(f"smoothing: train {kind} sigma {sigma:g}", tc.epochs, show_progress) as step:
+        history = train_denoising(
+            model,
+            x,
+            sigma,
+            tc,
+            device,
+            seed_for(seed, "smoothing", "train"),
+            to_input=_to_input(model),
+            on_epoch=lambda rec: step(),
+        )
     mse = reconstruction_mse(
         model, test_images, sigma, device, seed_for(seed, "smoothing", "test_noise"), to_input=_to_input(model)
     )

@@ -7,12 +7,13 @@ from tests.support.cifar import built_cifar_slice
 
 
 @pytest.mark.slow
-def test_depth_flow_tiny(prefect_harness, tiny, tmp_path, check_study_outputs):
+def test_depth_flow_tiny(prefect_harness, tiny, tmp_path, check_study_outputs, capsys):
     from flows.depth import depth_flow
 
     man = built_cifar_slice(tmp_path)
-    params = tiny(["depth"])
+    params = tiny(["depth"], {"common": {"progress": True}})  # as on a terminal: a bar per training run
     out = depth_flow(params_path=str(params), root=str(tmp_path))
+    assert "depth: train residual recurrent depth" in capsys.readouterr().err
     r = check_study_outputs(tmp_path, out, "depth", {"depth_emulation"})
     assert r["data"] == "cifar10" and r["data_source"] == man["source"] and (r["n_train"], r["n_test"]) == (96, 48)
     assert any(n.startswith("Data: every accuracy, gap and agreement here is on CIFAR-10") for n in r["notes"])

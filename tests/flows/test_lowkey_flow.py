@@ -8,19 +8,21 @@ import pytest
 
 
 @pytest.mark.slow
-def test_lowkey_flows_tiny(prefect_harness, tiny, tmp_path, check_study_outputs):
+def test_lowkey_flows_tiny(prefect_harness, tiny, tmp_path, check_study_outputs, capsys):
     from mlflow.tracking import MlflowClient
 
     from flows.lowkey import lowkey_faces_flow, lowkey_flow, lowkey_surrogates_flow
 
-    params = str(tiny(["lowkey"]))
+    params = str(tiny(["lowkey"], {"common": {"progress": True}}))  # as on a terminal: bars for the long loops
     faces = lowkey_faces_flow(params_path=params, root=str(tmp_path))
     assert faces["celeba_found"] >= faces["celeba"] - 2 and faces["att"] == 30  # tiny: 8 identities, 3 subjects
     meta = lowkey_surrogates_flow(params_path=params, root=str(tmp_path))
     assert set(meta) == {"ft_arcface", "scratch_cosface"} and meta["ft_arcface"]["init"] == "ms1m"
     assert (tmp_path / "models" / "lowkey" / "surrogates.pt").exists()
+    assert "lowkey: train surrogate scratch_cosface" in capsys.readouterr().err
     assert json.loads((tmp_path / "models" / "lowkey" / "surrogates.json").read_text())["sha256"]
     out = lowkey_flow(params_path=params, root=str(tmp_path))
+    assert "lowkey: filter photos 0-" in capsys.readouterr().err
     ids = {"dlib_rank1_filtered", "lowkey_ssim", "dlib_rank1_subtle", "surrogate_rank1_filtered"}
     r = check_study_outputs(tmp_path, out, "lowkey", ids)
     models = {row[0]: row for row in r["tables"]["models"]["rows"]}

@@ -5,13 +5,14 @@ import yaml
 
 
 @pytest.mark.slow
-def test_smoothing_flow_tiny(prefect_harness, tiny, tmp_path, check_study_outputs):
+def test_smoothing_flow_tiny(prefect_harness, tiny, tmp_path, check_study_outputs, capsys):
     from mlflow.tracking import MlflowClient
 
     from flows.smoothing import smoothing_flow
 
-    params = tiny(["smoothing"])
+    params = tiny(["smoothing"], {"common": {"progress": True}})  # as on a terminal: a bar per training run
     out = smoothing_flow(params_path=str(params), root=str(tmp_path))
+    assert "smoothing: train autoencoder sigma" in capsys.readouterr().err
     r = check_study_outputs(tmp_path, out, "smoothing", {"smoothing_certifies"})
     (c,) = r["claims"]
     shares = r["certified_at_default_sigma"]

@@ -55,8 +55,10 @@ def train(
     base_lr: float,
     seed: int,
     checkpoint: Checkpoint | None = None,
+    on_epoch=None,
 ) -> list[dict]:
-    """SGD with the warmup/step schedule; checkpoint after every epoch, resume a matching checkpoint.
+    """SGD with the warmup/step schedule; checkpoint after every epoch, resume a matching checkpoint; `on_epoch(rec)`
+    after every epoch trained here.
 
     The shuffling generator of each epoch is seeded with `seed_for(seed, "depth", "epoch", epoch)`, so a resumed run
     gives the same weights as an uninterrupted one.
@@ -86,4 +88,6 @@ def train(
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": opt.param_groups[0]["lr"]})
         if checkpoint:
             checkpoint.save(epoch=epoch + 1, model=model.state_dict(), optimizer=opt.state_dict(), history=history)
+        if on_epoch:
+            on_epoch(history[-1])
     return history
