@@ -23,7 +23,7 @@ def depth_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
     p = ctx.params
     data = load_images.submit(p.data, str(ctx.data_root), ctx.seed_for("split"), ctx.seed_for("subset")).result()
     with tracked(ctx, tags={"data_source": data.source}) as run:
-        futures = {}
+        futures, ddp = {}, (ctx.progress, ctx.common.nproc, ctx.common.threads)  # nproc > 1: each net under torchrun
         for fam in p.families:
             for depth in fam.depths:
                 for rec in (True, False):
@@ -45,7 +45,7 @@ def depth_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                             ),
                         )
                         futures[(fam.name, depth, rec, s)] = train_classifier.submit(
-                            fam, depth, rec, data, p.train, p.init, ctx.device, *seeds, ckpt, ctx.progress
+                            fam, depth, rec, data, p.train, p.init, ctx.device, *seeds, ckpt, *ddp
                         )
         res = {k: f.result() for k, f in futures.items()}
         measured = outcome.Measured(res, data.name, data.source, len(data.y_train), len(data.y_test))

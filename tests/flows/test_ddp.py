@@ -1,5 +1,6 @@
-"""Data-parallel training under torchrun (2 CPU processes, gloo): the maze net trains like single-process training
-(same global batches; tolerance below), a killed run resumes from rank 0's checkpoint, and the flow logs once."""
+"""Data-parallel training under torchrun (2 CPU processes, gloo): the maze and depth nets train like single-process
+training (same global batches; tolerance below), a killed run resumes from rank 0's checkpoint, and each flow logs
+once."""
 
 import json
 
@@ -80,3 +81,71 @@ def test_maze_flow_with_nproc_2_logs_once(prefect_harness, tiny, tmp_path, check
     assert len(runs) == 1
     assert torch.load(tmp_path / "checkpoints" / "maze" / "recurrent.pt", weights_only=True)["epoch"] == 2
     assert json.loads((tmp_path / "results" / "maze.json").read_text())["final_train_loss"] > 0
+
+
+DEPTH_NETS = [
+    # residual (convs, no BatchNorm) and MLP nets of the depth study, recurrent and feed-forward
+    {"family": "residual", "depth": 11, "recurrent": True, "width": 4, "shape": [3, 8, 8], "classes": 4},
+    {"family": "mlp", "depth": 4, "recurrent": False, "width": 16, "shape": [3, 8, 8], "classes": 4},
+]
+
+
+def _depth_spec(tmp_path, net: dict, **kw):
+    from tenfold.studies.depth.params import DepthTrain
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(50, 3, 8, 8, generator=g), torch.randint(0, 4, (50,), generator=g)  # 50: a short last batch
+    atomic_savez(tmp_path / "depth.npz", compress=False, x=x.numpy(), y=y.numpy())
+    cfg = DepthTrain(epochs=3, batch_size=16, lr=0.05, warmup_epochs=1, milestones=[0.6], clip=1.0)
+    spec = {
+        "data": str(tmp_path / "depth.npz"),
+        "net": {**net, "init": "default", "init_seed": 3},
+        "cfg": cfg.model_dump(),
+    }
+    return x, y, cfg, {**spec, "lr": 0.05, "shuffle_seed": 9, "threads": 1, "device": "cpu", **kw}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("net", DEPTH_NETS, ids=lambda n: n["family"])
+def test_depth_net_two_processes_match_one_and_resume_after_a_kill(tmp_path, net):
+    from tenfold.studies.depth import distributed as entry
+    from tenfold.studies.depth.train import train as depth_train
+
+    x, y, cfg, spec = _depth_spec(tmp_path, net)
+    single = entry.build(spec["net"])
+    hist1 = depth_train(single, x, y, cfg, 0.05, 9)
+    out = torch.load(run_torchrun("tenfold.studies.depth.distributed", spec, 2, tmp_path / "a"), weights_only=True)
+    assert out["world_size"] == 2 and [h["epoch"] for h in out["history"]] == [1, 2, 3]
+    assert out["history"][-1]["loss"] < out["history"][0]["loss"]  # it trains
+    for a, b in zip(hist1, out["history"]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=TOL)
+    for k, v in single.state_dict().items():
+        torch.testing.assert_close(out["model"][k], v, atol=TOL, rtol=TOL)
+    # killed after one epoch, then resumed from rank 0's checkpoint: the same weights as the uninterrupted run
+    ck = {"checkpoint": str(tmp_path / "ck.pt"), "fingerprint": "f"}
+    run_torchrun("tenfold.studies.depth.distributed", {**spec, **ck, "epochs": 1}, 2, tmp_path / "b")
+    assert torch.load(tmp_path / "ck.pt", weights_only=True)["epoch"] == 1
+    resumed_path = run_torchrun("tenfold.studies.depth.distributed", {**spec, **ck}, 2, tmp_path / "c")
+    resumed = torch.load(resumed_path, weights_only=True)
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    for k, v in out["model"].items():
+        torch.testing.assert_close(resumed["model"][k], v, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_depth_flow_with_nproc_2_logs_once(prefect_harness, tiny, tmp_path, check_study_outputs):
+    from mlflow.tracking import MlflowClient
+
+    from flows.depth import depth_flow
+    from tests.support.cifar import built_cifar_slice
+
+    built_cifar_slice(tmp_path)
+    params = tiny(["depth"], {"common": {"nproc": 2}})
+    out = depth_flow(params_path=str(params), root=str(tmp_path))
+    r = check_study_outputs(tmp_path, out, "depth", {"depth_emulation"})
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("depth").experiment_id])
+    assert len(runs) == 1
+    ck = torch.load(tmp_path / "checkpoints" / "depth" / "residual_d11_rec_s0.pt", weights_only=True)
+    assert ck["epoch"] == len(ck["history"]) >= 1 and all(h["loss"] > 0 for h in ck["history"])
+    assert {row[0] for row in r["tables"]["depth"]["rows"]} == {"residual", "mlp"}

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tenfold.components import distributed
 from tenfold.core.checkpoints import Checkpoint
 from tenfold.core.seeds import generator, seed_for
 
@@ -39,6 +40,21 @@ def lr_at(epoch: int, cfg, base_lr: float) -> float:
     return base_lr * warm * decay
 
 
+def _step_loss(model: nn.Module, xtr: torch.Tensor, ytr: torch.Tensor, idx: torch.Tensor) -> float:
+    """Backward of one global batch `idx` (this rank's share under torchrun); returns the batch's mean loss."""
+    if distributed.world_size() == 1:
+        loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
+        loss.backward()
+        return loss.item()
+    mine = distributed.shard(idx)
+    total = torch.zeros(())
+    if len(mine):  # a rank without examples in a short last batch contributes zero gradients
+        loss = F.cross_entropy(model(xtr[mine]), ytr[mine], reduction="sum") / len(idx)
+        loss.backward()
+        total = loss.detach().cpu()
+    return float(distributed.all_sum(total))
+
+
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
     model.eval()
@@ -56,9 +72,16 @@ def train(
     seed: int,
     checkpoint: Checkpoint | None = None,
     on_epoch=None,
+    stop_after: int | None = None,
 ) -> list[dict]:
     """SGD with the warmup/step schedule; checkpoint after every epoch, resume a matching checkpoint; `on_epoch(rec)`
-    after every epoch trained here.
+    after every epoch trained here; `stop_after` ends the run after that epoch (the schedule stays `cfg.epochs`'s, as a
+    run killed there).
+
+    Under torchrun (`tenfold.components.distributed`) each rank takes its share of every global batch (the global
+    batch stays `cfg.batch_size`), the loss is normalised by the global batch and gradients are summed over ranks
+    before clipping and the step: the same update as one process, up to float summation order (BatchNorm, in
+    `residual_bn` only, then sees per-rank batch statistics, as plain DDP). Rank 0 checkpoints and reports epochs.
 
     The shuffling generator of each epoch is seeded with `seed_for(seed, "depth", "epoch", epoch)`, so a resumed run
     gives the same weights as an uninterrupted one.
@@ -71,23 +94,23 @@ def train(
         opt.load_state_dict(state["optimizer"])
         start, history = state["epoch"], list(state["history"])
     model.train()
-    for epoch in range(start, cfg.epochs):
+    for epoch in range(start, min(cfg.epochs, stop_after or cfg.epochs)):
         for g in opt.param_groups:
             g["lr"] = lr_at(epoch, cfg, base_lr)
         perm = torch.randperm(len(xtr), generator=generator(seed_for(seed, "depth", "epoch", epoch))).to(xtr.device)
         losses = []
         for i in range(0, len(xtr), cfg.batch_size):
             idx = perm[i : i + cfg.batch_size]
-            loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            losses.append(_step_loss(model, xtr, ytr, idx))
+            distributed.sum_gradients(model)
             if cfg.clip:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
             opt.step()
-            losses.append(loss.item())
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": opt.param_groups[0]["lr"]})
-        if checkpoint:
-            checkpoint.save(epoch=epoch + 1, model=model.state_dict(), optimizer=opt.state_dict(), history=history)
-        if on_epoch:
-            on_epoch(history[-1])
+        if distributed.is_main():
+            if checkpoint:
+                checkpoint.save(epoch=epoch + 1, model=model.state_dict(), optimizer=opt.state_dict(), history=history)
+            if on_epoch:
+                on_epoch(history[-1])
     return history
