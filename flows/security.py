@@ -13,6 +13,7 @@ from prefect import flow
 from prefect.logging import get_run_logger
 
 from flows.common import prepare, publish, tracked
+from tasks.progress import results
 from tasks.security import (
     control_victim,
     craft_poison,
@@ -92,8 +93,9 @@ def security_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                 )
                 for e in checked
             ]
+        cells = results(tasks, f"security: grid ({len(tasks)} poisons x their defenses)", ctx.progress)
         measured = outcome.Measured(
-            [c for f in tasks for c in f.result()],
+            [c for cell in cells for c in cell],
             manifest["clean_acc"],
             manifest["dataset"],
             manifest["source"],

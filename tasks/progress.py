@@ -72,3 +72,14 @@ def progress(
                 update(100.0 * done / total)
             except Exception:  # noqa: BLE001
                 pass
+
+
+def results(futures: list, label: str, enabled: bool = False) -> list:
+    """The results of submitted tasks (Prefect futures, any task runner), in order, counting each one done on a bar
+    and on the flow's progress artifact: how far a fan-out (a grid of cells, a set of nets) has come."""
+    out = []
+    with progress(label, len(futures), enabled) as step:
+        for f in futures:
+            out.append(f.result())
+            step()
+    return out

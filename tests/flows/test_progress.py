@@ -60,3 +60,19 @@ def test_auto_progress_resolution(monkeypatch, env, tty, expected):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
     assert show_progress("auto") is expected
     assert show_progress(True) is True and show_progress(False) is False
+
+
+def test_results_keep_order_and_count_each_future(capsys, monkeypatch):
+    from tasks.progress import results
+
+    class Done:
+        def __init__(self, v):
+            self.v = v
+
+        def result(self):
+            return self.v
+
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert results([Done(3), Done(1), Done(2)], "fan-out test", enabled=True) == [3, 1, 2]
+    assert "fan-out test" in capsys.readouterr().err
+    assert results([], "empty", enabled=False) == [] and capsys.readouterr().err == ""

@@ -4,15 +4,16 @@ import pytest
 
 
 @pytest.mark.slow
-def test_security_and_augmentation_flows(prefect_harness, tiny, tmp_path, check_study_outputs):
+def test_security_and_augmentation_flows(prefect_harness, tiny, tmp_path, check_study_outputs, capsys):
     from mlflow.tracking import MlflowClient
 
     from flows.augmentation import augmentation_flow
     from flows.security import craft_poisons_flow, security_flow
     from tenfold.studies.security.crafted import CraftedMismatch
 
-    params = tiny(["security", "augmentation"])
+    params = tiny(["security", "augmentation"], {"common": {"progress": True}})  # as on a terminal: bars
     manifest = craft_poisons_flow(params_path=str(params), root=str(tmp_path))
+    assert "craft gradient_matching+cutmix #0" in capsys.readouterr().err  # a bar of its crafting iterations
     labels = [e["attack"] for e in manifest["poisons"]]
     assert sorted(labels) == [
         "gradient_matching",
@@ -25,6 +26,7 @@ def test_security_and_augmentation_flows(prefect_harness, tiny, tmp_path, check_
     assert manifest["made_with"]["security.victim.width"] == 4 and manifest["made_with"]["common.seed"] == 0
 
     sec = security_flow(params_path=str(params), root=str(tmp_path))
+    assert "security: grid (" in capsys.readouterr().err  # a bar of the grid's poisons done
     saved = check_study_outputs(tmp_path, sec, "security", {"gradient_matching_success"})
     assert saved["claims"][0]["holds"] == (saved["claims"][0]["measured"] >= 0.3)
     assert len(saved["cells"]) == 3 * 5 + 2 + 1  # none twice (both victims) + 3 defenses; the 2nd target: none
