@@ -253,3 +253,16 @@ def test_haar_finds_an_att_face_and_reports_none_on_a_blank_image(root):
     x1, y1, x2, y2 = boxes[0].tolist()
     assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h and (x2 - x1) >= 30
     assert boxes[1].tolist() == [-1.0, -1.0, -1.0, -1.0]
+
+
+def test_haar_detector_pickles_for_other_processes(root):
+    """Dask workers and process pools receive the detector pickled: the copy finds the same boxes."""
+    import pickle
+
+    from tenfold.components.data.faces import load_att
+
+    faces = load_att([root.parent / "shared" / "data"])
+    det = HaarFaceBoxes(downscale=1.5, min_size=40)
+    copy = pickle.loads(pickle.dumps(det))
+    x = torch.from_numpy(faces.images[:3].astype(np.float32))
+    assert torch.equal(copy(x), det(x)) and copy.min_size == det.min_size and not copy.cascade.empty()

@@ -105,7 +105,8 @@ _NO_BOX = (-1.0, -1.0, -1.0, -1.0)
 class HaarFaceBoxes:
     """OpenCV's frontal-face Haar cascade: grey images (B, H, W) in [0, 255] -> the largest box (B, 4) as
     (x1, y1, x2, y2) in input pixels, all -1 when no face is found. `downscale` > 1 detects on a resized image
-    (INTER_AREA) and maps the box back, which makes each call several times faster."""
+    (INTER_AREA) and maps the box back, which makes each call several times faster. Picklable (the cascade is
+    reloaded by name), so a task on another process or Dask worker can receive it."""
 
     def __init__(
         self,
@@ -115,14 +116,27 @@ class HaarFaceBoxes:
         min_size: int = 40,
         cascade: str = "haarcascade_frontalface_default.xml",
     ):
+        self.cascade_name = cascade
+        self.cascade = self._load(cascade)
+        self.downscale, self.scale_factor, self.min_neighbors = float(downscale), scale_factor, min_neighbors
+        self.min_size = max(8, int(round(min_size / self.downscale)))
+
+    @staticmethod
+    def _load(cascade: str):
         import cv2
 
         path = cv2.data.haarcascades + cascade
-        self.cascade = cv2.CascadeClassifier(path)
-        if self.cascade.empty():
+        loaded = cv2.CascadeClassifier(path)
+        if loaded.empty():
             raise FileNotFoundError(f"{path}: Haar cascade not found (opencv-python-headless<5 ships them)")
-        self.downscale, self.scale_factor, self.min_neighbors = float(downscale), scale_factor, min_neighbors
-        self.min_size = max(8, int(round(min_size / self.downscale)))
+        return loaded
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "cascade"}  # OpenCV's classifier does not pickle
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.cascade = self._load(self.cascade_name)
 
     def detect_one(self, img: np.ndarray) -> tuple[float, float, float, float]:
         import cv2
