@@ -1,8 +1,9 @@
 """End to end on the cluster-in-a-box: `scripts/cluster.sh up` (PostgreSQL, MLflow server, Prefect server + process
-work pool + worker, Dask scheduler + 2 workers, all separate processes on 127.0.0.1), then the maze study
-(stages build_mazes + maze, tiny profile) through DVC -> Prefect worker -> Dask -> MLflow server, triggered twice
-as its schedule would; the results must equal the embedded default's (`make pipeline`: ephemeral services, sqlite,
-threads) at the same seed. Then `scripts/cluster.sh down` stops everything it started.
+work pool + worker, Dask scheduler + 2 workers, all separate processes on 127.0.0.1), then two studies, maze
+(stages build_mazes + maze) and smoothing, at the tiny profile through DVC -> Prefect worker -> Dask -> MLflow
+server, each triggered twice as its schedule would; the results must equal the embedded default's (`make
+pipeline`: ephemeral services, sqlite, threads) at the same seed. Then `scripts/cluster.sh down` stops everything
+it started.
 
 Timings (embedded run, cluster run, second run, up, down) are printed: `pytest -s tests/e2e/test_cluster.py`.
 """
@@ -17,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.project import dvc_status, git, maze_project, run
+from tests.support.project import dvc_status, git, run, study_project
 
 ROOT = Path(__file__).resolve().parents[2]
 # the acceptance check passes at tiny scale, so the `champion` alias moves in both runs
 EXTRA = {"maze": {"eval": {"accept_min_train_acc": 0.0}}}
+STUDIES = ("maze", "smoothing")
 
 
 def _needs_postgres() -> None:
@@ -49,8 +51,14 @@ def _env_file(path: Path) -> dict:
     return out
 
 
-def _without_run(results: dict) -> dict:
-    return {k: v for k, v in results.items() if k != "run"}
+def _without_run(results):
+    """Everything measured but the run record and wall-clock timings (seconds, certificates per second)."""
+    if isinstance(results, dict):
+        timing = ("run", "seconds", "certificates_per_second")
+        return {k: _without_run(v) for k, v in results.items() if k not in timing}
+    if isinstance(results, list):
+        return [_without_run(v) for v in results]
+    return results
 
 
 def _port_open(url: str) -> bool:
@@ -63,19 +71,19 @@ def _port_open(url: str) -> bool:
 
 
 @pytest.mark.slow
-def test_maze_through_dvc_prefect_worker_dask_and_mlflow_server_matches_the_embedded_run(tmp_path, copy_project):
+def test_two_studies_through_dvc_prefect_worker_dask_and_mlflow_server_match_the_embedded_run(tmp_path, copy_project):
     _needs_postgres()
     import torch
     from mlflow.tracking import MlflowClient
 
     timings = {}
     # the embedded default: what `make pipeline` runs (one local Prefect server for the stages, sqlite MLflow)
-    embedded = maze_project(tmp_path / "embedded", copy_project, EXTRA)
+    embedded = study_project(tmp_path / "embedded", copy_project, STUDIES, EXTRA)
     t = time.time()
     run(["bash", "scripts/pipeline.sh"], embedded, {"PREFECT_HOME": str(embedded / ".prefect")})
     timings["embedded"] = time.time() - t
 
-    proj = maze_project(tmp_path / "cluster", copy_project, EXTRA)
+    proj = study_project(tmp_path / "cluster", copy_project, STUDIES, EXTRA)
     home = {"PREFECT_HOME": str(proj / ".prefect")}
     t = time.time()
     up = run(["bash", "scripts/cluster.sh", "up"], proj, home, timeout=600)
@@ -96,18 +104,20 @@ def test_maze_through_dvc_prefect_worker_dask_and_mlflow_server_matches_the_embe
         st = run(["bash", "scripts/cluster.sh", "status"], proj, home)
         assert st.stdout.count(" up\n") == 7, st.stdout
 
-        # the scheduled unit, run now: `dvc repro build_mazes maze` in a flow run of the worker (a separate process)
-        deploy = [sys.executable, "-m", "flows.cli", "deploy", "--pool", env["TENFOLD_WORK_POOL"], "--run", "maze"]
+        # the scheduled units, run now: `dvc repro` of each study's stages in a flow run of the worker (a separate
+        # process): `build_mazes maze`, then `smoothing`
+        deploy = [sys.executable, "-m", "flows.cli", "deploy", "--pool", env["TENFOLD_WORK_POOL"], "--run"]
         commits = int(git(proj, "rev-list", "--count", "HEAD"))
         t = time.time()
-        first = run(deploy, proj, env, timeout=1500)
+        for study in STUDIES:
+            first = run([*deploy, study], proj, env, timeout=1500)
+            assert f"tenfold-repro/{study}: flow run" in first.stdout and "Completed" in first.stdout, first.stdout
         timings["cluster"] = time.time() - t
-        assert "tenfold-repro/maze: flow run" in first.stdout and "Completed" in first.stdout, first.stdout
         assert dvc_status(proj, env) == {} and git(proj, "status", "--porcelain") == ""
-        assert int(git(proj, "rev-list", "--count", "HEAD")) == commits + 1
+        assert int(git(proj, "rev-list", "--count", "HEAD")) == commits + len(STUDIES)  # one lock commit per run
 
         # same seed, same numbers as the embedded run (everything but the run's id and timings)
-        for rel in ("metrics/maze.json", "results/maze.json"):
+        for rel in [f"{kind}/{s}.json" for s in STUDIES for kind in ("metrics", "results")]:
             a, b = json.loads((embedded / rel).read_text()), json.loads((proj / rel).read_text())
             assert _without_run(a) == _without_run(b), rel
         for f in sorted((embedded / "data" / "mazes").glob("*.npz")):
@@ -134,6 +144,9 @@ def test_maze_through_dvc_prefect_worker_dask_and_mlflow_server_matches_the_embe
         assert any((proj / ".cluster" / "artifacts").rglob("maze.json")), "artifacts not stored by the server"
         champion = client.get_model_version_by_alias("tenfold-maze", "champion")
         assert champion.run_id == r.info.run_id and champion.tags["passed_check"] == "true"
+        sm = json.loads((proj / "results" / "smoothing.json").read_text())["run"]["mlflow_run_id"]
+        sm_runs = client.search_runs([client.get_experiment_by_name("smoothing").experiment_id])
+        assert [r.info.run_id for r in sm_runs] == [sm] and sm_runs[0].data.tags["dvc_stage"] == "smoothing"
         local = MlflowClient(f"sqlite:///{embedded / 'mlflow.db'}")
         assert str(local.get_model_version_by_alias("tenfold-maze", "champion").version) == str(champion.version)
         emb = local.search_runs([local.get_experiment_by_name("maze").experiment_id])[0]
@@ -146,14 +159,15 @@ def test_maze_through_dvc_prefect_worker_dask_and_mlflow_server_matches_the_embe
 
         with Client(env["TENFOLD_DASK_ADDRESS"], timeout=10) as c:
             prefixes = c.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
-        assert {"build_maze_file", "train_maze", "evaluate_mazes"} <= set(prefixes), prefixes
+        assert {"build_maze_file", "train_maze", "evaluate_mazes", "train_base", "certify"} <= set(prefixes), prefixes
         from prefect.client.orchestration import get_client
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}), get_client(sync_client=True) as pc:
             flow_runs = [(pc.read_flow(fr.flow_id).name, fr) for fr in pc.read_flow_runs()]
         done = sorted((name, fr.state_type.value) for name, fr in flow_runs if fr.state_type.value != "SCHEDULED")
-        assert done == [("build_mazes", "COMPLETED"), ("maze", "COMPLETED"), ("tenfold-repro", "COMPLETED")], done
+        expected = [("build_mazes", "COMPLETED"), ("maze", "COMPLETED"), ("smoothing", "COMPLETED")]
+        assert done == sorted([*expected, *[("tenfold-repro", "COMPLETED")] * len(STUDIES)]), done
         # the nightly schedule has queued the next runs of the deployment
         assert {name for name, fr in flow_runs if fr.state_type.value == "SCHEDULED"} == {"tenfold-repro"}
         for name, fr in flow_runs:
@@ -163,12 +177,14 @@ def test_maze_through_dvc_prefect_worker_dask_and_mlflow_server_matches_the_embe
         # the next scheduled run finds nothing stale: nothing runs, nothing is committed or logged
         lock = (proj / "dvc.lock").read_text()
         t = time.time()
-        second = run(deploy, proj, env, timeout=600)
+        for study in STUDIES:
+            second = run([*deploy, study], proj, env, timeout=600)
+            assert "Completed" in second.stdout, second.stdout
         timings["second"] = time.time() - t
-        assert "Completed" in second.stdout, second.stdout
         assert dvc_status(proj, env) == {} and (proj / "dvc.lock").read_text() == lock
-        assert int(git(proj, "rev-list", "--count", "HEAD")) == commits + 1
-        assert len(client.search_runs([exp.experiment_id])) == 1
+        assert int(git(proj, "rev-list", "--count", "HEAD")) == commits + len(STUDIES)
+        for study in STUDIES:
+            assert len(client.search_runs([client.get_experiment_by_name(study).experiment_id])) == 1
     finally:
         t = time.time()
         down = run(["bash", "scripts/cluster.sh", "down"], proj, home, check=False, timeout=300)

@@ -1,6 +1,6 @@
 """A small real project for the tests of scheduling, DVC remotes and the cluster stack: a copy of this checkout
-(as git's index has it) restricted to the maze study (stages build_mazes + maze), at the tiny profile, committed in
-a fresh git repository."""
+(as git's index has it) restricted to some studies (by default the maze study: stages build_mazes + maze), at the
+tiny profile, committed in a fresh git repository."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from tenfold.core.config import deep_merge
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("build_mazes", "maze")
+SHARED = ROOT.parent / "shared" / "data"
 
 
 def env(
@@ -56,13 +57,23 @@ def git(cwd: Path, *args: str) -> str:
 
 def maze_project(dst: Path, copy_project, params_extra: dict | None = None) -> Path:
     """`dst` = the project restricted to the maze stages at the tiny profile, committed (`git init`)."""
+    return study_project(dst, copy_project, ("maze",), params_extra)
+
+
+def study_project(dst: Path, copy_project, studies: tuple[str, ...], params_extra: dict | None = None) -> Path:
+    """`dst` = the project restricted to `studies` (their params sections and DVC stages, the registry's) at the
+    tiny profile, reading the shared data of this checkout, committed (`git init`)."""
+    from tenfold.registry import get
+
     proj = copy_project(dst)
     params = yaml.safe_load((proj / "params.yaml").read_text())
     params = deep_merge(params, yaml.safe_load((proj / "profiles" / "tiny.yaml").read_text()))
-    params = deep_merge({k: v for k, v in params.items() if k in ("common", "maze")}, params_extra or {})
+    params = deep_merge({k: v for k, v in params.items() if k == "common" or k in studies}, params_extra or {})
+    params["common"]["shared_data"] = str(SHARED)  # the copy lives outside this checkout's parent folder
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    stages = [s for slug in studies for s in get(slug).stages]
     dvc = yaml.safe_load((proj / "dvc.yaml").read_text())
-    (proj / "dvc.yaml").write_text(yaml.safe_dump({"stages": {s: dvc["stages"][s] for s in STAGES}}, sort_keys=False))
+    (proj / "dvc.yaml").write_text(yaml.safe_dump({"stages": {s: dvc["stages"][s] for s in stages}}, sort_keys=False))
     (proj / "dvc.lock").unlink(missing_ok=True)
     for d in ("metrics", "plots", "reports", "results", "models", "data", "checkpoints"):
         shutil.rmtree(proj / d, ignore_errors=True)  # every output must come from the test's own run
