@@ -115,6 +115,8 @@ def _craft(ctx, method, surrogate, g_t, x, y, eps, steps, K, name, snapshots) ->
             *args,
             ctx.seed_for("craft", name, lo),
             snapshots if name == "alignment" else (),
+            ctx.progress,
+            f"secure_release: craft {name} images {lo}-{min(lo + c.batch_size, len(x)) - 1} ({steps} steps)",
         )
         for lo in range(0, len(x), c.batch_size)
     ]

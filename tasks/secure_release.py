@@ -12,6 +12,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks.progress import progress
 from tenfold.components.data import cifar10
 from tenfold.components.data.faces import load_att
 from tenfold.components.data.images import load as load_images
@@ -101,35 +102,41 @@ def craft_batch(
     num_classes: int,
     seed: int,
     snapshots: tuple[int, ...] = (),
+    show_progress: bool = False,
+    label: str = "secure_release: craft",
 ):
     """One poison batch (one cosine for alignment) with one method; returns (released images, CPU seconds,
-    {k: the iterate after k steps} for k in `snapshots`, the final objective on the surrogate for alignment)."""
+    {k: the iterate after k steps} for k in `snapshots`, the final objective on the surrogate for alignment). A bar
+    of the crafting steps when `show_progress`, a Prefect progress artifact inside a run."""
     t0 = time.thread_time()
     snaps: dict[int, torch.Tensor] = {}
     keep = set(snapshots)
 
-    def on_step(r, i, xa):
-        if r == 0 and i in keep:
-            snaps[i] = xa.clone()
+    with progress(label, steps * restarts, show_progress and method != "random_noise") as step:
 
-    out = craft(
-        method,
-        model,
-        x,
-        y,
-        eps,
-        steps,
-        tau * eps,
-        restarts,
-        augment,
-        len(x),
-        num_classes,
-        g_t,
-        seed,
-        schedule,
-        flip,
-        on_step=on_step if keep else None,
-    )
+        def on_step(r, i, xa):
+            if r == 0 and i in keep:
+                snaps[i] = xa.clone()
+            step()
+
+        out = craft(
+            method,
+            model,
+            x,
+            y,
+            eps,
+            steps,
+            tau * eps,
+            restarts,
+            augment,
+            len(x),
+            num_classes,
+            g_t,
+            seed,
+            schedule,
+            flip,
+            on_step=on_step,
+        )
     info = {}
     if method == "alignment":
         from tenfold.studies.secure_release.poison import alignment_objective

@@ -26,7 +26,7 @@ def _tiny_cifar(tmp_path: Path, train_per_class: int = 6, test_per_class: int = 
 
 
 @pytest.mark.slow
-def test_secure_release_flow_tiny(prefect_harness, tiny, tmp_path, monkeypatch, check_study_outputs):
+def test_secure_release_flow_tiny(prefect_harness, tiny, tmp_path, monkeypatch, check_study_outputs, capsys):
     from mlflow.tracking import MlflowClient
     from PIL import Image
 
@@ -35,8 +35,9 @@ def test_secure_release_flow_tiny(prefect_harness, tiny, tmp_path, monkeypatch, 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     made = _tiny_cifar(tmp_path)
     assert made["n_train"] == 60 and made["source"].startswith("imagefolder:")
-    params = tiny(["secure_release"])
+    params = tiny(["secure_release"], {"common": {"progress": True}})  # as on a terminal: crafting bars
     out = secure_release_flow(params_path=str(params), root=str(tmp_path))
+    assert "secure_release: craft alignment images 0-" in capsys.readouterr().err
     r = check_study_outputs(tmp_path, out, "secure_release", {"release_accuracy_drop", "online_matches_batch"})
     c = {x["id"]: x for x in r["claims"]}["release_accuracy_drop"]
     assert c["holds"] == (c["measured"] is not None and c["measured"] >= c["target"])

@@ -362,3 +362,21 @@ def test_rgb_folder_release_with_class_name_folders(tmp_path):
     Image.fromarray(np.zeros((28, 28, 3), np.uint8)).save(small / "c.png")
     with pytest.raises(ReleaseError, match="does not match"):
         protect_folder(svc, tmp_path / "small", tmp_path / "out3")
+
+
+@pytest.mark.slow  # imports the Prefect task module: seconds
+def test_craft_task_shows_a_bar_of_crafting_steps_and_snapshots_stay(capsys, monkeypatch):
+    import tasks.secure_release as T
+
+    monkeypatch.setenv("TQDM_DISABLE", "1")  # as on a CI runner: asked for explicitly, the bar still shows
+    model = _tiny()
+    x, y = _data(8)
+    g_t = target_gradient(model, x, y)
+    args = ("alignment", model, g_t, x, y, 16 / 255, 4, 0.2, 2, False, False, "constant", 3, 5, (2,))
+    out, _, snaps, info = T.craft_batch.fn(*args, show_progress=True, label="craft test")
+    err = capsys.readouterr().err
+    assert "craft test" in err and "/8 " in err  # 4 steps x 2 restarts
+    quiet, _, quiet_snaps, _ = T.craft_batch.fn(*args)
+    assert capsys.readouterr().err == ""  # off by default
+    assert torch.equal(out, quiet) and torch.equal(snaps[2], quiet_snaps[2]) and set(snaps) == {2}
+    assert info["loss_released"] < info["loss_clean"]
