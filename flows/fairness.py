@@ -18,6 +18,7 @@ from prefect.logging import get_run_logger
 
 from flows.common import prepare, publish, tracked
 from tasks.fairness import build_utkface, fairlearn_reduction, load_fair_data, train_fair_net
+from tasks.progress import results
 from tenfold.components.data.sources import locate
 from tenfold.core.checkpoints import Checkpoint
 from tenfold.core.runtime import atomic_torch_save, fingerprint
@@ -104,7 +105,7 @@ def fairness_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
                     data, spec, setup, ctx.device, seed, ev.noise_permutations, ev.floor_quantile, ckpt, spec == keep
                 )
             )
-        outputs = [f.result() for f in futures]
+        outputs = results(futures, f"fairness: train {len(futures)} nets", ctx.progress)
         main_state = next(o["state"] for spec, o in zip(specs, outputs) if spec == keep)
         fl = {k: f.result() for k, f in baselines.items()}
         cpu = cpu_by_part(

@@ -7,19 +7,20 @@ import pytest
 
 
 @pytest.mark.slow
-def test_fairness_flow_tiny(prefect_harness, tiny, tmp_path, check_study_outputs, monkeypatch):
+def test_fairness_flow_tiny(prefect_harness, tiny, tmp_path, check_study_outputs, monkeypatch, capsys):
     import numpy as np
     from mlflow.tracking import MlflowClient
 
     import tasks.fairness
     from flows.fairness import build_utkface_flow, fairness_flow
 
-    params = tiny(["fairness"])
+    params = tiny(["fairness"], {"common": {"progress": True}})  # as on a terminal: a bar of the nets trained
     manifest = build_utkface_flow(params_path=str(params), root=str(tmp_path))
     assert manifest["n"] == 1500 and (tmp_path / "data" / "utkface64" / "faces.npz").exists()
     assert np.load(tmp_path / "data" / "utkface64" / "faces.npz")["x"].shape == (1500, 3, 64, 64)
 
     out = fairness_flow(params_path=str(params), root=str(tmp_path))
+    assert "fairness: train " in capsys.readouterr().err
     r = check_study_outputs(tmp_path, out, "fairness", {"fairness_overfits"})
     (c,) = r["claims"]
     head = r["overfit_by_dataset"]["utk_age_gender/eo"]  # the face headline's summary
