@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tenfold.components.attacks.metrics import wilson
 from tenfold.core.claims import claim
 from tenfold.core.outcome import Outcome
 from tenfold.core.plotting import write_csv
@@ -113,16 +114,6 @@ def share(m: Measured, s: str, a: str) -> float:
     (acc_clean - acc_s) / (acc_clean - 1/K)."""
     above = m.acc[("clean", a)] - chance(m)
     return (m.acc[("clean", a)] - m.acc[(s, a)]) / above if above > 0 else float("nan")
-
-
-def wilson(p_hat: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a proportion measured on n items."""
-    if n <= 0:
-        return float("nan"), float("nan")
-    d = 1 + z * z / n
-    c = (p_hat + z * z / (2 * n)) / d
-    h = z * np.sqrt(p_hat * (1 - p_hat) / n + z * z / (4 * n * n)) / d
-    return float(c - h), float(c + h)
 
 
 def _mean(v: list[float]) -> float | None:
@@ -249,8 +240,9 @@ def eps_rows(p: SecureReleaseParams, m: Measured) -> list[list]:
 
 
 def _interval(v: float, n: int) -> str:
-    lo, hi = wilson(v, n)
-    return f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+    """An accuracy `v` measured on `n` test images with its Wilson 95% interval."""
+    ci = wilson(v * n, n)
+    return f"{v:.3f}" if ci is None else f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
 def _tables(p, m: Measured, ok, mean_share, mean_drop, counters, csets) -> dict:
