@@ -134,7 +134,7 @@ def lowkey_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
         main = protect_batches(
             attackers, prb, lm.take(sp.probes), p.attack, ctx.seed_for("filter"), steps, ctx.progress
         )
-        sub, runs = _sweep_runs(ctx, attackers, prb, lm.take(sp.probes), sp)
+        sub, runs = _sweep_runs(ctx, models, prb, lm.take(sp.probes), sp)
         att = _att_attack(ctx, attackers, att_lm) if p.att.enabled else None
         auc_photos = celeba.load(sp.auc)
         clean = _judge(
@@ -155,9 +155,13 @@ def lowkey_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
         m = ev.Assemble(p, gid, pid, celeba.identities[sp.auc], clean, filt, models, describe)
         sweep_rows = m.sweep_rows("default", p.attack, filt, None) + [
             row
-            for cfg, fut in runs
+            for cfg, names, fut in runs
             for row in m.sweep_rows(
-                outcome.setting_label(cfg), cfg, _sweep_filtered(ctx, models, prb[sub], gather(fut), boxes[sub]), sub
+                outcome.setting_label(cfg, names if names != p.models.attack else None),
+                cfg,
+                _sweep_filtered(ctx, models, prb[sub], gather(fut), boxes[sub]),
+                sub,
+                names,
             )
         ]
         measured = m.measured(
@@ -179,21 +183,19 @@ def lowkey_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
         )
 
 
-def _sweep_runs(ctx, attackers, prb, points: list, sp) -> tuple[np.ndarray, list]:
-    """Start the trade-off's other runs on the sweep subset of the probes: (positions, [(settings, futures)])."""
+def _sweep_runs(ctx, models: dict, prb, points: list, sp) -> tuple[np.ndarray, list]:
+    """Start the trade-off's other runs on the sweep subset of the probes, each with its settings and attack
+    ensemble: (positions, [(settings, ensemble names, futures)])."""
     p = ctx.params
     sub = ev.sweep_positions(len(sp.eval_ids), p.data.probes_per_identity, p.sweep.probes_per_identity)
     sub = sub[: p.sweep.max_probes]
-    pts = [points[i] for i in sub]
-    return sub, [
-        (
-            p.attack_at(pt),
-            protect_batches(
-                attackers, prb[sub], pts, p.attack_at(pt), ctx.seed_for("filter"), p.sweep.steps, ctx.progress
-            ),
-        )
-        for pt in p.sweep.points
-    ]
+    pts, runs = [points[i] for i in sub], []
+    for pt in p.sweep.points:
+        cfg, names = p.attack_at(pt), p.attackers_at(pt)
+        attackers = [models[n] for n in names]
+        seed = ctx.seed_for("filter")
+        runs.append((cfg, names, protect_batches(attackers, prb[sub], pts, cfg, seed, p.sweep.steps, ctx.progress)))
+    return sub, runs
 
 
 def _judge(ctx, models: dict, sets: dict, only: list[str] | None = None) -> dict:

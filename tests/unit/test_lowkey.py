@@ -10,7 +10,7 @@ import torch
 
 from tenfold.components.data import sources
 from tenfold.registry import ParamsError, validate_section
-from tenfold.studies.lowkey.attack import GaussianBlur, LowKey, footprint_box, jitter_thetas, ssim
+from tenfold.studies.lowkey.attack import GaussianBlur, LowKey, footprint_box, jitter_thetas, ssim, step_direction
 from tenfold.studies.lowkey.facemodels import (
     PRETRAINED,
     TEMPLATE_112,
@@ -249,6 +249,36 @@ def test_params_reject_bad_values():
     p = validate_section("lowkey", {"attack": {"lr": 0.003}, "sweep": {"points": [{"c_sim": 0.5}]}})
     a = p.attack_at(p.sweep.points[0])
     assert (a.c_sim, a.lr) == (0.5, 0.003)
+    assert p.attackers_at(p.sweep.points[0]) == p.models.attack == p.attackers_at()
+    p = validate_section("lowkey", {"sweep": {"points": [{"models": ["scratch_arcface"], "step": "l2"}]}})
+    assert p.attackers_at(p.sweep.points[0]) == ["scratch_arcface"] and p.attack_at(p.sweep.points[0]).step == "l2"
+    with pytest.raises(ParamsError, match=r"sweep.points\[0\].models: \['casia'\] cannot attack"):
+        validate_section("lowkey", {"sweep": {"points": [{"models": ["casia"]}]}})
+    with pytest.raises(ParamsError, match="cannot attack"):
+        validate_section("lowkey", {"sweep": {"points": [{"c_sim": 1.0}, {"models": ["ir152"]}]}})
+    with pytest.raises(ParamsError, match="step"):
+        validate_section("lowkey", {"attack": {"step": "adam"}})
+
+
+def test_l2_steps_have_the_sign_steps_rms_and_follow_the_gradient():
+    """`step: l2` moves the box by the same root-mean-square as a signed step, in proportion to the gradient, so a
+    pixel with a 3x larger gradient moves 3x more (a signed step moves both equally)."""
+    g = torch.zeros(2, 3, 20, 20)
+    g[0, :, 5:15, 5:15] = 1.0
+    g[0, 0, 6, 6] = 3.0
+    g[1, :, 5:15, 5:15] = -0.01
+    box = (5, 15, 5, 15)
+    d = step_direction(g, "l2", box)
+    rms = d[..., 5:15, 5:15].pow(2).flatten(1).mean(1).sqrt()
+    assert torch.allclose(rms, torch.ones(2)) and d[0, 0, 6, 6] / d[0, 0, 7, 7] == pytest.approx(3.0)
+    assert torch.equal(step_direction(g, "sign", box), g.sign()) and d[1, 0, 5, 5] < 0
+    models = _toy_models()
+    x = torch.rand(1, 3, 130, 130)
+    cfg = LowKeyAttack(n_iters=3, lr=0.01, c_sim=0.05, init_noise=0.0, step="l2")
+    adv, st = LowKey(models, cfg).protect(x, [PTS], seed=1)
+    signed, _ = LowKey(models, cfg.model_copy(update={"step": "sign"})).protect(x, [PTS], seed=1)
+    moved, moved_sign = (adv - x).abs(), (signed - x).abs()
+    assert moved.max() > moved_sign.max() and st["feature_distance"][0] > 0  # concentrated, not uniform
 
 
 def test_split_keeps_identities_disjoint_and_counts_right():

@@ -13,7 +13,7 @@ NAMES = ["ms1m", "ft_arcface", "ft_cosface", "casia", "scratch_arcface", "scratc
 ROLES = {"ms1m": "attack", "ft_arcface": "attack", "ft_cosface": "attack", "casia": "held-out", "dlib": "judge"}
 
 
-def _row(setting, steps, face_ssim, dlib1, heldout1, probes=80):
+def _row(setting, steps, face_ssim, dlib1, heldout1, probes=80, attack="ms1m+ft_arcface"):
     return [
         setting,
         steps,
@@ -28,6 +28,7 @@ def _row(setting, steps, face_ssim, dlib1, heldout1, probes=80):
         dlib1 + 0.1,
         heldout1,
         0.95,
+        attack,
     ]
 
 
@@ -48,6 +49,9 @@ def measured(dlib_first=0.05, ssim_first=0.87, dlib_subtle=0.30, ssim_subtle=0.9
         _row("default", 20, ssim_subtle, dlib_subtle, 0.1),
         _row("default", 50, ssim_first, dlib_first, heldout),
         _row("lr0.005 c0.05", 50, 0.7, 0.0, 0.0, probes=40),
+        _row("lr0.0025 c1 by ft_arcface", 20, 0.9, 0.4, 0.3, probes=40, attack="ft_arcface"),
+        _row("lr0.0025 c1 by ft_arcface", 60, 0.8, 0.1, 0.1, probes=40, attack="ft_arcface"),
+        _row("lr0.0025 c1 by scratch_arcface", 20, 0.91, 0.9, 0.8, probes=40, attack="scratch_arcface"),
     ]
     return Measured(
         counts={
@@ -82,7 +86,15 @@ def measured(dlib_first=0.05, ssim_first=0.87, dlib_subtle=0.30, ssim_subtle=0.9
                 "cpu_seconds": 100.0,
                 "train_photos": 3700,
                 "train_identities": 198,
-            }
+            },
+            "scratch_arcface": {
+                "head": "arcface",
+                "init": "scratch",
+                "history": [{"epoch": 1, "loss": 9.0, "train_acc": 0.1}, {"epoch": 2, "loss": 8.0, "train_acc": 0.2}],
+                "cpu_seconds": 200.0,
+                "train_photos": 3700,
+                "train_identities": 198,
+            },
         },
         attack_cpu_seconds=800.0,
         n_probes=80,
@@ -124,6 +136,28 @@ def test_operating_points_pick_the_lowest_dlib_rank1_above_each_bound():
     assert setting_label(P.attack) == "lr0.0025 c1"
     cfg = P.attack.model_copy(update={"c_sim": 0.05, "eot_shift": 0.02})
     assert setting_label(cfg) == "lr0.0025 c0.05 eot0.02/0"
+    cfg = P.attack.model_copy(update={"step": "l2"})
+    assert setting_label(cfg, ["scratch_arcface"]) == "lr0.0025 c1 l2 by scratch_arcface"
+
+
+def test_fine_tuned_and_scratch_surrogates_are_compared_by_their_single_model_runs():
+    """The init table reads each surrogate's clean accuracy and its alone-run at the largest step <= first_iters
+    (the 60-step row is past the first operating point); the note puts the two inits side by side."""
+    out = build(P, measured())
+    t = out.tables["init"]
+    rows = {r[0]: dict(zip(t["columns"], r)) for r in t["rows"]}
+    assert list(rows) == ["ms1m", "ft_arcface", "scratch_arcface"]
+    assert rows["ms1m"]["init"] == "MS1M (pretrained)" and rows["ms1m"]["dlib rank-1"] is None
+    ft, sc = rows["ft_arcface"], rows["scratch_arcface"]
+    assert (ft["alone: steps"], ft["dlib rank-1"], ft["held-out rank-1"], ft["face SSIM"]) == (20, 0.4, 0.3, 0.9)
+    assert (sc["init"], sc["epochs"], sc["train CPU s"], sc["dlib rank-1"]) == ("scratch", 2, 200.0, 0.9)
+    note = next(n for n in out.notes if n.startswith("Fine-tuned vs from scratch"))
+    assert "ft_arcface" in note and "scratch_arcface" in note and "takes them to 0.900 and 0.800" in note
+    no_alone = measured()
+    no_alone.sweep_rows = no_alone.sweep_rows[:3]
+    out = build(P, no_alone)
+    assert not any(n.startswith("Fine-tuned vs") for n in out.notes)
+    assert all(r[-1] is None for r in out.tables["init"]["rows"])
 
 
 def test_tables_and_figures(tmp_path):

@@ -12,9 +12,9 @@ extractors are every ensemble model with and without a Gaussian smoothing layer 
 only the start noise). LPIPS' AlexNet weights cannot be had offline, so P is 1 - SSIM (Gaussian window).
 The optimiser is signed gradient ascent from uniform start noise, with no L-inf ball and a clamp at the end
 (as released). Options beyond the release (off in the release setting): a Gaussian-smoothed perturbation
-(`smooth_sigma`), expectation over small alignment shifts (`eot_shift`, `eot_scale`), and snapshots of the
-iterate at chosen step counts (a 20-step filter is the 20th iterate of the 50-step run: the trade-off's step axis
-costs one run).
+(`smooth_sigma`), expectation over small alignment shifts (`eot_shift`, `eot_scale`), L2-normalised instead of
+signed steps (`step`), and snapshots of the iterate at chosen step counts (a 20-step filter is the 20th iterate of
+the 50-step run: the trade-off's step axis costs one run).
 
 A photo may hold several faces: `owner[k]` is the photo of face k, and every face's term is summed.
 """
@@ -106,6 +106,17 @@ def footprint_box(theta: torch.Tensor, image_hw: tuple[int, int], pad: int = 6) 
     top, bottom = max(0, int(ys.min()) - pad), min(h, int(math.ceil(ys.max())) + pad)
     left, right = max(0, int(xs.min()) - pad), min(w, int(math.ceil(xs.max())) + pad)
     return top, bottom, left, right
+
+
+def step_direction(grad: torch.Tensor, kind: str, box: tuple[int, int, int, int]) -> torch.Tensor:
+    """The ascent direction of one step: the sign of the gradient (the release: every pixel moves by `lr`), or
+    the gradient scaled per photo to a root-mean-square of 1 over the filter's box (the same mean change, put
+    where the objective is most sensitive)."""
+    if kind == "sign":
+        return grad.sign()
+    top, bottom, left, right = box
+    rms = grad[..., top:bottom, left:right].pow(2).flatten(1).mean(1).sqrt().clamp_min(1e-12)
+    return grad / rms.view(-1, *([1] * (grad.dim() - 1)))
 
 
 class LowKey:
@@ -200,7 +211,7 @@ class LowKey:
                 grad = self._gradient(
                     x, delta, owner_t, ths, targets, clean_crops, clean_region, (top, bottom, left, right), gen
                 )
-                delta = (delta + cfg.lr * grad.sign()).detach()
+                delta = (delta + cfg.lr * step_direction(grad, cfg.step, (top, bottom, left, right))).detach()
                 if cfg.eps > 0:
                     delta = delta.clamp(-cfg.eps, cfg.eps)
                 if start == cfg.n_starts - 1 and it + 1 in keep and it + 1 < cfg.n_iters:

@@ -25,6 +25,7 @@ SWEEP_COLUMNS = [
     "dlib_rank10",
     "heldout_rank1",
     "dlib_detected",
+    "attack",
 ]
 
 
@@ -113,9 +114,18 @@ class Assemble:
         out["dlib"]["detected"] = float(e["dlib"]["probes"][1].mean())
         return out
 
-    def sweep_rows(self, label: str, cfg: LowKeyAttack, filt: dict | None, positions: np.ndarray | None) -> list:
-        """One row per step of a run (SWEEP_COLUMNS); `filt` None = the default run on every probe."""
+    def sweep_rows(
+        self,
+        label: str,
+        cfg: LowKeyAttack,
+        filt: dict | None,
+        positions: np.ndarray | None,
+        attack: list[str] | None = None,
+    ) -> list:
+        """One row per step of a run (SWEEP_COLUMNS); `filt` None = the default run on every probe; `attack` the
+        run's ensemble (default: models.attack)."""
         filt = self.filt if filt is None else filt
+        ensemble = "+".join(attack or self.p.models.attack)
         heldout, rows = self.p.models.heldout, []
         for step in sorted(filt):
             e = filt[step]
@@ -136,6 +146,7 @@ class Assemble:
                     round(t["dlib"]["ranks"].get(10, float("nan")), 4),
                     round(t[heldout]["ranks"][1], 4),
                     round(t["dlib"]["detected"], 4),
+                    ensemble,
                 ]
             )
         return rows

@@ -16,13 +16,27 @@ from tenfold.studies.lowkey.evaluate import SWEEP_COLUMNS, Measured
 from tenfold.studies.lowkey.params import LowKeyAttack, LowKeyParams
 
 
-def setting_label(cfg: LowKeyAttack) -> str:
+def setting_label(cfg: LowKeyAttack, attack: list[str] | None = None) -> str:
+    """A trade-off run's name: its step size and penalty weight, the options beyond the release it uses, and its
+    attack ensemble when that is not the default one (`attack`)."""
     parts = [f"lr{cfg.lr:g}", f"c{cfg.c_sim:g}"]
+    if cfg.step != "sign":
+        parts.append(cfg.step)
     if cfg.smooth_sigma:
         parts.append(f"s{cfg.smooth_sigma:g}")
     if cfg.eot_shift or cfg.eot_scale:
         parts.append(f"eot{cfg.eot_shift:g}/{cfg.eot_scale:g}")
+    if attack:
+        parts.append("by " + "+".join(attack))
     return " ".join(parts)
+
+
+def alone_rows(rows: list[list], name: str, max_step: int) -> list | None:
+    """The trade-off row of the run whose attack is `name` alone, at its largest step <= `max_step` (None when no
+    such run)."""
+    col = {c: i for i, c in enumerate(SWEEP_COLUMNS)}
+    mine = [r for r in rows if r[col["attack"]] == name and r[col["n_iters"]] <= max_step]
+    return max(mine, key=lambda r: r[col["n_iters"]]) if mine else None
 
 
 def operating_points(rows: list[list], bounds: list[float]) -> dict[str, dict | None]:
@@ -128,6 +142,7 @@ def build(p: LowKeyParams, m: Measured) -> Outcome:
             "rows": [[r["name"], r["role"], r["input"], r["normalisation"], r["source"]] for r in m.registry],
         },
         "surrogates": _training_table(m),
+        "init": _init_table(p, m),
     }
     if m.att:
         tables["att"] = {
@@ -261,6 +276,71 @@ def _training_table(m: Measured) -> dict:
     }
 
 
+def _init_table(p: LowKeyParams, m: Measured) -> dict:
+    """Fine-tuned from the MS1M weights vs trained from scratch: each surrogate's clean accuracy here and, when the
+    sweep ran it alone as the attack, what its filter does to dlib and the held-out recognizer (transfer)."""
+    col, step = {c: i for i, c in enumerate(SWEEP_COLUMNS)}, p.eval.first_iters
+    rows = []
+    for name in ["ms1m", *m.training]:
+        c = m.clean.get(name)
+        if c is None:
+            continue
+        t = m.training.get(name, {})
+        alone = alone_rows(m.sweep_rows, name, step)
+        rows.append(
+            [
+                name,
+                "MS1M (pretrained)" if name == "ms1m" else t.get("init"),
+                t.get("head", "arcface"),
+                len(t.get("history") or []) or None,
+                t.get("cpu_seconds"),
+                round(c["auc"], 4),
+                round(c["ranks"][1], 4),
+                *(
+                    [alone[col[k]] for k in ("n_iters", "probes", "face_ssim", "dlib_rank1", "heldout_rank1")]
+                    if alone
+                    else [None] * 5
+                ),
+            ]
+        )
+    return {
+        "title": "Surrogates fine-tuned from MS1M vs trained from scratch: clean accuracy, and each one alone as the "
+        f"attack (the sweep's single-model runs, read at <= {step} steps; the held-out model is {p.models.heldout})",
+        "columns": [
+            "surrogate",
+            "init",
+            "head",
+            "epochs",
+            "train CPU s",
+            "clean AUC",
+            "clean rank-1",
+            "alone: steps",
+            "probes",
+            "face SSIM",
+            "dlib rank-1",
+            "held-out rank-1",
+        ],
+        "rows": rows,
+    }
+
+
+def _init_note(table: dict) -> str | None:
+    """One sentence comparing a fine-tuned and a from-scratch surrogate (same head when there is one) that each
+    attacked alone."""
+    ran = [r for r in table["rows"] if r[9] is not None]
+    scratch = [r for r in ran if r[1] == "scratch"]
+    tuned = [r for r in ran if r[1] == "ms1m"]
+    if not scratch or not tuned:
+        return None
+    sc = scratch[0]
+    ft = next((r for r in tuned if r[2] == sc[2]), tuned[0])
+    return (
+        f"Fine-tuned vs from scratch: {ft[0]} (clean rank-1 {ft[6]:.3f}) alone takes dlib to {ft[10]:.3f} and the "
+        f"held-out model to {ft[11]:.3f} after {ft[7]} steps (face SSIM {ft[9]:.3f}); {sc[0]} (clean rank-1 "
+        f"{sc[6]:.3f}) alone takes them to {sc[10]:.3f} and {sc[11]:.3f} (face SSIM {sc[9]:.3f}); {ft[8]} probes."
+    )
+
+
 def _notes(p: LowKeyParams, m: Measured, claims, points) -> list[str]:
     c = m.counts
     notes = claim_notes(claims, "Reached", "Not reached") + [
@@ -275,6 +355,9 @@ def _notes(p: LowKeyParams, m: Measured, claims, points) -> list[str]:
         f"{c['train_photos']} photos of {c['train_identities']} CelebA identities disjoint from the evaluated and "
         "distractor identities; the paper's are IR-152 / ResNet-152 trained on MS-Celeb-1M.",
     ]
+    init = _init_note(_init_table(p, m))
+    if init:
+        notes.append(init)
     for key, row in points.items():
         notes.append(
             f"Trade-off, {key.replace('ssim', 'face SSIM ')}: "

@@ -75,6 +75,11 @@ class LowKeyAttack(Strict):
     eot_shift: float = Field(0.0, ge=0, le=0.2, description="expectation over alignment shifts (+- fraction)")
     eot_scale: float = Field(0.0, ge=0, le=0.2, description="expectation over alignment scale (+- fraction)")
     normalised_features: bool = Field(False, description="distance on L2-normalised embeddings (release: raw)")
+    step: Literal["sign", "l2"] = Field(
+        "sign",
+        description="signed steps (release) or L2-normalised gradient steps with the same per-pixel RMS `lr` "
+        "(the change goes where the gradient is large)",
+    )
     batch_size: int = Field(20, ge=1, description="photos filtered together (memory: ~0.15 GB per photo)")
 
 
@@ -112,7 +117,9 @@ class LowKeyEval(Strict):
 
 
 class SweepPoint(Strict):
-    """Overrides of `attack` for one run of the trade-off (every run is read at each of `sweep.steps`)."""
+    """Overrides of `attack` for one run of the trade-off (every run is read at each of `sweep.steps`), and
+    optionally another attack ensemble (`models`: e.g. one surrogate alone, to compare fine-tuned with from-scratch
+    surrogates by what their filters do to the other recognizers)."""
 
     lr: float | None = Field(None, gt=0)
     c_sim: float | None = Field(None, ge=0)
@@ -120,6 +127,10 @@ class SweepPoint(Strict):
     eot_shift: float | None = Field(None, ge=0, le=0.2)
     eot_scale: float | None = Field(None, ge=0, le=0.2)
     n_iters: int | None = Field(None, ge=1)
+    step: Literal["sign", "l2"] | None = None
+    models: list[str] | None = Field(
+        None, min_length=1, description="attack ensemble of this run (default: models.attack)"
+    )
 
 
 class LowKeySweep(Strict):
@@ -129,7 +140,13 @@ class LowKeySweep(Strict):
     steps: list[int] = Field(default_factory=lambda: [6, 12, 20, 28])
     probes_per_identity: int = Field(1, ge=1, le=5)
     max_probes: int | None = Field(20, ge=1, description="cap on the other runs' probes (the first identities)")
-    points: list[SweepPoint] = Field(default_factory=lambda: [SweepPoint(c_sim=0.05)])
+    points: list[SweepPoint] = Field(
+        default_factory=lambda: [
+            SweepPoint(c_sim=0.05),
+            SweepPoint(models=["ft_arcface"]),
+            SweepPoint(models=["scratch_arcface"]),
+        ]
+    )
 
 
 class LowKeyAtt(Strict):
@@ -152,7 +169,10 @@ class LowKeyParams(Strict):
     data: LowKeyData = LowKeyData()
     align: LowKeyAlign = LowKeyAlign()
     surrogates: list[Surrogate] = Field(
-        default_factory=lambda: [Surrogate(name="ft_arcface", head="arcface", init="ms1m")]
+        default_factory=lambda: [
+            Surrogate(name="ft_arcface", head="arcface", init="ms1m"),
+            Surrogate(name="scratch_arcface", head="arcface", init="scratch"),
+        ]
     )
     models: LowKeyModels = LowKeyModels()
     train: LowKeyTrain = LowKeyTrain()
@@ -178,6 +198,13 @@ class LowKeyParams(Strict):
                 f"models.heldout {self.models.heldout!r} is in models.attack: the held-out "
                 "recognizer must never be attacked"
             )
+        for k, pt in enumerate(self.sweep.points):
+            bad = [n for n in pt.models or [] if n not in known or n == self.models.heldout]
+            if bad:
+                raise ValueError(
+                    f"sweep.points[{k}].models: {bad} cannot attack (known: {sorted(known)}; the held-out "
+                    f"{self.models.heldout!r} never attacks)"
+                )
         if self.attack.blur_kernel % 2 == 0:
             raise ValueError(f"attack.blur_kernel must be odd, got {self.attack.blur_kernel}")
         for name in ("first_iters", "subtle_iters"):
@@ -192,4 +219,8 @@ class LowKeyParams(Strict):
 
     def attack_at(self, point: SweepPoint) -> LowKeyAttack:
         """The attack settings with one sweep point's overrides applied (validated)."""
-        return LowKeyAttack(**{**self.attack.model_dump(), **point.model_dump(exclude_none=True)})
+        return LowKeyAttack(**{**self.attack.model_dump(), **point.model_dump(exclude_none=True, exclude={"models"})})
+
+    def attackers_at(self, point: SweepPoint | None = None) -> list[str]:
+        """The attack ensemble of a sweep run (the default run's without one)."""
+        return list(point.models) if point is not None and point.models else list(self.models.attack)
