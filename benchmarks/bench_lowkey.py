@@ -22,8 +22,8 @@ def main() -> None:
     import torch
 
     from tenfold.components.data.sources import locate, shared_root
+    from tenfold.components.models.facemodels import PRETRAINED, build, load_pretrained, surrogate_spec
     from tenfold.registry import load_params
-    from tenfold.studies.lowkey.facemodels import PRETRAINED, build, load_pretrained, surrogate_spec
     from tenfold.studies.lowkey.recognizers import load_surrogates
     from tenfold.studies.lowkey.web import Protector
 

@@ -17,7 +17,7 @@ from prefect import flow
 from prefect.logging import get_run_logger
 
 from flows.common import prepare, publish, tracked
-from tasks.fairness import build_utkface, fairlearn_reduction, load_fair_data, train_fair_net
+from tasks.fairness import build_utkface, embed_faces, fairlearn_reduction, load_fair_data, train_fair_net
 from tasks.progress import results
 from tenfold.components.data.sources import locate
 from tenfold.core.checkpoints import Checkpoint
@@ -63,6 +63,36 @@ def _checkpoint(ctx, spec, setup, data, seed: int) -> Checkpoint:
     return Checkpoint(ctx.path("checkpoints", f"{spec.name}.pt"), key)
 
 
+def _baselines(ctx, default: dict) -> dict:
+    """Submit fairlearn's reduction for every (dataset, notion) of the plan; on face tasks also on each pretrained
+    recognizer's embeddings (`<task>+<recognizer>`). Returns {(dataset, notion): future}."""
+    p, ev = ctx.params, ctx.params.eval
+    faces = {name for name, _ in baseline_plan(p) if is_face(name)}
+    embedded = {
+        (name, r): embed_faces.submit(default[name], r, str(ctx.shared_data))
+        for name in sorted(faces)
+        for r in p.baseline.embeddings
+    }
+    jobs = []
+    for name, nt in baseline_plan(p):
+        jobs.append((name, nt, name, default[name]))
+        jobs += [(f"{name}+{r}", nt, name, embedded[(name, r)]) for r in p.baseline.embeddings if name in faces]
+    return {
+        (key, nt): fairlearn_reduction.submit(
+            data,
+            nt,
+            (p.face_train if is_face(name) else p.train).epsilon,
+            p.baseline.max_iter,
+            p.baseline.eps,
+            ctx.seed_for("fairlearn", key, nt),
+            p.baseline.pca_components,
+            ev.noise_permutations,
+            ev.floor_quantile,
+        )
+        for key, nt, name, data in jobs
+    }
+
+
 @flow(name="fairness")
 def fairness_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
     ctx = prepare("fairness", params_path, root)
@@ -81,20 +111,7 @@ def fairness_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
         "claim_notion": ev.claim_notion,
     }
     with tracked(ctx, tags=tags) as run:
-        baselines = {
-            (name, nt): fairlearn_reduction.submit(  # submitted first: the reductions run beside the nets
-                default[name],
-                nt,
-                (p.face_train if is_face(name) else p.train).epsilon,
-                p.baseline.max_iter,
-                p.baseline.eps,
-                ctx.seed_for("fairlearn", name, nt),
-                p.baseline.pca_components,
-                ev.noise_permutations,
-                ev.floor_quantile,
-            )
-            for name, nt in baseline_plan(p)
-        }
+        baselines = _baselines(ctx, default)  # submitted first: the reductions run beside the nets
         futures = []
         for spec in specs:
             data, setup = datasets[spec.data_key], run_setup(p, spec)

@@ -27,12 +27,12 @@ from tasks.lowkey import (
     protect_batches,
     train_face_model,
 )
+from tenfold.components.models.facemodels import load_pretrained
 from tenfold.core.checkpoints import Checkpoint
 from tenfold.core.runtime import atomic_savez, fingerprint
 from tenfold.studies.lowkey import evaluate as ev
 from tenfold.studies.lowkey import outcome
 from tenfold.studies.lowkey.data import FACES_FILE, att_split, load_att_photos, load_celeba, read_faces, split
-from tenfold.studies.lowkey.facemodels import load_pretrained
 from tenfold.studies.lowkey.recognizers import describe, recognizers, save_surrogates
 from tenfold.studies.lowkey.train import aligned_crops
 

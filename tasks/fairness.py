@@ -1,5 +1,5 @@
 """Prefect tasks of the `fairness` study: decode the faces, load a dataset, train one constrained net, run the
-fairlearn baseline."""
+fairlearn baseline (on PCA of the pixels or on a pretrained recognizer's embeddings)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,20 @@ def load_fair_data(
     data = load_dataset(p, dataset, n_train, data_root, seed)
     get_run_logger().info("fairness data %s (%.1f s CPU)", data.summary(), time.thread_time() - t0)
     return data
+
+
+@task(name="fairness-embed-faces", cache_policy=NO_CACHE)
+def embed_faces(data: fair_data.FairData, recognizer: str, shared_data: str) -> fair_data.FairData:
+    """A face task with every face replaced by a pretrained recognizer's embedding (checksum-verified weights)."""
+    from tenfold.components.models.facemodels import load_pretrained
+    from tenfold.studies.fairness.embed import embed
+
+    t0 = time.thread_time()
+    out = embed(data, load_pretrained(recognizer, shared_data, role="features"))
+    get_run_logger().info(
+        "fairness %s: %d-d embeddings (%.1f s CPU)", out.name, out.x_train.shape[1], time.thread_time() - t0
+    )
+    return out
 
 
 @task(name="fairness-train-net", cache_policy=NO_CACHE)

@@ -12,12 +12,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from tasks.progress import progress
+from tenfold.components.models.facemodels import count_parameters
 from tenfold.core.checkpoints import Checkpoint
 from tenfold.core.seeds import seed_for
 from tenfold.studies.lowkey.attack import LowKey
 from tenfold.studies.lowkey.data import Photos, quality
 from tenfold.studies.lowkey.dlibrec import DlibJudge
-from tenfold.studies.lowkey.facemodels import count_parameters
 from tenfold.studies.lowkey.params import LowKeyAttack, LowKeyTrain, Surrogate
 from tenfold.studies.lowkey.pipeline import Detector, as_points, to_tensor, to_uint8
 from tenfold.studies.lowkey.recognizers import embed

@@ -51,7 +51,7 @@ def _chromium():
 def server():
     import torch
 
-    from tenfold.studies.lowkey.facemodels import build, surrogate_spec
+    from tenfold.components.models.facemodels import build, surrogate_spec
     from tenfold.studies.lowkey.params import LowKeyAttack, LowKeyWeb
     from tenfold.studies.lowkey.web import Protector, make_server
 

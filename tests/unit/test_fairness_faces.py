@@ -4,6 +4,7 @@ on the real faces."""
 
 import numpy as np
 import pytest
+import torch
 
 from tenfold.components.data.sources import get, shared_root
 from tenfold.core.runtime import atomic_savez
@@ -194,3 +195,50 @@ def test_metrics_match_fairlearn_on_the_face_data():
     assert ours["gap_eopp"] == pytest.approx(equal_opportunity_difference(yt, pred, sensitive_features=st), abs=1e-12)
     rates = MetricFrame(metrics=selection_rate, y_true=yt, y_pred=pred, sensitive_features=st).by_group
     assert ours["pos"] == pytest.approx(pred.mean()) and ours["gap_dp"] == pytest.approx(abs(rates[0] - rates[1]))
+
+
+class _Tiny(torch.nn.Module):
+    def forward(self, x):
+        return torch.nn.functional.adaptive_avg_pool2d(x, 2).flatten(1)  # 12-d: mean colour of each quadrant
+
+
+def test_embeddings_replace_each_face_by_the_recognizers_view_of_its_64x64_original(tmp_path):
+    """The baseline's embedded task: same labels, groups and splits; each row is the model's L2-normalised
+    embedding of that face's 64x64 original (resized to the model's input), not of the pooled training input."""
+    from tenfold.components.models.facemodels import FaceModel
+    from tenfold.studies.fairness.embed import embed
+
+    _fake_npz(tmp_path, n=1200)
+    data = faces.load_task(tmp_path, "age_gender", 3, 16, 200, 100, 400)
+    model = FaceModel("tiny", _Tiny(), (20, 20), np.zeros((5, 2)), (0.5,) * 3, (0.25,) * 3)
+    e = embed(data, model, batch=64)
+    assert e.name == "utk_age_gender+tiny" and e.x_train.shape == (200, 12) and e.x_val.shape == (100, 12)
+    assert np.allclose(np.linalg.norm(e.x_test, axis=1), 1, atol=1e-5) and not e.is_image
+    for k in ("y_train", "s_train", "y_val", "s_val", "y_test", "s_test"):
+        assert np.array_equal(getattr(e, k), getattr(data, k))
+    raw = faces.raw_faces(data, "test")
+    pooled = (raw.astype(np.float32) / 255).reshape(400, 3, 16, 4, 16, 4).mean((3, 5))
+    assert np.allclose((pooled - 0.5) / 0.25, data.x_test, atol=1e-5)  # the raw rows are the test faces
+    x = torch.nn.functional.interpolate(torch.from_numpy(raw[:1]).float() / 255, size=(20, 20), mode="bilinear")
+    assert np.allclose(e.x_test[0], model(x).numpy()[0], atol=1e-6)
+    with pytest.raises(faces.FaceDataError, match="not a face task"):
+        faces.raw_faces(e, "test")
+
+
+def test_ms1m_embeddings_of_real_faces_carry_what_the_baseline_needs(tmp_path):
+    """The real MS1M MobileFaceNet on 600 real UTKFace faces: a linear probe on its embeddings tells gender (the
+    sensitive attribute) and age >= 40 (the label) far above chance, as fixed features for a baseline must."""
+    from sklearn.linear_model import LogisticRegression
+
+    from tenfold.components.models.facemodels import load_pretrained
+    from tenfold.studies.fairness.embed import embed
+
+    faces.build(SHARED, tmp_path, limit=700, seed=0)
+    data = faces.load_task(tmp_path, "age_gender", 0, 16, 300, 50, 300)
+    e = embed(data, load_pretrained("ms1m", shared_root("../shared/data", ROOT)))
+    assert e.x_train.shape == (300, 128)
+    for target in ("s", "y"):
+        lr = LogisticRegression(max_iter=2000).fit(e.x_train, getattr(e, f"{target}_train"))
+        acc = lr.score(e.x_test, getattr(e, f"{target}_test"))
+        base = max(getattr(e, f"{target}_test").mean(), 1 - getattr(e, f"{target}_test").mean())
+        assert acc > base + 0.1, (target, acc, base)

@@ -103,7 +103,14 @@ def measured(
             "train_gap_eo": 0.03,
             "test_gap_eo": 0.04,
             "test_floorq_eo": 0.03,
-        }
+        },
+        ("utk_age_gender+ms1m", "eo"): {
+            "train_acc": 0.8,
+            "test_acc": 0.78,
+            "train_gap_eo": 0.02,
+            "test_gap_eo": 0.06,
+            "test_floorq_eo": 0.03,
+        },
     }
     sets = {"utk_age_gender": data("utk_age_gender", 200), "hearts": data("hearts", 10, 5)}
     return Measured(results_frame(runs), sets, baselines, len(runs))
@@ -122,7 +129,15 @@ def test_claim_holds_when_met_on_train_twice_on_test_and_above_the_noise_floor()
         (0.12 - 12.706 * 0.02, 0.12 + 12.706 * 0.02), abs=1e-3
     )
     assert h["erm_test_gap"] == pytest.approx(0.12) and h["fairlearn_test_gap"] == 0.04
+    assert h["fairlearn_embedding_test_gap"] == 0.06  # the reduction on the MS1M embeddings
     assert len(h) <= 20 and out.passed
+    fl = {(r[0], r[1]): r for r in out.tables["fairlearn"]["rows"]}
+    assert fl[("utk_age_gender+ms1m", "eo")][5] == 0.06 and "embeddings" in out.tables["fairlearn"]["title"]
+    note = next(n for n in out.notes if n.startswith("Classical baseline"))
+    assert (
+        "pixels (PCA): train/test eo gap 0.030/0.040" in note
+        and "ms1m embeddings: train/test eo gap 0.020/0.060" in note
+    )
     assert "4 of 4 single runs meet all three conditions; verdict: holds" in c.note
     assert out.notes[0].startswith("Reproduced at this scale: `fairness_overfits` measured 12.000")
 

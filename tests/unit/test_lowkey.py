@@ -9,9 +9,7 @@ import pytest
 import torch
 
 from tenfold.components.data import sources
-from tenfold.registry import ParamsError, validate_section
-from tenfold.studies.lowkey.attack import GaussianBlur, LowKey, footprint_box, jitter_thetas, ssim, step_direction
-from tenfold.studies.lowkey.facemodels import (
+from tenfold.components.models.facemodels import (
     PRETRAINED,
     TEMPLATE_112,
     MobileFaceNetCASIA,
@@ -24,6 +22,8 @@ from tenfold.studies.lowkey.facemodels import (
     read_state,
     surrogate_spec,
 )
+from tenfold.registry import ParamsError, validate_section
+from tenfold.studies.lowkey.attack import GaussianBlur, LowKey, footprint_box, jitter_thetas, ssim, step_direction
 from tenfold.studies.lowkey.params import LowKeyAttack, LowKeyParams
 from tenfold.studies.lowkey.pipeline import alignment_theta, similarity, thetas, to_tensor, warp
 from tenfold.studies.lowkey.recognizers import rank_k, verification_auc

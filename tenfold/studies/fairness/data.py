@@ -55,6 +55,8 @@ class FairData:
     x_val: np.ndarray | None = None  # held-out split (faces): early stopping on a held-out fairness criterion
     y_val: np.ndarray | None = None
     s_val: np.ndarray | None = None
+    raw_path: str | None = None  # faces: the build's faces.npz and each split's rows in it (for embeddings)
+    raw_rows: dict[str, np.ndarray] | None = None
 
     @property
     def is_image(self) -> bool:

@@ -272,9 +272,28 @@ def load_task(
         x_val=x[keep[va]],
         y_val=y[va],
         s_val=s[va],
+        raw_path=str(path),
+        raw_rows={"train": keep[tr], "val": keep[va], "test": keep[te]},
     )
     check_cells(data)
     return data
+
+
+def raw_faces(data, split: str) -> np.ndarray:
+    """The 64x64 uint8 faces (N, 3, 64, 64) of one split of a face task, read from the build's faces.npz."""
+    if data.raw_path is None or data.raw_rows is None:
+        raise FaceDataError(f"fairness {data.name}: not a face task of the build (no faces.npz rows)")
+    p = Path(data.raw_path)
+    with _LOCK:
+        x = _read_raw(str(p), (p.stat().st_mtime_ns, p.stat().st_size))
+    return x[data.raw_rows[split]]
+
+
+@lru_cache(maxsize=1)
+def _read_raw(path: str, stamp) -> np.ndarray:
+    from tenfold.core.artifacts import load_npz
+
+    return load_npz(path, ["x"])["x"]
 
 
 def read_manifest(npz_dir: str | Path) -> dict:

@@ -187,6 +187,7 @@ def per_dataset(v: View) -> dict[str, dict]:
 def headline(v: View, head: dict, erm: dict, es: dict) -> dict:
     dp = v.summary(final(v.config(notion="dp")), notion="dp") if v.nt != "dp" else {}
     fl = v.m.baselines.get((v.main, v.nt), {})
+    fl_emb = next((b for (n, k), b in v.m.baselines.items() if n.startswith(v.main + "+") and k == v.nt), {})
     return {
         "fairness_overfits_ratio": head["ratio"],
         "meets_constraint": head["meets_constraint"],
@@ -212,6 +213,7 @@ def headline(v: View, head: dict, erm: dict, es: dict) -> dict:
         "main_dp_test_gap": dp.get("test_gap"),
         "early_stop_test_gap": es.get("test_gap"),
         "fairlearn_test_gap": fl.get(f"test_gap_{v.nt}"),
+        "fairlearn_embedding_test_gap": fl_emb.get(f"test_gap_{v.nt}"),
     }
 
 
@@ -437,8 +439,8 @@ def tables(v: View, head: dict, erm: dict, helps, pd_: dict) -> dict:
     if m.baselines:
         out["fairlearn"] = {
             "title": f"fairlearn ExponentiatedGradient + logistic regression on fixed features (faces: "
-            f"{p.baseline.pca_components} principal components of the pixels), constraint <= "
-            f"{p.train.epsilon}",
+            f"{p.baseline.pca_components} principal components of the pixels; `+<model>`: that pretrained "
+            f"recognizer's embeddings of the faces), constraint <= {p.train.epsilon}",
             "columns": ["dataset", "notion", "train acc", "test acc", "train gap", "test gap", "test floor q"],
             "rows": [
                 [
@@ -486,6 +488,17 @@ def notes(v: View, claims: list, head: dict, erm: dict, helps, pd_: dict) -> lis
                 f"{', '.join(f'{k}: {n}' for k, n in low.method.value_counts().items())}): such a net meets any "
                 "constraint on train and test at the cost of accuracy."
             )
+    fixed = [(n, b) for (n, k), b in v.m.baselines.items() if k == nt and (n == v.main or n.startswith(v.main + "+"))]
+    if fixed:
+        out.append(
+            "Classical baseline (fairlearn's reduction on fixed features, main task): "
+            + "; ".join(
+                f"{'pixels (PCA)' if n == v.main else n.split('+', 1)[1] + ' embeddings'}: train/test {nt} gap "
+                f"{b[f'train_gap_{nt}']:.3f}/{b[f'test_gap_{nt}']:.3f}, test accuracy {b['test_acc']:.3f}"
+                for n, b in fixed
+            )
+            + "."
+        )
     held = [k for k, s in pd_.items() if s["status"] == "holds"]
     inconc = [k for k, s in pd_.items() if s["status"].startswith("inconclusive")]
     out.append(

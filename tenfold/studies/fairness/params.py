@@ -197,6 +197,10 @@ class FairnessBaseline(Strict):
     max_iter: int = Field(50, ge=1, description="ExponentiatedGradient iterations")
     eps: float = Field(0.01, gt=0, description="ExponentiatedGradient constraint slack")
     pca_components: int = Field(64, ge=1, description="faces: pixels reduced to this many principal components")
+    embeddings: list[Literal["ms1m", "casia"]] = Field(
+        default_factory=lambda: ["ms1m"],
+        description="faces: also fit the reduction on these pretrained recognizers' embeddings of the faces",
+    )
 
 
 class FairnessEval(Strict):

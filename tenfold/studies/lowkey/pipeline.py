@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tenfold.studies.lowkey.facemodels import TEMPLATE_112
+from tenfold.components.models.facemodels import TEMPLATE_112
 
 REFERENCE_112 = TEMPLATE_112  # ArcFace / face.evoLVe reference landmarks for a 112x112 crop
 

@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tenfold.core.runtime import atomic_torch_save, atomic_write_json
-from tenfold.studies.lowkey.facemodels import (
+from tenfold.components.models.facemodels import (
     PRETRAINED,
     FaceModel,
     WeightsError,
@@ -25,6 +24,7 @@ from tenfold.studies.lowkey.facemodels import (
     load_strict,
     surrogate_spec,
 )
+from tenfold.core.runtime import atomic_torch_save, atomic_write_json
 from tenfold.studies.lowkey.pipeline import thetas, warp
 
 

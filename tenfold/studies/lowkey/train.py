@@ -13,9 +13,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from tenfold.components.models.facemodels import FaceModel, build, surrogate_spec
 from tenfold.core.checkpoints import Checkpoint
 from tenfold.core.seeds import generator, seed_for, seeded
-from tenfold.studies.lowkey.facemodels import FaceModel, build, surrogate_spec
 from tenfold.studies.lowkey.params import LowKeyTrain, Surrogate
 
 
