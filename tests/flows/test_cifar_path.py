@@ -7,17 +7,16 @@ torchvision checks the md5 of every batch file; fake files cannot match, so that
 
 import json
 import pickle
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torchvision
-from PIL import Image
 
 from tenfold.components.data import cifar10
 from tenfold.components.data.images import DataUnavailable, load
 from tenfold.core.errors import ArtifactError
+from tests.support.cifar import built_cifar_slice
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -65,28 +64,10 @@ def fake_cifar(tmp_path, monkeypatch):
     return tmp_path, made
 
 
-def build_cifar_slice(root: Path, train_per_class: int = 10, test_per_class: int = 5, seed: int = 0) -> dict:
-    """What stage `build_cifar10` writes (`<root>/data/cifar10`), from a slice of the offline ImageFolder copy (the
-    first images of each class; random images where the copy is absent). Returns the build's manifest."""
-    rng = np.random.default_rng(seed)
-    shared = root / "shared-slice"
-    for split, n in (("train", train_per_class), ("test", test_per_class)):
-        for c in cifar10.CLASSES:
-            d = shared / "cifar10" / split / c
-            d.mkdir(parents=True)
-            real = sorted((SHARED / "cifar10" / split / c).glob("*.png"))[:n] if SHARED.exists() else []
-            for i in range(n):
-                if i < len(real):
-                    shutil.copy(real[i], d / real[i].name)
-                else:
-                    Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(d / f"{i}.png")
-    return cifar10.build(root / "data" / "cifar10", root / "data", shared)
-
-
 @pytest.fixture
 def cifar_slice(tmp_path):
     """`tmp_path` with CIFAR-10 arrays built from a slice (10 train / 5 test images per class) under data/cifar10."""
-    build_cifar_slice(tmp_path)
+    built_cifar_slice(tmp_path)
     return tmp_path
 
 

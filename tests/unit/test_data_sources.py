@@ -11,24 +11,14 @@ from PIL import Image
 
 from tenfold.components.data import cifar10, sources
 from tenfold.core.errors import ArtifactError
+from tests.support.cifar import cifar_folder
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
-def _folder(root: Path, per_class: int = 2, seed: int = 0) -> Path:
-    """A CIFAR-10 ImageFolder slice: real images from the shared copy when present, else random ones."""
-    rng = np.random.default_rng(seed)
-    for split in ("train", "test"):
-        for c in cifar10.CLASSES:
-            d = root / "cifar10" / split / c
-            d.mkdir(parents=True)
-            real = sorted((SHARED / "cifar10" / split / c).glob("*.png"))[:per_class] if SHARED.exists() else []
-            for i in range(per_class):
-                if i < len(real):
-                    shutil.copy(real[i], d / real[i].name)
-                else:
-                    Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(d / f"{i}.png")
-    return root
+def _folder(root: Path, per_class: int = 2) -> Path:
+    """A CIFAR-10 ImageFolder slice under `root` (real images from the shared copy when present); returns `root`."""
+    return cifar_folder(root, per_class, per_class).parent
 
 
 def test_build_reads_the_folder_in_torchvisions_class_order_and_loads_back(tmp_path):
