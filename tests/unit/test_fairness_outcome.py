@@ -13,7 +13,7 @@ P = validate_section(
     "fairness",
     {
         "faces": {"tasks": ["age_gender"], "main": "age_gender", "n_train": 200, "n_val": 50, "n_test": 400},
-        "face_model": {"archs": ["cnn", "resnet"], "widths": [8, 16], "resnet_widths": [8]},
+        "face_model": {"archs": ["cnn", "resnet"], "widths": [8, 16], "resnet_widths": [8], "headline": "cnn"},
         "face_train": {
             "methods": ["erm", "penalty", "lagrangian"],
             "notions": ["eo", "dp"],
@@ -213,8 +213,12 @@ def test_no_constrained_run_means_no_claim_and_no_pass():
     assert not out.passed and out.headline["constrained_runs"] == 0 and out.headline["main_test_gap"] is None
 
 
-def test_main_spec_is_the_lagrangian_cnn_at_the_largest_width():
+def test_main_spec_is_the_lagrangian_on_the_headline_net_at_its_largest_width():
     assert main_spec(P) == RunSpec("utk_age_gender", "lagrangian", "eo", 16, 0, "cnn", 200)
+    res = P.model_copy(update={"face_model": P.face_model.model_copy(update={"headline": "resnet"})})
+    assert main_spec(res) == RunSpec("utk_age_gender", "lagrangian", "eo", 8, 0, "resnet", 200)
+    with pytest.raises(Exception, match="headline 'resnet' must be one of archs"):
+        validate_section("fairness", {"face_model": {"archs": ["cnn"], "headline": "resnet"}})
 
 
 def test_figures_are_written_and_listed(tmp_path):

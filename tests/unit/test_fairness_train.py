@@ -136,7 +136,7 @@ def test_plan_runs_faces_grid_axes_helps_and_secondary():
     p = FairnessParams.model_validate(
         {
             "faces": {"tasks": ["age_gender", "gender_race"], "main": "age_gender", "n_train": 100},
-            "face_model": {"archs": ["cnn", "resnet"], "widths": [4, 8], "resnet_widths": [4]},
+            "face_model": {"archs": ["cnn", "resnet"], "widths": [4, 8], "resnet_widths": [4], "headline": "cnn"},
             "face_train": {"notions": ["eo", "dp"], "seeds": 2},
             "curves": {"sizes": [50, 100, 200]},
             "helps": {"methods": ["lagrangian"], "augment": True},
@@ -166,6 +166,12 @@ def test_plan_runs_faces_grid_axes_helps_and_secondary():
     assert base.cfg.weight_decay == 0 and base.channel_ratio == 1.0 and base.cfg.epochs == p.face_train.epochs
     tab = run_setup(p, next(r for r in runs if r.dataset == "hearts"))
     assert tab.cfg == p.train and tab.arch == "mlp"
+    # the ResNet as the headline net: every notion, the other task, the size axis and the remedies move to it
+    p = p.model_copy(update={"face_model": p.face_model.model_copy(update={"headline": "resnet"})})
+    runs = plan_runs(p)
+    assert count(**main, arch="resnet", width=4) == 2 * (1 + 3 * 2) and count(**main, arch="cnn", width=8) == 2 * 4
+    assert count(dataset="utk_gender_race", arch="resnet") == 8 and count(n_train=50, arch="resnet") == 8
+    assert count(variant="wd", arch="resnet") == count(variant="aug", arch="resnet") == 2
 
 
 def test_summarize_gives_the_claims_three_conditions_and_a_seed_interval():

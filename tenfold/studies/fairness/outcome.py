@@ -25,11 +25,13 @@ from tenfold.studies.fairness.data import FairData
 from tenfold.studies.fairness.metrics import NOTION_NAMES
 from tenfold.studies.fairness.params import FairnessParams
 from tenfold.studies.fairness.study import (
+    ARCH_NAMES,
     CONSTRAINED,
     early_stopped,
     face_name,
     final,
     gap_resolution,
+    hub,
     is_face,
     select,
     summarize,
@@ -57,7 +59,8 @@ class View:
     def __init__(self, p: FairnessParams, m: Measured):
         self.p, self.m, self.df = p, m, m.df
         self.nt, self.eps = p.eval.claim_notion, p.face_train.epsilon
-        self.main, self.widest = face_name(p.faces.main), max(p.face_model.widths)
+        self.main, (self.arch, self.widest) = face_name(p.faces.main), hub(p)
+        self.net = f"{ARCH_NAMES[self.arch]} width {self.widest}"
         self.n = p.faces.n_train
         self.constrained = tuple(x for x in p.face_train.methods if x in CONSTRAINED)
 
@@ -77,13 +80,13 @@ class View:
             self.p.eval.overfit_ratio,
         )
 
-    def config(self, methods=None, arch="cnn", width=None, n=None, variant="base", notion=None, dataset=None):
+    def config(self, methods=None, arch=None, width=None, n=None, variant="base", notion=None, dataset=None):
         return select(
             self.df,
             dataset or self.main,
             notion or self.nt,
             methods or self.constrained,
-            arch,
+            arch or self.arch,
             width or self.widest,
             n or self.n,
             variant,
@@ -135,7 +138,7 @@ def helps_rows(v: View) -> list[tuple[str, dict]]:
     methods = tuple(x for x in h.methods if x in v.constrained)
     base = v.config(methods=methods)
     rows = [
-        (f"as trained (width {v.widest}, {v.p.face_train.epochs} epochs, n = {v.n})", v.summary(final(base))),
+        (f"as trained ({v.net}, {v.p.face_train.epochs} epochs, n = {v.n})", v.summary(final(base))),
         (
             f"early stopping on the held-out {v.nt} gap (tolerance {h.early_stop_tolerance:g} in held-out accuracy)",
             v.summary(early_stopped(base, v.nt, h.early_stop_tolerance)),
@@ -146,11 +149,13 @@ def helps_rows(v: View) -> list[tuple[str, dict]]:
         rows.append(
             ("augmentation (flips, 2-pixel shifts)", v.summary(final(v.config(methods=methods, variant="aug"))))
         )
-    if len(fm.widths) > 1:
+    own = fm.widths if v.arch == "cnn" else fm.resnet_widths
+    arch, width = (v.arch, min(own)) if min(own) < v.widest else ("cnn", min(fm.widths))
+    if (arch, width) != (v.arch, v.widest):  # the headline net's smallest width, else the smallest CNN
         rows.append(
             (
-                f"smaller capacity (width {min(fm.widths)})",
-                v.summary(final(v.config(methods=methods, width=min(fm.widths)))),
+                f"smaller capacity ({ARCH_NAMES[arch]} width {width})",
+                v.summary(final(v.config(methods=methods, arch=arch, width=width))),
             )
         )
     biggest = max([v.n, *v.p.curves.sizes])
@@ -244,7 +249,8 @@ def build(p: FairnessParams, m: Measured) -> Outcome:
             "fairness_overfits",
             f"on faces ({v.main}: {m.datasets[v.main].target if v.main in m.datasets else ''} with "
             f"{m.datasets[v.main].group if v.main in m.datasets else ''} as the sensitive attribute), the constrained "
-            f"CNNs ({', '.join(v.constrained)}; width {v.widest}, {p.face_train.epochs} epochs, {v.n} training faces) "
+            f"{ARCH_NAMES[v.arch]}s ({', '.join(v.constrained)}; width {v.widest}, {p.face_train.epochs} epochs, "
+            f"{v.n} training faces) "
             f"meet the {NOTION_NAMES[nt]} constraint on train (gap <= {v.eps}), their test gap is at least "
             f"{ev.overfit_ratio}x the train gap and above the {q} of its permutation noise floor; measured = "
             "test/train gap (a zero train gap counted at the train set's resolution)",
@@ -343,7 +349,7 @@ def tables(v: View, head: dict, erm: dict, helps, pd_: dict) -> dict:
             ],
         },
         "by_method": {
-            "title": f"{v.main}, CNN width {v.widest}, {p.face_train.epochs} epochs: the claim's test for "
+            "title": f"{v.main}, {v.net}, {p.face_train.epochs} epochs: the claim's test for "
             "each method and notion separately (the claim averages the constrained methods)",
             "caption": iv.replace("the per-seed mean over the constrained methods", "the seeds"),
             "columns": ["method", "notion", *SCOLS, "ratio", "status"],
@@ -367,7 +373,7 @@ def tables(v: View, head: dict, erm: dict, helps, pd_: dict) -> dict:
             ],
         },
         "training_length": {
-            "title": f"{v.main}, CNN width {v.widest}: {NOTION_NAMES[nt]} along training",
+            "title": f"{v.main}, {v.net}: {NOTION_NAMES[nt]} along training",
             "caption": iv,
             "columns": ["epoch", *SCOLS, "erm train gap", "erm test gap", "status"],
             "rows": [
@@ -376,7 +382,7 @@ def tables(v: View, head: dict, erm: dict, helps, pd_: dict) -> dict:
             ],
         },
         "training_size": {
-            "title": f"{v.main}, CNN width {v.widest}: {NOTION_NAMES[nt]} by training-set size",
+            "title": f"{v.main}, {v.net}: {NOTION_NAMES[nt]} by training-set size",
             "caption": iv,
             "columns": ["n_train", *SCOLS, "erm train gap", "erm test gap", "status"],
             "rows": [
@@ -474,7 +480,7 @@ def notes(v: View, claims: list, head: dict, erm: dict, helps, pd_: dict) -> lis
         )
     if erm.get("runs"):
         out.append(
-            f"Unconstrained CNNs of the same width: train/test {nt} gap {erm['train_gap']:.3f}/"
+            f"Unconstrained {ARCH_NAMES[v.arch]}s of the same width: train/test {nt} gap {erm['train_gap']:.3f}/"
             f"{erm['test_gap']:.3f}, accuracy {erm['train_acc']:.3f}/{erm['test_acc']:.3f}; a net that fits "
             "its training set exactly has zero equalized-odds gap on it, constrained or not."
         )
@@ -572,12 +578,7 @@ def write_figures(out: Outcome, p: FairnessParams, m: Measured, plot_dir: Path, 
     write_csv(plot_dir / "gap_vs_width.csv", ["arch", "width", *cols], [[r["arch"], r["width"], *row(r)] for r in wd])
     write_csv(plot_dir / "gap_vs_size.csv", ["n_train", *cols], [[r["n_train"], *row(r)] for r in sz])
     _curve_figure(
-        plot_dir / "gap_vs_epoch.png",
-        [r["epoch"] for r in ep],
-        ep,
-        "epoch",
-        f"{v.main}: CNN width {v.widest}, along training",
-        nt,
+        plot_dir / "gap_vs_epoch.png", [r["epoch"] for r in ep], ep, "epoch", f"{v.main}: {v.net}, along training", nt
     )
     cnn = [r for r in wd if r["arch"] == "cnn"]
     _curve_figure(
@@ -594,7 +595,7 @@ def write_figures(out: Outcome, p: FairnessParams, m: Measured, plot_dir: Path, 
         [r["n_train"] for r in sz],
         sz,
         "training faces",
-        f"{v.main}: by training-set size (width {v.widest})",
+        f"{v.main}: by training-set size ({v.net})",
         nt,
         log_x=True,
     )

@@ -104,7 +104,7 @@ class FairnessFaces(Strict):
         [1, 2, 3, 4], description="gender_race: races of group s = 1 (1 Black, 2 Asian, 3 Indian, 4 Others)"
     )
     size: Literal[16, 32, 64] = Field(32, description="the 64x64 faces are average-pooled to size x size")
-    n_train: int = Field(1000, ge=20, description="training faces of every run (the size axis varies it)")
+    n_train: int = Field(500, ge=20, description="training faces of every run (the size axis varies it)")
     n_val: int = Field(500, ge=20, description="held-out faces for early stopping (not used in training)")
     n_test: int = Field(4000, ge=20)
     other_notions: list[Notion] = Field(["eo"], description="notions trained on the tasks other than `main`")
@@ -135,8 +135,13 @@ class FairnessFaceModel(Strict):
     widths: list[int] = Field([8, 32], description="CNN channels: the capacity axis")
     resnet_widths: list[int] = Field([4], description="ResNet base channels")
     depth: int = Field(3, ge=1, description="conv blocks of the CNN")
+    headline: Literal["cnn", "resnet"] = Field(
+        "resnet",
+        description="the net of the claim, at its largest width: every notion, the other face tasks, the size axis "
+        "and the what-helps rows are trained on it",
+    )
     notion_widths: Literal["largest", "all"] = Field(
-        "largest", description="notions other than the claim's are trained at the largest CNN width only (or all)"
+        "largest", description="notions other than the claim's are trained on the headline net only (or all widths)"
     )
 
     @field_validator("widths", "resnet_widths")
@@ -150,19 +155,25 @@ class FairnessFaceModel(Strict):
     @classmethod
     def _archs(cls, v):
         if "cnn" not in v:
-            raise ValueError("archs must include cnn (the headline net)")
+            raise ValueError("archs must include cnn (the capacity axis)")
         return list(dict.fromkeys(v))
+
+    @model_validator(mode="after")
+    def _headline(self):
+        if self.headline not in self.archs:
+            raise ValueError(f"headline {self.headline!r} must be one of archs {self.archs}")
+        return self
 
 
 def _face_train() -> FairnessTrain:
-    return FairnessTrain(notions=["eo", "dp"], epochs=40, eval_epochs=[5, 10, 20, 40], seeds=3)
+    return FairnessTrain(notions=["eo", "dp"], epochs=100, eval_epochs=[5, 10, 20, 40, 70, 100], seeds=3)
 
 
 class FairnessCurves(Strict):
     sizes: list[int] = Field(
-        [250, 500],
+        [250],
         description="training-set-size axis besides faces.n_train (main task, "
-        "largest CNN width, claim notion, constrained methods)",
+        "headline net, claim notion, constrained methods)",
     )
 
     @field_validator("sizes")

@@ -1,9 +1,9 @@
 """The experiment grid of the study and the reductions of its results (plain functions, no Prefect).
 
 Runs (`plan_runs`): on the main face task, every face net (CNN widths, ResNet widths) x method, for the claim's
-notion (and every notion at the largest CNN width); the other face tasks at the largest CNN width; the
-training-set-size axis and the what-helps variants (weight decay, augmentation) on the main task at the largest CNN
-width; the secondary (medical, tabular) datasets with the MLP. Every configuration runs every seed.
+notion (and every notion on the headline net, `hub`: `face_model.headline` at its largest width); the other face
+tasks, the training-set-size axis and the what-helps variants (weight decay, augmentation) on the headline net; the
+secondary (medical, tabular) datasets with the MLP. Every configuration runs every seed.
 
 Reductions: `config_summary` gives the final (or any) epoch's train/test gap and accuracy of one configuration,
 averaged over methods within a seed, then over seeds with a 95% t-interval over the seeds, next to the test gap's
@@ -58,6 +58,15 @@ class RunSpec:
         return asdict(self)
 
 
+ARCH_NAMES = {"cnn": "CNN", "resnet": "ResNet", "mlp": "MLP"}
+
+
+def hub(p: FairnessParams) -> tuple[str, int]:
+    """(arch, width) of the headline net: `face_model.headline` at its largest width."""
+    fm = p.face_model
+    return fm.headline, max(fm.widths if fm.headline == "cnn" else fm.resnet_widths)
+
+
 def plan_runs(p: FairnessParams) -> list[RunSpec]:
     """Every run of the study (see the module docstring)."""
     f, fm, ft, claim = p.faces, p.face_model, p.face_train, p.eval.claim_notion
@@ -68,16 +77,16 @@ def plan_runs(p: FairnessParams) -> list[RunSpec]:
             for nt in ["none"] if m == "erm" else notions:
                 runs.extend(RunSpec(ds, m, nt, w, k, arch, n, variant) for k in range(seeds))
 
-    main, widest = face_name(f.main), max(fm.widths)
+    main, (arch0, widest) = face_name(f.main), hub(p)
     for arch in fm.archs:
         for w in fm.widths if arch == "cnn" else fm.resnet_widths:
-            every = arch == "cnn" and (w == widest or fm.notion_widths == "all")
+            every = (arch, w) == (arch0, widest) or fm.notion_widths == "all"
             add(main, arch, w, ft.methods, ft.notions if every else [claim], ft.seeds, f.n_train)
     for task in f.tasks:
         if task != f.main:
             add(
                 face_name(task),
-                "cnn",
+                arch0,
                 widest,
                 ft.methods,
                 [n for n in f.other_notions if n in ft.notions] or [claim],
@@ -86,9 +95,9 @@ def plan_runs(p: FairnessParams) -> list[RunSpec]:
             )
     for n in p.curves.sizes:
         if n != f.n_train:
-            add(main, "cnn", widest, ft.methods, [claim], ft.seeds, n)
+            add(main, arch0, widest, ft.methods, [claim], ft.seeds, n)
     for variant in ["wd"] + (["aug"] if p.helps.augment else []):
-        add(main, "cnn", widest, [m for m in p.helps.methods if m in ft.methods], [claim], ft.seeds, f.n_train, variant)
+        add(main, arch0, widest, [m for m in p.helps.methods if m in ft.methods], [claim], ft.seeds, f.n_train, variant)
     for ds in p.data.datasets:
         arch = p.model.image_arch if ds in ("digits", "celeba") else "mlp"
         for w in p.model.widths:
@@ -118,12 +127,11 @@ def run_setup(p: FairnessParams, spec: RunSpec) -> RunSetup:
 
 def main_spec(p: FairnessParams) -> RunSpec:
     """The run whose weights are kept and registered: the main face task, the Lagrangian method (else the first
-    constrained one), the claim's notion, the largest CNN width, seed 0."""
+    constrained one), the claim's notion, the headline net, seed 0."""
     methods = p.face_train.methods
     method = "lagrangian" if "lagrangian" in methods else next(m for m in methods if m != "erm")
-    return RunSpec(
-        face_name(p.faces.main), method, p.eval.claim_notion, max(p.face_model.widths), 0, "cnn", p.faces.n_train
-    )
+    arch, width = hub(p)
+    return RunSpec(face_name(p.faces.main), method, p.eval.claim_notion, width, 0, arch, p.faces.n_train)
 
 
 def results_frame(results: list[tuple[RunSpec, list[dict]]]) -> pd.DataFrame:
