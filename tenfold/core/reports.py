@@ -43,7 +43,7 @@ def render(metrics: dict, report_dir: str | Path = "reports", spreads: dict | No
     if spreads:
         lines += [
             "Seed spread: the claim's measurement over several seeds of the CPU default "
-            "(`benchmarks/seed_spread.json`, from `python -m benchmarks.bench_seed_spread`). Another seed or "
+            "(`benchmarks/seed_spread.json`, from `python -m benchmarks.seed_spread`). Another seed or "
             "another CPU gives other floats; a claim whose margin to its target is smaller than that spread "
             "is flagged.",
             "",
