@@ -147,21 +147,13 @@ def lowkey_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
             },
         )
         gid, main, boxes = celeba.identities[sp.gallery], gather(main), lm.boxes[sp.probes]
-        ops = (p.eval.first_iters, p.eval.subtle_iters)  # every recognizer there; elsewhere the held-out one
-        filt = {
-            s: _judge_filtered(ctx, models, prb, main["photos"][s], boxes, None if s in ops else [p.models.heldout])
-            for s in steps
-        }
+        filt, swept = _judge_runs(ctx, models, prb, boxes, main, runs, sub)
         m = ev.Assemble(p, gid, pid, celeba.identities[sp.auc], clean, filt, models, describe)
         sweep_rows = m.sweep_rows("default", p.attack, filt, None) + [
             row
-            for cfg, names, fut in runs
+            for (cfg, names, _), judged in zip(runs, swept)
             for row in m.sweep_rows(
-                outcome.setting_label(cfg, names if names != p.models.attack else None),
-                cfg,
-                _sweep_filtered(ctx, models, prb[sub], gather(fut), boxes[sub]),
-                sub,
-                names,
+                outcome.setting_label(cfg, names if names != p.models.attack else None), cfg, judged, sub, names
             )
         ]
         measured = m.measured(
@@ -200,24 +192,50 @@ def _sweep_runs(ctx, models: dict, prb, points: list, sp) -> tuple[np.ndarray, l
 
 def _judge(ctx, models: dict, sets: dict, only: list[str] | None = None) -> dict:
     """Embeddings of every named set (photos, landmarks) by every recognizer (or `only`), and dlib's."""
+    return _collect(_judge_submit(ctx, models, sets, only))
+
+
+def _judge_submit(ctx, models: dict, sets: dict, only: list[str] | None = None) -> dict:
     futs = {n: embed_sets.submit(m, sets) for n, m in models.items() if only is None or n in only}
-    dl = dlib_describe.submit({k: v[0] for k, v in sets.items()}, ctx.params.eval.dlib_upsample)
-    return {"emb": {n: f.result() for n, f in futs.items()}, "dlib": dl.result()}
-
-
-def _judge_filtered(ctx, models, clean, filtered, boxes, only=None, min_face=None) -> dict:
-    """Re-detect the filtered photos (MTCNN for the recognizers; dlib re-detects by itself), identify, measure."""
-    pts, _, found = detect.submit(filtered, min_face or ctx.params.eval.redetect_min_face_size).result()
-    q = image_quality.submit(clean, filtered, boxes)
-    out = _judge(ctx, models, {"probes": (filtered, pts)}, only)
-    return {**out, "mtcnn_found": found, "quality": q.result(), "photos": filtered}
-
-
-def _sweep_filtered(ctx, models, clean, run: dict, boxes) -> dict:
     return {
-        s: _judge_filtered(ctx, models, clean, ph, boxes, [ctx.params.models.heldout])
-        for s, ph in run["photos"].items()
+        "emb": futs,
+        "dlib": dlib_describe.submit({k: v[0] for k, v in sets.items()}, ctx.params.eval.dlib_upsample),
     }
+
+
+def _collect(pending: dict) -> dict:
+    return {"emb": {n: f.result() for n, f in pending["emb"].items()}, "dlib": pending["dlib"].result()}
+
+
+def _judge_filtered(ctx, models, jobs: dict) -> dict:
+    """Re-detect the filtered photos (MTCNN for the recognizers; dlib re-detects by itself), identify, measure.
+    `jobs`: key -> (clean photos, filtered photos, face boxes, recognizers or None for all, MTCNN min face or
+    None); every detection is submitted first and every identification before any is awaited, so the judging
+    of all steps and runs runs side by side (the results do not depend on the order)."""
+    mf = ctx.params.eval.redetect_min_face_size
+    pre = {k: (detect.submit(ph, m or mf), image_quality.submit(c, ph, b)) for k, (c, ph, b, _, m) in jobs.items()}
+    pending = {}
+    for k, (_, ph, _, only, _) in jobs.items():
+        pts, _, found = pre[k][0].result()
+        pending[k] = (_judge_submit(ctx, models, {"probes": (ph, pts)}, only), found)
+    return {
+        k: {**_collect(j), "mtcnn_found": found, "quality": pre[k][1].result(), "photos": jobs[k][1]}
+        for k, (j, found) in pending.items()
+    }
+
+
+def _judge_runs(ctx, models, prb, boxes, main: dict, runs: list, sub) -> tuple[dict, list[dict]]:
+    """The default run judged at each step (every recognizer at the operating points, the held-out one elsewhere)
+    and each sweep run at each of its steps (the held-out one): ({step: judged}, [{step: judged} per run])."""
+    p, heldout = ctx.params, [ctx.params.models.heldout]
+    ops = (p.eval.first_iters, p.eval.subtle_iters)
+    jobs = {("default", s): (prb, ph, boxes, None if s in ops else heldout, None) for s, ph in main["photos"].items()}
+    done = [gather(fut) for _, _, fut in runs]
+    for i, run in enumerate(done):
+        jobs.update({(i, s): (prb[sub], ph, boxes[sub], heldout, None) for s, ph in run["photos"].items()})
+    judged = _judge_filtered(ctx, models, jobs)
+    filt = {s: judged["default", s] for s in main["photos"]}
+    return filt, [{s: judged[i, s] for s in run["photos"]} for i, run in enumerate(done)]
 
 
 def _att_attack(ctx, attackers, att_lm) -> dict:
@@ -235,11 +253,12 @@ def _att_attack(ctx, attackers, att_lm) -> dict:
 def _att_eval(ctx, models, att) -> dict:
     p, rgb, g, q, lm = ctx.params, att["rgb"], att["gallery"], att["probes"], att["lm"]
     run = gather(att["futures"])
-    clean = _judge(ctx, models, {"gallery": (rgb[g], lm.take(g)), "probes": (rgb[q], lm.take(q))})
-    filt = {
-        s: _judge_filtered(ctx, models, rgb[q], run["photos"][s], lm.boxes[q], min_face=p.align.min_face_size)
-        for s in (p.eval.first_iters, p.eval.subtle_iters)
-    }
+    clean = _judge_submit(ctx, models, {"gallery": (rgb[g], lm.take(g)), "probes": (rgb[q], lm.take(q))})
+    steps = (p.eval.first_iters, p.eval.subtle_iters)
+    filt = _judge_filtered(
+        ctx, models, {s: (rgb[q], run["photos"][s], lm.boxes[q], None, p.align.min_face_size) for s in steps}
+    )
+    clean = _collect(clean)
     return {"clean": clean, "filtered": filt, "gallery_ids": att["subjects"][g], "probe_ids": att["subjects"][q]}
 
 
