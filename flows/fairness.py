@@ -17,7 +17,7 @@ from prefect import flow
 from prefect.logging import get_run_logger
 
 from flows.common import prepare, publish, tracked
-from tasks.fairness import build_utkface, embed_faces, fairlearn_reduction, load_fair_data, train_fair_net
+from tasks.fairness import build_utkface, fairlearn_on_embeddings, fairlearn_reduction, load_fair_data, train_fair_net
 from tasks.progress import results
 from tenfold.components.data.sources import locate
 from tenfold.core.checkpoints import Checkpoint
@@ -63,34 +63,52 @@ def _checkpoint(ctx, spec, setup, data, seed: int) -> Checkpoint:
     return Checkpoint(ctx.path("checkpoints", f"{spec.name}.pt"), key)
 
 
+class _Notion:
+    """One notion's result of a task that returns {notion: result}, read like a future."""
+
+    def __init__(self, future, notion: str):
+        self.future, self.notion = future, notion
+
+    def result(self):
+        return self.future.result()[self.notion]
+
+
 def _baselines(ctx, default: dict) -> dict:
     """Submit fairlearn's reduction for every (dataset, notion) of the plan; on face tasks also on each pretrained
-    recognizer's embeddings (`<task>+<recognizer>`). Returns {(dataset, notion): future}."""
+    recognizer's embeddings (`<task>+<recognizer>`, one task that embeds once). Returns {(dataset, notion):
+    future}. No task waits for another's result, so none holds a worker idle."""
     p, ev = ctx.params, ctx.params.eval
-    faces = {name for name, _ in baseline_plan(p) if is_face(name)}
-    embedded = {
-        (name, r): embed_faces.submit(default[name], r, str(ctx.shared_data))
-        for name in sorted(faces)
-        for r in p.baseline.embeddings
-    }
-    jobs = []
-    for name, nt in baseline_plan(p):
-        jobs.append((name, nt, name, default[name]))
-        jobs += [(f"{name}+{r}", nt, name, embedded[(name, r)]) for r in p.baseline.embeddings if name in faces]
-    return {
-        (key, nt): fairlearn_reduction.submit(
-            data,
+    plan = baseline_plan(p)
+    out = {}
+    for name, nt in plan:
+        eps = (p.face_train if is_face(name) else p.train).epsilon
+        out[name, nt] = fairlearn_reduction.submit(
+            default[name],
             nt,
-            (p.face_train if is_face(name) else p.train).epsilon,
+            eps,
             p.baseline.max_iter,
             p.baseline.eps,
-            ctx.seed_for("fairlearn", key, nt),
+            ctx.seed_for("fairlearn", name, nt),
             p.baseline.pca_components,
             ev.noise_permutations,
             ev.floor_quantile,
         )
-        for key, nt, name, data in jobs
-    }
+    for name in sorted({n for n, _ in plan if is_face(n)}):
+        for r in p.baseline.embeddings:
+            key, nts = f"{name}+{r}", [nt for n, nt in plan if n == name]
+            fut = fairlearn_on_embeddings.submit(
+                default[name],
+                r,
+                str(ctx.shared_data),
+                [(nt, ctx.seed_for("fairlearn", key, nt)) for nt in nts],
+                p.face_train.epsilon,
+                p.baseline.max_iter,
+                p.baseline.eps,
+                ev.noise_permutations,
+                ev.floor_quantile,
+            )
+            out.update({(key, nt): _Notion(fut, nt) for nt in nts})
+    return out
 
 
 @flow(name="fairness")

@@ -36,17 +36,33 @@ def load_fair_data(
     return data
 
 
-@task(name="fairness-embed-faces", cache_policy=NO_CACHE)
-def embed_faces(data: fair_data.FairData, recognizer: str, shared_data: str) -> fair_data.FairData:
-    """A face task with every face replaced by a pretrained recognizer's embedding (checksum-verified weights)."""
+@task(name="fairness-fairlearn-on-embeddings", cache_policy=NO_CACHE)
+def fairlearn_on_embeddings(
+    data: fair_data.FairData,
+    recognizer: str,
+    shared_data: str,
+    notions: list[tuple[str, int]],
+    epsilon: float,
+    max_iter: int,
+    eps: float,
+    noise_permutations: int = 0,
+    floor_quantile: float = 0.95,
+) -> dict[str, dict]:
+    """fairlearn's reduction on a pretrained recognizer's embeddings of a face task (checksum-verified weights),
+    embedded once for every (notion, seed): {notion: result}; each result carries its share of the CPU seconds."""
     from tenfold.components.models.facemodels import load_pretrained
     from tenfold.studies.fairness.embed import embed
 
     t0 = time.thread_time()
-    out = embed(data, load_pretrained(recognizer, shared_data, role="features"))
-    get_run_logger().info(
-        "fairness %s: %d-d embeddings (%.1f s CPU)", out.name, out.x_train.shape[1], time.thread_time() - t0
-    )
+    emb = embed(data, load_pretrained(recognizer, shared_data, role="features"))
+    cost = time.thread_time() - t0
+    get_run_logger().info("fairness %s: %d-d embeddings (%.1f s CPU)", emb.name, emb.x_train.shape[1], cost)
+    out = {}
+    for nt, seed in notions:
+        t1 = time.thread_time()
+        res = fairlearn_baseline(emb, nt, epsilon, max_iter, eps, seed, None, noise_permutations, floor_quantile)
+        get_run_logger().info("fairlearn %s %s: %s", emb.name, nt, {k: round(v, 3) for k, v in res.items()})
+        out[nt] = {**res, "cpu_seconds": time.thread_time() - t1 + cost / len(notions)}
     return out
 
 
