@@ -325,19 +325,27 @@ def _init_table(p: LowKeyParams, m: Measured) -> dict:
 
 
 def _init_note(table: dict) -> str | None:
-    """One sentence comparing a fine-tuned and a from-scratch surrogate (same head when there is one) that each
-    attacked alone."""
-    ran = [r for r in table["rows"] if r[9] is not None]
-    scratch = [r for r in ran if r[1] == "scratch"]
-    tuned = [r for r in ran if r[1] == "ms1m"]
+    """One sentence comparing a fine-tuned and a from-scratch surrogate (same head when there is one): their clean
+    accuracy, and what each one's filter alone does when the sweep ran it."""
+    scratch = [r for r in table["rows"] if r[1] == "scratch"]
+    tuned = [r for r in table["rows"] if r[1] == "ms1m"]
     if not scratch or not tuned:
         return None
     sc = scratch[0]
     ft = next((r for r in tuned if r[2] == sc[2]), tuned[0])
+
+    def alone(r):
+        if r[10] is None:
+            return "was not run alone as the attack"
+        return (
+            f"alone takes dlib to {r[10]:.3f} and the held-out model to {r[11]:.3f} after {r[7]} steps on {r[8]} "
+            f"probes (face SSIM {r[9]:.3f})"
+        )
+
     return (
-        f"Fine-tuned vs from scratch: {ft[0]} (clean rank-1 {ft[6]:.3f}) alone takes dlib to {ft[10]:.3f} and the "
-        f"held-out model to {ft[11]:.3f} after {ft[7]} steps (face SSIM {ft[9]:.3f}); {sc[0]} (clean rank-1 "
-        f"{sc[6]:.3f}) alone takes them to {sc[10]:.3f} and {sc[11]:.3f} (face SSIM {sc[9]:.3f}); {ft[8]} probes."
+        f"Fine-tuned vs from scratch: {ft[0]} ({ft[3]} epoch(s) from the MS1M weights; clean AUC {ft[5]:.3f}, "
+        f"rank-1 {ft[6]:.3f}) {alone(ft)}; {sc[0]} ({sc[3]} epoch(s) from scratch on the same photos; clean AUC "
+        f"{sc[5]:.3f}, rank-1 {sc[6]:.3f}) {alone(sc)}."
     )
 
 

@@ -141,11 +141,7 @@ class LowKeySweep(Strict):
     probes_per_identity: int = Field(1, ge=1, le=5)
     max_probes: int | None = Field(20, ge=1, description="cap on the other runs' probes (the first identities)")
     points: list[SweepPoint] = Field(
-        default_factory=lambda: [
-            SweepPoint(c_sim=0.05),
-            SweepPoint(models=["ft_arcface"]),
-            SweepPoint(models=["scratch_arcface"]),
-        ]
+        default_factory=lambda: [SweepPoint(c_sim=0.05), SweepPoint(models=["ft_arcface"])]
     )
 
 
