@@ -36,8 +36,8 @@ def test_lowkey_flows_tiny(prefect_harness, tiny, tmp_path, check_study_outputs,
     runs = {(row[0], row[t["columns"].index("attack")]) for row in t["rows"]}
     assert runs == {
         ("default", "ms1m+ft_arcface"),
-        ("lr0.01 c1", "ms1m+ft_arcface"),
-        ("lr0.0025 c1 l2 by scratch_cosface", "scratch_cosface"),  # a surrogate alone, L2 steps
+        ("lr0.01 c1 sign", "ms1m+ft_arcface"),  # the release's signed steps
+        ("lr0.0025 c1 l2 by scratch_cosface", "scratch_cosface"),  # a surrogate alone, the default's L2 steps
     }
     init = {row[0]: row for row in r["tables"]["init"]["rows"]}
     assert init["scratch_cosface"][1] == "scratch" and init["scratch_cosface"][-2] is not None

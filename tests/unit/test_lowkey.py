@@ -194,7 +194,7 @@ PTS = np.array([[50.0, 60], [80, 60], [65, 78], [53, 95], [77, 95]])
 def test_lowkey_moves_features_within_the_step_budget_and_snapshots_are_iterates():
     models = _toy_models()
     x = torch.rand(2, 3, 130, 130)
-    cfg = LowKeyAttack(n_iters=4, lr=0.01, c_sim=0.05)
+    cfg = LowKeyAttack(n_iters=4, lr=0.01, c_sim=0.05, step="sign")  # the step budget of signed steps
     lk = LowKey(models, cfg)
     adv, st = lk.protect(x, [PTS, PTS + 3], seed=1, snapshots=[2, 4])
     assert (adv - x).abs().max() <= cfg.n_iters * cfg.lr + cfg.init_noise + 1e-6

@@ -49,9 +49,9 @@ def measured(dlib_first=0.05, ssim_first=0.87, dlib_subtle=0.30, ssim_subtle=0.9
         _row("default", 20, ssim_subtle, dlib_subtle, 0.1),
         _row("default", 50, ssim_first, dlib_first, heldout),
         _row("lr0.005 c0.05", 50, 0.7, 0.0, 0.0, probes=40),
-        _row("lr0.0025 c1 by ft_arcface", 20, 0.9, 0.4, 0.3, probes=40, attack="ft_arcface"),
+        _row("lr0.0025 c1 by ft_arcface", 10, 0.9, 0.4, 0.3, probes=40, attack="ft_arcface"),
         _row("lr0.0025 c1 by ft_arcface", 60, 0.8, 0.1, 0.1, probes=40, attack="ft_arcface"),
-        _row("lr0.0025 c1 by scratch_arcface", 20, 0.91, 0.9, 0.8, probes=40, attack="scratch_arcface"),
+        _row("lr0.0025 c1 by scratch_arcface", 10, 0.91, 0.9, 0.8, probes=40, attack="scratch_arcface"),
     ]
     return Measured(
         counts={
@@ -133,11 +133,10 @@ def test_operating_points_pick_the_lowest_dlib_rank1_above_each_bound():
     pts = operating_points(rows, [0.85, 0.93, 0.99])
     assert pts["ssim>=0.85"]["n_iters"] == 50 and pts["ssim>=0.85"]["setting"] == "a"
     assert pts["ssim>=0.93"]["dlib_rank1"] == 0.3 and pts["ssim>=0.99"] is None
-    assert setting_label(P.attack) == "lr0.0025 c1"
-    cfg = P.attack.model_copy(update={"c_sim": 0.05, "eot_shift": 0.02})
-    assert setting_label(cfg) == "lr0.0025 c0.05 eot0.02/0"
-    cfg = P.attack.model_copy(update={"step": "l2"})
-    assert setting_label(cfg, ["scratch_arcface"]) == "lr0.0025 c1 l2 by scratch_arcface"
+    assert setting_label(P.attack) == "lr0.0025 c1 l2"
+    cfg = P.attack.model_copy(update={"c_sim": 0.05, "eot_shift": 0.02, "step": "sign"})
+    assert setting_label(cfg) == "lr0.0025 c0.05 sign eot0.02/0"
+    assert setting_label(P.attack, ["scratch_arcface"]) == "lr0.0025 c1 l2 by scratch_arcface"
 
 
 def test_fine_tuned_and_scratch_surrogates_are_compared_by_their_single_model_runs():
@@ -149,7 +148,7 @@ def test_fine_tuned_and_scratch_surrogates_are_compared_by_their_single_model_ru
     assert list(rows) == ["ms1m", "ft_arcface", "scratch_arcface"]
     assert rows["ms1m"]["init"] == "MS1M (pretrained)" and rows["ms1m"]["dlib rank-1"] is None
     ft, sc = rows["ft_arcface"], rows["scratch_arcface"]
-    assert (ft["alone: steps"], ft["dlib rank-1"], ft["held-out rank-1"], ft["face SSIM"]) == (20, 0.4, 0.3, 0.9)
+    assert (ft["alone: steps"], ft["dlib rank-1"], ft["held-out rank-1"], ft["face SSIM"]) == (10, 0.4, 0.3, 0.9)
     assert (sc["init"], sc["epochs"], sc["train CPU s"], sc["dlib rank-1"]) == ("scratch", 2, 200.0, 0.9)
     note = next(n for n in out.notes if n.startswith("Fine-tuned vs from scratch"))
     assert (

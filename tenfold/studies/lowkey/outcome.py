@@ -19,9 +19,7 @@ from tenfold.studies.lowkey.params import LowKeyAttack, LowKeyParams
 def setting_label(cfg: LowKeyAttack, attack: list[str] | None = None) -> str:
     """A trade-off run's name: its step size and penalty weight, the options beyond the release it uses, and its
     attack ensemble when that is not the default one (`attack`)."""
-    parts = [f"lr{cfg.lr:g}", f"c{cfg.c_sim:g}"]
-    if cfg.step != "sign":
-        parts.append(cfg.step)
+    parts = [f"lr{cfg.lr:g}", f"c{cfg.c_sim:g}", cfg.step]
     if cfg.smooth_sigma:
         parts.append(f"s{cfg.smooth_sigma:g}")
     if cfg.eot_shift or cfg.eot_scale:

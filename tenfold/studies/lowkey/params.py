@@ -58,11 +58,12 @@ class LowKeyTrain(Strict):
 
 
 class LowKeyAttack(Strict):
-    """Signed gradient ascent as in the released lowkey_attack.py (lr 0.0025, 50 steps, start noise 0.005, one
-    start, Gaussian copies kernel 7 / sigma 3 at 112 px, no L-inf ball, c_sim 0.05 on LPIPS); 1 - SSIM replaces
-    LPIPS. CPU default: 28 steps and c_sim 1.0 (picked on the trade-off; the release's 0.05 is a sweep point)."""
+    """Gradient ascent as in the released lowkey_attack.py (signed steps of lr 0.0025, 50 steps, start noise 0.005,
+    one start, Gaussian copies kernel 7 / sigma 3 at 112 px, no L-inf ball, c_sim 0.05 on LPIPS); 1 - SSIM replaces
+    LPIPS. CPU default: L2-normalised steps, 16 steps and c_sim 1.0 (picked on the trade-off; the release's signed
+    steps with c_sim 0.05 are a sweep point)."""
 
-    n_iters: int = Field(28, ge=1, description="signed steps (release: 50)")
+    n_iters: int = Field(16, ge=1, description="steps (release: 50)")
     lr: float = Field(0.0025, gt=0, description="signed step size")
     init_noise: float = Field(0.005, ge=0, description="uniform start noise +-init_noise")
     n_starts: int = Field(1, ge=1)
@@ -76,7 +77,7 @@ class LowKeyAttack(Strict):
     eot_scale: float = Field(0.0, ge=0, le=0.2, description="expectation over alignment scale (+- fraction)")
     normalised_features: bool = Field(False, description="distance on L2-normalised embeddings (release: raw)")
     step: Literal["sign", "l2"] = Field(
-        "sign",
+        "l2",
         description="signed steps (release) or L2-normalised gradient steps with the same per-pixel RMS `lr` "
         "(the change goes where the gradient is large)",
     )
@@ -93,13 +94,13 @@ class LowKeyModels(Strict):
 class LowKeyEval(Strict):
     ranks: list[int] = [1, 10]
     first_iters: int = Field(
-        28,
+        16,
         ge=1,
         description="the first operating point: the iterate after this many "
         "steps of the default run (picked on the trade-off)",
     )
     subtle_iters: int = Field(
-        12,
+        7,
         ge=1,
         description="the second (subtle) operating point: this many steps of the default run (picked on the trade-off)",
     )
@@ -137,11 +138,11 @@ class LowKeySweep(Strict):
     """The trade-off: the default run read at each of `steps` (on every probe), plus the `points` runs on the
     first `probes_per_identity` probes of each evaluation identity; empty `points` = steps only."""
 
-    steps: list[int] = Field(default_factory=lambda: [6, 12, 20, 28])
+    steps: list[int] = Field(default_factory=lambda: [4, 7, 12, 16, 28])
     probes_per_identity: int = Field(1, ge=1, le=5)
     max_probes: int | None = Field(20, ge=1, description="cap on the other runs' probes (the first identities)")
     points: list[SweepPoint] = Field(
-        default_factory=lambda: [SweepPoint(c_sim=0.05), SweepPoint(models=["ft_arcface"])]
+        default_factory=lambda: [SweepPoint(step="sign", c_sim=0.05, n_iters=28), SweepPoint(models=["ft_arcface"])]
     )
 
 
