@@ -6,9 +6,10 @@ seed on 2 cores for the whole pipeline; not part of `make bench`).
     python -m benchmarks.seed_spread --seeds 0 1 2 --no-locked   # rerun seed 0 too
 
 Each seed runs in a fresh copy of the committed project (git's index) with only `common.seed` changed, through the
-same flows as `make pipeline`. Writes benchmarks/seed_spread.json (per study and claim: the measured values, the
-seeds, whether each held) and benchmarks/seed_spread.md; `tenfold report` puts the spread beside each claim and
-flags a claim whose margin to its target is smaller than the spread.
+same flows as `make pipeline`, study by study. After each study it writes benchmarks/seed_spread.json (per study
+and claim: the measured values, the seeds, whether each held; the commit each study was measured at) and
+benchmarks/seed_spread.md; studies already in the file and not rerun are kept. `tenfold report` puts the spread
+beside each claim and flags a claim whose margin to its target is smaller than the spread.
 """
 
 from __future__ import annotations
@@ -26,28 +27,36 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
-def _run_seed(seed: int, studies: list[str], work: Path) -> dict[str, dict]:
-    from flows.common import shared_data
+def _project(seed: int, work: Path) -> Path:
+    """A copy of the committed project (git's index) with only `common.seed` changed; kept under `work` so that a
+    later study at the same seed reuses the data stages already built there."""
     from tenfold.core.config import overlay_yaml_text
-    from tenfold.registry import DATA_STAGES, STUDIES, load_params
 
     proj = work / f"seed{seed}" / "proj"
-    proj.mkdir(parents=True)
-    subprocess.run(["git", "checkout-index", "--all", "--force", f"--prefix={proj}/"], cwd=ROOT, check=True)
-    params = proj / "params.yaml"
-    params.write_text(overlay_yaml_text(params.read_text(), {"common": {"seed": seed}}))
+    if not (proj / "params.yaml").exists():
+        proj.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "checkout-index", "--all", "--force", f"--prefix={proj}/"], cwd=ROOT, check=True)
+        params = proj / "params.yaml"
+        params.write_text(overlay_yaml_text(params.read_text(), {"common": {"seed": seed}}))
+    return proj
+
+
+def _run_study(seed: int, slug: str, proj: Path, done: set[str]) -> dict:
+    """Run `slug`'s stages (after the data builds and the stages of the studies it uses) in `proj`, skipping the
+    stages in `done` (already run in this project); return its claims."""
+    from flows.common import shared_data
+    from tenfold.registry import DATA_STAGES, STUDIES, load_params
+
     env = dict(
         os.environ,
         TENFOLD_SHARED_DATA=str(shared_data(load_params(ROOT / "params.yaml", [])["common"], ROOT)),
         PREFECT_HOME=str(proj / ".prefect"),
     )
     env.pop("MLFLOW_TRACKING_URI", None)
-    stages = list(DATA_STAGES)  # shared data builds (seconds), then each study's stages after those it uses
-    for slug in studies:
-        for owner in (*STUDIES[slug].uses, slug):
-            stages += [s for s in STUDIES[owner].stages if s not in stages]
-    out = {}
-    for stage in stages:
+    stages = list(DATA_STAGES)  # shared data builds (seconds), then the stages of the studies it uses, then its own
+    for owner in (*STUDIES[slug].uses, slug):
+        stages += [s for s in STUDIES[owner].stages if s not in stages]
+    for stage in [s for s in stages if s not in done]:
         t0 = time.time()
         r = subprocess.run(
             [sys.executable, "-m", "flows.cli", "run", stage], cwd=proj, env=env, capture_output=True, text=True
@@ -56,9 +65,45 @@ def _run_seed(seed: int, studies: list[str], work: Path) -> dict[str, dict]:
         if r.returncode:
             print(r.stderr[-2000:], file=sys.stderr)
             raise SystemExit(f"seed {seed}: stage {stage} failed")
-    for slug in studies:
-        out[slug] = json.loads((proj / "metrics" / f"{slug}.json").read_text())["claims"]
-    return out
+        done.add(stage)
+    return json.loads((proj / "metrics" / f"{slug}.json").read_text())["claims"]
+
+
+def spread_entry(per_seed: dict[int, dict]) -> dict:
+    """One study's claims over seeds: {claim id: {seeds, values, holds, target}} from {seed: {claim id: claim}}
+    (a claim whose measurement is missing at a seed is left out at that seed)."""
+    claims: dict[str, dict] = {}
+    for seed, res in sorted(per_seed.items()):
+        for cid, c in res.items():
+            e = claims.setdefault(cid, {"seeds": [], "values": [], "holds": [], "target": c["target"]})
+            if c["measured"] is not None:
+                e["seeds"].append(seed)
+                e["values"].append(c["measured"])
+                e["holds"].append(c["holds"])
+    return claims
+
+
+def write_outputs(doc: dict, out: Path) -> None:
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    lines = [
+        "# Claims over seeds (CPU default; seed 0 is the committed locked run)",
+        "",
+        "Each study was measured at the commit named in its row; `benchmarks/seed_spread.json` holds the values.",
+        "",
+        "| study | commit | claim | seeds | values | min | max | spread | held |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for slug, claims in doc["studies"].items():
+        commit = doc.get("commits", {}).get(slug, doc.get("commit", ""))
+        for cid, e in claims.items():
+            v = e["values"]
+            if v:
+                lines.append(
+                    f"| {slug} | {commit} | `{cid}` | {', '.join(map(str, e['seeds']))} "
+                    f"| {', '.join(f'{x:.3g}' for x in v)} | {min(v):.3g} | {max(v):.3g} "
+                    f"| {max(v) - min(v):.3g} | {sum(e['holds'])} of {len(v)} |"
+                )
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
 def main(argv=None) -> int:
@@ -70,45 +115,33 @@ def main(argv=None) -> int:
     ap.add_argument("--studies", nargs="+", default=list(STUDIES))
     ap.add_argument("--no-locked", action="store_true", help="do not add the committed metrics as seed 0")
     ap.add_argument("--out", default=str(HERE / "seed_spread.json"))
+    ap.add_argument("--work", default=None, help="keep the per-seed projects here (default: a temporary folder)")
     a = ap.parse_args(argv)
-    per_seed: dict[int, dict] = {}
-    if not a.no_locked and 0 not in a.seeds:
-        per_seed[0] = {s: json.loads((ROOT / "metrics" / f"{s}.json").read_text())["claims"] for s in a.studies}
-    with tempfile.TemporaryDirectory(prefix="tenfold-spread-") as tmp:
-        for seed in a.seeds:
-            t0 = time.time()
-            per_seed[seed] = _run_seed(seed, a.studies, Path(tmp))
-            print(f"seed {seed}: {time.time() - t0:.0f} s", flush=True)
-    studies = {}
-    for slug in a.studies:
-        claims = {}
-        for seed, res in sorted(per_seed.items()):
-            for cid, c in res[slug].items():
-                e = claims.setdefault(cid, {"seeds": [], "values": [], "holds": [], "target": c["target"]})
-                if c["measured"] is not None:
-                    e["seeds"].append(seed)
-                    e["values"].append(c["measured"])
-                    e["holds"].append(c["holds"])
-        studies[slug] = claims
+    out = Path(a.out)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    doc = {"commit": commit.stdout.strip(), "seeds": sorted(per_seed), "machine": machine_info(), "studies": studies}
-    Path(a.out).write_text(json.dumps(doc, indent=2) + "\n")
-    lines = [
-        f"# Claims over seeds {sorted(per_seed)} (commit {doc['commit']}, CPU default)",
-        "",
-        "| study | claim | values | min | max | spread | held |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for slug, claims in studies.items():
-        for cid, e in claims.items():
-            v = e["values"]
-            if v:
-                lines.append(
-                    f"| {slug} | `{cid}` | {', '.join(f'{x:.3g}' for x in v)} | {min(v):.3g} | {max(v):.3g} "
-                    f"| {max(v) - min(v):.3g} | {sum(e['holds'])} of {len(v)} |"
-                )
-    Path(a.out).with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {a.out}")
+    commit = commit.stdout.strip()
+    # studies already in the file (measured at their own commits) are kept; the ones run now replace theirs
+    doc = json.loads(out.read_text()) if out.exists() else {}
+    doc.setdefault("studies", {})
+    doc.setdefault("commits", {})
+    doc["machine"] = machine_info()
+    doc.pop("commit", None)
+    doc.pop("seeds", None)
+    with tempfile.TemporaryDirectory(prefix="tenfold-spread-") as tmp:
+        work = Path(a.work or tmp)
+        done: dict[int, set[str]] = {seed: set() for seed in a.seeds}
+        for slug in a.studies:  # study by study, so that every finished study is written even if a later one stops
+            per_seed: dict[int, dict] = {}
+            if not a.no_locked and 0 not in a.seeds:
+                per_seed[0] = json.loads((ROOT / "metrics" / f"{slug}.json").read_text())["claims"]
+            for seed in a.seeds:
+                t0 = time.time()
+                per_seed[seed] = _run_study(seed, slug, _project(seed, work), done[seed])
+                print(f"{slug} seed {seed}: {time.time() - t0:.0f} s", flush=True)
+            doc["studies"][slug] = spread_entry(per_seed)
+            doc["commits"][slug] = commit
+            write_outputs(doc, out)
+            print(f"wrote {slug} into {out}", flush=True)
     return 0
 
 
