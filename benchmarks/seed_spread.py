@@ -27,6 +27,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
+class StageFailed(RuntimeError):
+    pass
+
+
 def _project(seed: int, work: Path) -> Path:
     """A copy of the committed project (git's index) with only `common.seed` changed; kept under `work` so that a
     later study at the same seed reuses the data stages already built there."""
@@ -64,7 +68,7 @@ def _run_study(seed: int, slug: str, proj: Path, done: set[str]) -> dict:
         print(f"  seed {seed} {stage}: exit {r.returncode}, {time.time() - t0:.0f} s", flush=True)
         if r.returncode:
             print(r.stderr[-2000:], file=sys.stderr)
-            raise SystemExit(f"seed {seed}: stage {stage} failed")
+            raise StageFailed(f"seed {seed}: stage {stage} failed (exit {r.returncode})")
         done.add(stage)
     return json.loads((proj / "metrics" / f"{slug}.json").read_text())["claims"]
 
@@ -130,19 +134,27 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="tenfold-spread-") as tmp:
         work = Path(a.work or tmp)
         done: dict[int, set[str]] = {seed: set() for seed in a.seeds}
+        failed = []
         for slug in a.studies:  # study by study, so that every finished study is written even if a later one stops
             per_seed: dict[int, dict] = {}
             if not a.no_locked and 0 not in a.seeds:
                 per_seed[0] = json.loads((ROOT / "metrics" / f"{slug}.json").read_text())["claims"]
-            for seed in a.seeds:
-                t0 = time.time()
-                per_seed[seed] = _run_study(seed, slug, _project(seed, work), done[seed])
-                print(f"{slug} seed {seed}: {time.time() - t0:.0f} s", flush=True)
+            try:
+                for seed in a.seeds:
+                    t0 = time.time()
+                    per_seed[seed] = _run_study(seed, slug, _project(seed, work), done[seed])
+                    print(f"{slug} seed {seed}: {time.time() - t0:.0f} s", flush=True)
+            except StageFailed as e:  # the other studies still run; this one keeps its earlier entry, if any
+                print(f"{slug}: {e}; skipped", file=sys.stderr, flush=True)
+                failed.append(slug)
+                continue
             doc["studies"][slug] = spread_entry(per_seed)
             doc["commits"][slug] = commit
             write_outputs(doc, out)
             print(f"wrote {slug} into {out}", flush=True)
-    return 0
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ release service.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import torch
 from prefect import flow
@@ -41,8 +40,7 @@ def secure_release_flow(params_path: str = "params.yaml", root: str = ".") -> di
     ctx = prepare("secure_release", params_path, root)
     p, dev = ctx.params, ctx.device
     data_f = load_release_data.submit(p.data, str(ctx.data_root), ctx.seed_for("data"), ctx.seed_for("order"), dev)
-    shared = Path(ctx.common.shared_data)
-    face_dirs = [str(ctx.data_root), str(shared), str(shared / "faces")]
+    face_dirs = [str(ctx.data_root), str(ctx.shared_data)]  # find_att looks in <root>/att_faces and <root>/faces
     faces_f = load_faces.submit(face_dirs, p.faces.side, p.faces.train_per_subject, dev) if p.faces.enabled else None
     data, (x, y, xt, yt), stats = data_f.result()
     faces = faces_f.result() if faces_f else None

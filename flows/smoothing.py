@@ -32,7 +32,7 @@ def smoothing_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
         data = load_images.submit(p.dataset, str(ctx.data_root), ctx.seed_for("split")).result()
         sources["images"] = data.source
     if "faces" in on:
-        faces = load_att([ctx.data_root, ctx.root / ctx.common.shared_data])
+        faces = load_att([ctx.data_root, ctx.shared_data])
         sources["faces"] = faces.source
     tags = {
         "data_source": "; ".join(f"{k}: {v}" for k, v in sources.items()),

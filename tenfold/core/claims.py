@@ -15,6 +15,18 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 }
 
 
+def within(tol: float) -> str:
+    """The comparison of a claim that holds when the measurement is within `tol` of the target (either side)."""
+    return f"within {tol:g} of"
+
+
+def _tolerance(op: str) -> float | None:
+    parts = op.split()
+    if len(parts) == 3 and parts[0] == "within" and parts[2] == "of":
+        return float(parts[1])
+    return None
+
+
 @dataclass(frozen=True)
 class Claim:
     id: str
@@ -45,13 +57,15 @@ def claim(
     A missing or NaN measurement never holds. `holds` given explicitly must itself be computed from
     measurements (e.g. a conjunction of two comparisons), never a literal.
     """
-    if op not in _OPS and holds is None:
+    tol = _tolerance(op)
+    if op not in _OPS and tol is None and holds is None:
         raise ValueError(f"unknown comparison {op!r}")
     m = None if measured is None else float(measured)
     if m is not None and math.isnan(m):
         m = None
     if holds is None:
-        holds = m is not None and target is not None and _OPS[op](m, float(target))
+        ok = (lambda a, b: abs(a - b) <= tol) if tol is not None else _OPS[op]
+        holds = m is not None and target is not None and ok(m, float(target))
     elif m is None:
         holds = False
     return Claim(
@@ -76,7 +90,9 @@ def spread_verdict(c: dict, spread: dict | None) -> tuple[str, bool]:
     cell = f"{lo:.3g} to {hi:.3g} ({len(spread['values'])} seeds)"
     if c.get("measured") is None or c.get("target") is None:
         return cell, False
-    margin = abs(float(c["measured"]) - float(c["target"]))
+    gap = abs(float(c["measured"]) - float(c["target"]))
+    tol = _tolerance(c.get("comparison", ""))
+    margin = gap if tol is None else abs(tol - gap)  # a tolerance claim flips at the edge of its band
     return cell, margin < (hi - lo)
 
 

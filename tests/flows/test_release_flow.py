@@ -35,7 +35,9 @@ def test_secure_release_flow_tiny(prefect_harness, tiny, tmp_path, monkeypatch, 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     made = _tiny_cifar(tmp_path)
     assert made["n_train"] == 60 and made["source"].startswith("imagefolder:")
-    params = tiny(["secure_release"], {"common": {"progress": True}})  # as on a terminal: crafting bars
+    # as on a terminal: crafting bars; the AT&T faces found through $TENFOLD_SHARED_DATA, not common.shared_data
+    params = tiny(["secure_release"], {"common": {"progress": True, "shared_data": str(tmp_path.parent / "nowhere")}})
+    monkeypatch.setenv("TENFOLD_SHARED_DATA", str(SHARED))
     out = secure_release_flow(params_path=str(params), root=str(tmp_path))
     assert "secure_release: craft alignment images 0-" in capsys.readouterr().err
     r = check_study_outputs(tmp_path, out, "secure_release", {"release_accuracy_drop", "online_matches_batch"})

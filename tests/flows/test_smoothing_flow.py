@@ -1,16 +1,22 @@
 """The `smoothing` flow end to end at tiny scale: results/metrics contract, MLflow run and registered model."""
 
+from pathlib import Path
+
 import pytest
 import yaml
 
 
 @pytest.mark.slow
-def test_smoothing_flow_tiny(prefect_harness, tiny, tmp_path, check_study_outputs, capsys):
+def test_smoothing_flow_tiny(prefect_harness, tiny, tmp_path, monkeypatch, check_study_outputs, capsys):
     from mlflow.tracking import MlflowClient
 
     from flows.smoothing import smoothing_flow
 
-    params = tiny(["smoothing"], {"common": {"progress": True}})  # as on a terminal: a bar per training run
+    # as on a terminal: a bar per training run; the shared data found through $TENFOLD_SHARED_DATA (as in a
+    # clone elsewhere), not through common.shared_data
+    shared = tmp_path.parent / "nowhere"
+    params = tiny(["smoothing"], {"common": {"progress": True, "shared_data": str(shared)}})
+    monkeypatch.setenv("TENFOLD_SHARED_DATA", str(Path(__file__).resolve().parents[3] / "shared" / "data"))
     out = smoothing_flow(params_path=str(params), root=str(tmp_path))
     assert "smoothing: train autoencoder sigma" in capsys.readouterr().err
     r = check_study_outputs(tmp_path, out, "smoothing", {"smoothing_certifies"})

@@ -2,7 +2,7 @@
 
 import json
 
-from tenfold.core.claims import claim, spread_verdict
+from tenfold.core.claims import claim, claims_table, spread_verdict, within
 from tenfold.core.outcome import Outcome
 from tenfold.core.reports import render, render_all
 
@@ -42,3 +42,31 @@ def test_render_all_writes_each_report_and_the_index(tmp_path):
         "| [maze](maze.md) | `extrapolation` | yes | 0.5 | 0.3 to 0.95 (3 seeds) | >= 0.9 | "
         "**no** (margin < seed spread) |" in index
     )
+
+
+def test_a_tolerance_claim_shows_its_band_and_is_flagged_at_the_band_edge():
+    c = claim("repro_2018", "reproducibility within 0.05 of the paper", 0.7, 0.6908, 0.7, within(0.05)).as_dict()
+    assert c["holds"] and c["comparison"] == "within 0.05 of"
+    assert (
+        not claim("r", "x", 0.7, 0.64, 0.7, within(0.05)).holds and claim("r", "x", 0.7, 0.74, 0.7, within(0.05)).holds
+    )
+    assert "| within 0.05 of 0.7 | yes |" in claims_table([c])
+    # 0.0408 from the band's edge: a 0.03 spread leaves it, a 0.05 spread can cross it
+    assert spread_verdict(c, {"values": [0.68, 0.69, 0.71]})[1] is False
+    assert spread_verdict(c, {"values": [0.66, 0.69, 0.71]})[1] is True
+
+
+def test_seed_spread_benchmark_merges_studies_and_drops_missing_measurements(tmp_path):
+    from benchmarks.seed_spread import spread_entry, write_outputs
+
+    per_seed = {
+        0: {"a": {"measured": 0.5, "target": 0.3, "holds": True}},
+        1: {"a": {"measured": None, "target": 0.3, "holds": False}},
+        2: {"a": {"measured": 0.2, "target": 0.3, "holds": False}},
+    }
+    e = spread_entry(per_seed)
+    assert e == {"a": {"seeds": [0, 2], "values": [0.5, 0.2], "holds": [True, False], "target": 0.3}}
+    out = tmp_path / "spread.json"
+    write_outputs({"studies": {"maze": e}, "commits": {"maze": "abc1234"}}, out)
+    assert json.loads(out.read_text())["studies"]["maze"] == e
+    assert "| maze | abc1234 | `a` | 0, 2 | 0.5, 0.2 | 0.2 | 0.5 | 0.3 | 1 of 2 |" in out.with_suffix(".md").read_text()

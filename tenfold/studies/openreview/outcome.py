@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tenfold.core.claims import Claim, claim
+from tenfold.core.claims import Claim, claim, within
 from tenfold.core.outcome import Outcome
 from tenfold.core.plotting import write_csv
 from tenfold.studies.openreview import plots as rplots
@@ -47,11 +47,11 @@ def claims(p: OpenReviewParams, per_year: dict, cross: dict) -> list[Claim]:
     for y, paper in sorted(c.decision_reproducibility.items()):
         if y not in repro:
             continue
-        within = abs(repro[y] - paper) <= c.reproducibility_tolerance
-        trend_text, holds = "", within
+        close = abs(repro[y] - paper) <= c.reproducibility_tolerance
+        trend_text, holds = "", close
         if y == max(c.decision_reproducibility) and min(c.decision_reproducibility) in repro and y in repro:
             first = min(c.decision_reproducibility)
-            holds = within and repro[y] < repro[first]
+            holds = close and repro[y] < repro[first]
             trend_text = f", and below {first} (the downward trend)"
         out.append(
             claim(
@@ -63,6 +63,7 @@ def claims(p: OpenReviewParams, per_year: dict, cross: dict) -> list[Claim]:
                 paper,
                 repro[y],
                 paper,
+                op=within(c.reproducibility_tolerance),
                 holds=holds,
                 note=f"2.5-97.5%: {per_year[y]['reproducibility']['q2_5']:.3f}-"
                 f"{per_year[y]['reproducibility']['q97_5']:.3f}",
