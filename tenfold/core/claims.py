@@ -87,7 +87,9 @@ def spread_verdict(c: dict, spread: dict | None) -> tuple[str, bool]:
     if not spread or len(spread.get("values", [])) < 2:
         return "", False
     lo, hi = min(spread["values"]), max(spread["values"])
-    cell = f"{lo:.3g} to {hi:.3g} ({len(spread['values'])} seeds)"
+    n = len(spread["values"])
+    held = spread.get("holds")
+    cell = f"{lo:.3g} to {hi:.3g} ({n} seeds" + (f", held in {sum(map(bool, held))})" if held else ")")
     if c.get("measured") is None or c.get("target") is None:
         return cell, False
     gap = abs(float(c["measured"]) - float(c["target"]))

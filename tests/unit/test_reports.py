@@ -19,6 +19,10 @@ def test_margin_smaller_than_the_seed_spread_is_flagged():
     assert spread_verdict(c, {"values": [0.93, 0.97, 0.99]}) == ("0.93 to 0.99 (3 seeds)", True)  # margin 0.05 < 0.06
     assert spread_verdict(c, {"values": [0.94, 0.95, 0.96]})[1] is False  # margin 0.05 > 0.02
     assert spread_verdict(c, None) == ("", False) and spread_verdict(c, {"values": [0.9]}) == ("", False)
+    # with the benchmark's per-seed verdicts the cell says in how many seeds the claim held
+    assert spread_verdict(c, {"values": [0.85, 0.95, 0.99], "holds": [False, True, True]})[0] == (
+        "0.85 to 0.99 (3 seeds, held in 2)"
+    )
 
 
 def test_report_shows_claims_tables_notes_and_the_spread(tmp_path):
