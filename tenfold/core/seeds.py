@@ -56,3 +56,15 @@ def seeded(seed: int, fn: Callable[[], Any]) -> Any:
             return fn()
         finally:
             torch.random.set_rng_state(state)
+
+
+def isolated(fn: Callable[[], Any]) -> Any:
+    """Run `fn` (e.g. building a net whose random init is then overwritten by loaded weights) without disturbing
+    torch's global RNG: serialized with `seeded`, and the RNG state restored afterwards. A construction outside
+    both would draw from the global RNG while a concurrent task's `seeded` init is running, and change it."""
+    with _INIT_LOCK:
+        state = torch.random.get_rng_state()
+        try:
+            return fn()
+        finally:
+            torch.random.set_rng_state(state)

@@ -387,3 +387,16 @@ def test_filter_task_shows_a_bar_of_attack_steps(capsys, monkeypatch):
     quiet = T.protect.fn(_toy_models(), photos, [PTS, PTS + 2], cfg, 1, [3])
     assert capsys.readouterr().err == ""
     assert np.array_equal(out["photos"][3], quiet["photos"][3])
+
+
+def test_loading_recognizers_leaves_the_global_rng_alone(tmp_path):
+    """Loaders build the net (a random init) and overwrite its weights: under `isolated`, so a concurrent task's
+    `seeded` init (the fairness nets beside the embedding baseline) is not disturbed."""
+    from tenfold.studies.lowkey.recognizers import load_surrogates, save_surrogates
+
+    path = save_surrogates(tmp_path / "s.pt", {"a": build("a", surrogate_spec()).eval()}, {"a": {"head": "arcface"}})
+    before = torch.random.get_rng_state()
+    load_surrogates(path)
+    if (KEYS / "casia_xiaoccer.ckpt").exists():
+        load_pretrained("casia", SHARED)
+    assert torch.equal(torch.random.get_rng_state(), before)

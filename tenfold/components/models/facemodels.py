@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from tenfold.core.errors import TenfoldError
+from tenfold.core.seeds import isolated
 
 # ArcFace / insightface reference landmarks for a 112x112 crop (eyes, nose, mouth corners), (x, y) pixels.
 TEMPLATE_112 = np.array(
@@ -292,7 +293,7 @@ def load_pretrained(name: str, shared_root: str | Path, role: str = "surrogate")
         path = locate(spec.source, shared_root)  # verifies the SHA-256
     except DataCorrupt as e:
         raise WeightsError(str(e)) from None
-    model = build(name, spec, role)
+    model = isolated(lambda: build(name, spec, role))  # its random init is overwritten: keep others' draws intact
     load_strict(model.net, read_state(path), f"{name} ({path})")
     return model.eval()
 

@@ -25,6 +25,7 @@ from tenfold.components.models.facemodels import (
     surrogate_spec,
 )
 from tenfold.core.runtime import atomic_torch_save, atomic_write_json
+from tenfold.core.seeds import isolated
 from tenfold.studies.lowkey.pipeline import thetas, warp
 
 
@@ -64,7 +65,7 @@ def load_surrogates(path: str | Path, names: list[str] | None = None) -> dict[st
     for name in names if names is not None else list(states):
         if name not in states:
             raise WeightsError(f"{path}: no surrogate {name!r} (has {sorted(states)})")
-        model = build(name, surrogate_spec())
+        model = isolated(lambda: build(name, surrogate_spec()))  # init overwritten: others' draws kept intact
         load_strict(model.net, states[name], f"surrogate {name} ({path})")
         out[name] = model.eval()
     return out
