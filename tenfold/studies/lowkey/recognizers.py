@@ -65,7 +65,7 @@ def load_surrogates(path: str | Path, names: list[str] | None = None) -> dict[st
     for name in names if names is not None else list(states):
         if name not in states:
             raise WeightsError(f"{path}: no surrogate {name!r} (has {sorted(states)})")
-        model = isolated(lambda: build(name, surrogate_spec()))  # init overwritten: others' draws kept intact
+        model = isolated(lambda n=name: build(n, surrogate_spec()))  # init overwritten: others' draws kept intact
         load_strict(model.net, states[name], f"surrogate {name} ({path})")
         out[name] = model.eval()
     return out
