@@ -11,7 +11,7 @@ pipeline: setup
 	bash scripts/pipeline.sh
 
 test: setup lint
-	$(ENV) python -m pytest -m "slow or not slow" -q
+	$(ENV) python -m pytest -m "slow or not slow" -q --durations=25
 
 test-fast: setup
 	$(ENV) python -m pytest -q

@@ -98,7 +98,7 @@ def write_outputs(doc: dict, out: Path) -> None:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for slug, claims in doc["studies"].items():
-        commit = doc.get("commits", {}).get(slug, doc.get("commit", ""))
+        commit = doc.get("commits", {}).get(slug, "")
         for cid, e in claims.items():
             v = e["values"]
             if v:

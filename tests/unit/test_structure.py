@@ -30,6 +30,7 @@ def test_registry_matches_dvc_params_profiles_and_docs():
             assert dvc[stage]["cmd"] == f"python -m flows.cli run {stage}"
         assert f"metrics/{slug}.json" in str(dvc[slug].get("metrics")), slug
         assert f"results/{slug}.json" in str(dvc[slug].get("outs")), slug
+        assert "tenfold/core/claims.py" in dvc[slug]["deps"], f"{slug}: its metrics' holds are computed by claims.py"
         assert slug in params and slug in paper and slug in tiny, f"{slug}: params/profile sections"
         assert (ROOT / s.doc).exists(), f"{slug}: no {s.doc}"
         assert (ROOT / "reports" / f"{slug}.md").exists(), f"{slug}: no committed report"
