@@ -4,6 +4,8 @@ seed on 2 cores for the whole pipeline; not part of `make bench`).
     python -m benchmarks.seed_spread                       # seeds 1 and 2 + the committed seed-0 metrics
     python -m benchmarks.seed_spread --studies maze depth  # only these studies (and the data builds they need)
     python -m benchmarks.seed_spread --seeds 0 1 2 --no-locked   # rerun seed 0 too
+    python -m benchmarks.seed_spread --studies augmentation --work DIR --refresh \
+        --reuse build_cifar10 craft_poisons security   # only augmentation's own stage changed since DIR's run
 
 Each seed runs in a fresh copy of the committed project (git's index) with only `common.seed` changed, through the
 same flows as `make pipeline`, study by study. After each study it writes benchmarks/seed_spread.json (per study
@@ -31,13 +33,14 @@ class StageFailed(RuntimeError):
     pass
 
 
-def _project(seed: int, work: Path) -> Path:
+def _project(seed: int, work: Path, refresh: bool = False) -> Path:
     """A copy of the committed project (git's index) with only `common.seed` changed; kept under `work` so that a
-    later study at the same seed reuses the data stages already built there."""
+    later study at the same seed reuses the data stages already built there. `refresh`: copy the committed files
+    again over a kept project (its data and outputs stay), for a rerun after a code change."""
     from tenfold.core.config import overlay_yaml_text
 
     proj = work / f"seed{seed}" / "proj"
-    if not (proj / "params.yaml").exists():
+    if refresh or not (proj / "params.yaml").exists():
         proj.mkdir(parents=True, exist_ok=True)
         subprocess.run(["git", "checkout-index", "--all", "--force", f"--prefix={proj}/"], cwd=ROOT, check=True)
         params = proj / "params.yaml"
@@ -53,7 +56,9 @@ def _run_study(seed: int, slug: str, proj: Path, done: set[str]) -> dict:
 
     env = dict(
         os.environ,
-        TENFOLD_SHARED_DATA=str(shared_data(load_params(ROOT / "params.yaml", [])["common"], ROOT)),
+        # the project's own params: the working tree's params.yaml may be mid-edit (a new key the committed code
+        # rejects stopped a run here once)
+        TENFOLD_SHARED_DATA=str(shared_data(load_params(proj / "params.yaml", [])["common"], ROOT)),
         PREFECT_HOME=str(proj / ".prefect"),
     )
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -120,6 +125,14 @@ def main(argv=None) -> int:
     ap.add_argument("--no-locked", action="store_true", help="do not add the committed metrics as seed 0")
     ap.add_argument("--out", default=str(HERE / "seed_spread.json"))
     ap.add_argument("--work", default=None, help="keep the per-seed projects here (default: a temporary folder)")
+    ap.add_argument("--refresh", action="store_true", help="copy the committed code again into kept projects")
+    ap.add_argument(
+        "--reuse",
+        nargs="+",
+        default=[],
+        help="stages whose outputs in projects kept from an earlier run are used as they are (only if their code and "
+        "params did not change since they ran there); new projects run them",
+    )
     a = ap.parse_args(argv)
     out = Path(a.out)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
@@ -133,7 +146,12 @@ def main(argv=None) -> int:
     doc.pop("seeds", None)
     with tempfile.TemporaryDirectory(prefix="tenfold-spread-") as tmp:
         work = Path(a.work or tmp)
-        done: dict[int, set[str]] = {seed: set() for seed in a.seeds}
+        # --reuse only applies to projects kept from an earlier run; a new project runs every stage
+        kept = {seed for seed in a.seeds if (work / f"seed{seed}" / "proj" / "params.yaml").exists()}
+        done: dict[int, set[str]] = {seed: set(a.reuse) if seed in kept else set() for seed in a.seeds}
+        if a.refresh:
+            for seed in kept:
+                _project(seed, work, refresh=True)
         failed = []
         for slug in a.studies:  # study by study, so that every finished study is written even if a later one stops
             per_seed: dict[int, dict] = {}

@@ -25,6 +25,7 @@ def augmentation_flow(params_path: str = "params.yaml", root: str = ".") -> dict
     data, net, manifest = load_crafted.submit(str(ctx.data_root), sec, ctx.common.seed).result()
     poisons = plan.poisons(p, manifest["poisons"])
     defenses = plan.defense_plan(p, sec.defense.dpsgd)
+    victim = sec.victim if p.victim_epochs is None else sec.victim.model_copy(update={"epochs": p.victim_epochs})
     with tracked(ctx, tags={"data_source": manifest["source"]}) as run:
         run.log_dataset("poisons", md5_file(pdir / crafted.MANIFEST), str(pdir), "training")
         victim_seed = ctx.seed_for("victim")  # every cell's victim starts alike: cells differ by poison and defense
@@ -33,7 +34,7 @@ def augmentation_flow(params_path: str = "params.yaml", root: str = ".") -> dict
                 e["path"],
                 [(name, None, label)],
                 data,
-                sec.victim,
+                victim,
                 sec.defense,
                 net,
                 ctx.device,
@@ -54,6 +55,7 @@ def augmentation_flow(params_path: str = "params.yaml", root: str = ".") -> dict
             len(data.y_train),
             p.setups,
             p.targeted_setups,
+            victim.epochs,
         )
         out = outcome.build(p, measured, sec.accept_min_clean_acc)
         outcome.write_figures(out, p, measured, ctx.path("plots"))

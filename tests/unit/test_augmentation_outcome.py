@@ -47,6 +47,20 @@ def test_cutmix_claim_is_not_measurable_without_a_working_backdoor():
     assert c.measured is None and not c.holds
 
 
+def test_neither_claim_is_tested_when_the_backdoor_did_not_implant():
+    """The CPU default's patch backdoor reached 0.025 undefended: a 'cut' or DP's 'cost' of it credits a defense
+    with removing what was never learned. Below `min_implant` the values are shown, never judged."""
+    s = _summary(cutmix=(0.1, 0.95), dp_low=(0.1, 0.9))
+    s[("badnets", "none")] = _s(0.4, 0.95)  # cut 0.75 at no accuracy cost, DP costs 5 points: both would hold
+    (cut, cost), notes = claims(P, s, LABELS)
+    assert cut.measured == pytest.approx(0.75) and not cut.holds and "did not implant (0.400)" in cut.note
+    assert cost.measured == pytest.approx(0.05) and not cost.holds and "did not implant" in cost.note
+    assert any(n.startswith("Not tested: the badnets backdoor did not implant") for n in notes)
+    low = P.model_copy(update={"min_implant": 0.4})  # at the threshold it counts as implanted
+    (cut, cost), notes = claims(low, s, LABELS)
+    assert cut.holds and cost.holds and not any(n.startswith("Not tested") for n in notes)
+
+
 def test_dpsgd_cost_uses_smallest_noise_that_defends_as_well_as_cutmix():
     found, notes = claims(P, _summary(), LABELS)
     assert found[1].holds and found[1].measured == pytest.approx(0.35 - 0.01)

@@ -74,3 +74,19 @@ def test_seed_spread_benchmark_merges_studies_and_drops_missing_measurements(tmp
     write_outputs({"studies": {"maze": e}, "commits": {"maze": "abc1234"}}, out)
     assert json.loads(out.read_text())["studies"]["maze"] == e
     assert "| maze | abc1234 | `a` | 0, 2 | 0.5, 0.2 | 0.2 | 0.5 | 0.3 | 1 of 2 |" in out.with_suffix(".md").read_text()
+
+
+def test_seed_spread_project_keeps_outputs_and_refresh_recopies_the_committed_code(tmp_path):
+    import yaml
+
+    from benchmarks.seed_spread import _project
+
+    proj = _project(3, tmp_path)
+    assert yaml.safe_load((proj / "params.yaml").read_text())["common"]["seed"] == 3
+    (proj / "flows" / "cli.py").write_text("stale\n")  # code of an earlier commit
+    (proj / "metrics").mkdir(exist_ok=True)
+    (proj / "metrics" / "x.json").write_text("{}")  # an output of a stage run there
+    assert _project(3, tmp_path) == proj and (proj / "flows" / "cli.py").read_text() == "stale\n"  # kept as is
+    _project(3, tmp_path, refresh=True)
+    assert (proj / "flows" / "cli.py").read_text() != "stale\n" and (proj / "metrics" / "x.json").exists()
+    assert yaml.safe_load((proj / "params.yaml").read_text())["common"]["seed"] == 3

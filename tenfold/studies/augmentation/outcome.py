@@ -54,6 +54,7 @@ class Measured:
     n_train: int  # training images
     trials: int  # setups per backdoor attack (augmentation.setups)
     targeted_trials: int = 1  # setups per targeted attack (augmentation.targeted_setups)
+    victim_epochs: int | None = None  # of the victims trained here (augmentation.victim_epochs or security's)
 
 
 def _get(summary: dict, attack: str, defense: str, key: str):
@@ -78,6 +79,14 @@ def claims(p: AugmentationParams, summary: dict, labels: list[str]) -> tuple[lis
     none_asr, none_acc = m("none", "success"), m("none", "clean_acc")
     cm_asr, cm_acc = m("cutmix", "success"), m("cutmix", "clean_acc")
     cut = drop = None
+    implanted = none_asr is not None and none_asr >= p.min_implant
+    if none_asr is not None and not implanted:
+        notes.append(
+            f"Not tested: the {bd} backdoor did not implant (success without defense {none_asr:.3f}"
+            f"{_ci(summary, bd, 'none', 'success')} < {p.min_implant:g}, `augmentation.min_implant`), so neither "
+            "claim can hold: a defense cannot be credited with cutting a backdoor the undefended victim never "
+            "learned. The measured values are shown but not judged."
+        )
     if None not in (none_asr, cm_asr, none_acc, cm_acc) and none_asr > 0:
         cut, drop = 1 - cm_asr / none_asr, none_acc - cm_acc
     if cut is not None:
@@ -102,8 +111,9 @@ def claims(p: AugmentationParams, summary: dict, labels: list[str]) -> tuple[lis
         cut,
         p.backdoor_cut_target,
         ">=",
-        holds=None if cut is None else (cut >= p.backdoor_cut_target and drop <= p.max_acc_drop + TOL),
-        note="" if drop is None else f"clean-accuracy drop {drop:+.4f}",
+        holds=None if cut is None else (implanted and cut >= p.backdoor_cut_target and drop <= p.max_acc_drop + TOL),
+        note=("" if drop is None else f"clean-accuracy drop {drop:+.4f}")
+        + ("" if implanted or none_asr is None else f"; not tested: the backdoor did not implant ({none_asr:.3f})"),
     )
     dps = [lab for lab in labels if lab.startswith("dpsgd(")]
     defending = [d for d in dps if cm_asr is not None and m(d, "success") is not None and m(d, "success") <= cm_asr]
@@ -128,6 +138,8 @@ def claims(p: AugmentationParams, summary: dict, labels: list[str]) -> tuple[lis
         cost,
         0.0,
         ">",
+        holds=None if cost is None else (implanted and cost > 0),
+        note="" if implanted or none_asr is None else f"not tested: the backdoor did not implant ({none_asr:.3f})",
     )
     return [c1, c2], notes
 
@@ -160,7 +172,9 @@ def build(p: AugmentationParams, m: Measured, accept_min_clean_acc: float) -> Ou
         claim_notes(found)
         + extra
         + [
-            f"CPU profile: {m.dataset} ({m.n_train} training images), the small GroupNorm victim of `security`, "
+            f"CPU profile: {m.dataset} ({m.n_train} training images), the small GroupNorm victim of `security`"
+            + ("" if m.victim_epochs is None else f" trained {m.victim_epochs} epochs")
+            + ", "
             f"{m.trials} setups per backdoor, {m.targeted_trials} target(s) per gradient-matching attack (so its rows "
             "show each defense's accuracy cost more than its protection); the paper uses CIFAR-10 (50,000 images) "
             "with ResNet-18.",

@@ -11,8 +11,8 @@ from tenfold.core.config import Strict
 class AugmentationParams(Strict):
     """Section `augmentation`: defenses x attacks of arXiv:2011.09527, reusing the crafted poisons of `security`."""
 
-    attacks: list[str] = ["patch", "gradient_matching"]
-    backdoor: str = Field("patch", description="the backdoor attack of the two claims (one of `attacks`)")
+    attacks: list[str] = ["badnets"]
+    backdoor: str = Field("badnets", description="the backdoor attack of the two claims (one of `attacks`)")
     setups: int = Field(1, ge=1, description="crafted setups of each backdoor attack defended here (the first ones)")
     targeted_setups: int = Field(
         1,
@@ -21,9 +21,21 @@ class AugmentationParams(Strict):
         "matching, plain and adaptive) defended here (the first ones)",
     )
     defenses: list[str] = ["none", "mixup", "cutmix", "cutout", "maxup", "batch_clip_noise"]
+    victim_epochs: int | None = Field(
+        20,
+        ge=1,
+        description="epochs of this study's victims (None: security.victim.epochs); the step decay follows them",
+    )
     dp_noise: list[float] = Field([1.0], description="DP-SGD noise multipliers (one defense row each)")
     backdoor_cut_target: float = Field(0.5, gt=0, le=1, description="backdoor success must drop by this fraction")
     max_acc_drop: float = Field(0.01, ge=0, description="allowed clean-accuracy drop (fraction, 0.01 = 1 point)")
+    min_implant: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="the backdoor's success without defense must reach this for either claim to be tested: a "
+        "defense cannot cut a backdoor that never implanted",
+    )
 
     _defs = field_validator("defenses")(classmethod(lambda cls, v: check_names(v)))
 
