@@ -48,6 +48,20 @@ def _project(seed: int, work: Path, refresh: bool = False) -> Path:
     return proj
 
 
+RUN_MARK = ".seed_spread_stages.json"  # the stages that finished in a project (its metrics files are committed ones
+# until its own stage overwrites them, so only this list says what ran there)
+
+
+def _mark_run(proj: Path, stage: str) -> None:
+    ran = _ran(proj)
+    (proj / RUN_MARK).write_text(json.dumps(sorted({*ran, stage})))
+
+
+def _ran(proj: Path) -> set[str]:
+    f = proj / RUN_MARK
+    return set(json.loads(f.read_text())) if f.exists() else set()
+
+
 def _run_study(seed: int, slug: str, proj: Path, done: set[str]) -> dict:
     """Run `slug`'s stages (after the data builds and the stages of the studies it uses) in `proj`, skipping the
     stages in `done` (already run in this project); return its claims."""
@@ -75,6 +89,7 @@ def _run_study(seed: int, slug: str, proj: Path, done: set[str]) -> dict:
             print(r.stderr[-2000:], file=sys.stderr)
             raise StageFailed(f"seed {seed}: stage {stage} failed (exit {r.returncode})")
         done.add(stage)
+        _mark_run(proj, stage)
     return json.loads((proj / "metrics" / f"{slug}.json").read_text())["claims"]
 
 
@@ -146,12 +161,12 @@ def main(argv=None) -> int:
     doc.pop("seeds", None)
     with tempfile.TemporaryDirectory(prefix="tenfold-spread-") as tmp:
         work = Path(a.work or tmp)
-        # --reuse only applies to projects kept from an earlier run; a new project runs every stage
-        kept = {seed for seed in a.seeds if (work / f"seed{seed}" / "proj" / "params.yaml").exists()}
-        done: dict[int, set[str]] = {seed: set(a.reuse) if seed in kept else set() for seed in a.seeds}
+        # --reuse only applies to stages that finished in a project kept from an earlier run
+        done = {seed: set(a.reuse) & _ran(work / f"seed{seed}" / "proj") for seed in a.seeds}
         if a.refresh:
-            for seed in kept:
-                _project(seed, work, refresh=True)
+            for seed in a.seeds:
+                if (work / f"seed{seed}" / "proj" / "params.yaml").exists():
+                    _project(seed, work, refresh=True)
         failed = []
         for slug in a.studies:  # study by study, so that every finished study is written even if a later one stops
             per_seed: dict[int, dict] = {}

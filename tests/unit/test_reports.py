@@ -79,7 +79,7 @@ def test_seed_spread_benchmark_merges_studies_and_drops_missing_measurements(tmp
 def test_seed_spread_project_keeps_outputs_and_refresh_recopies_the_committed_code(tmp_path):
     import yaml
 
-    from benchmarks.seed_spread import _project
+    from benchmarks.seed_spread import _mark_run, _project, _ran
 
     proj = _project(3, tmp_path)
     assert yaml.safe_load((proj / "params.yaml").read_text())["common"]["seed"] == 3
@@ -90,3 +90,9 @@ def test_seed_spread_project_keeps_outputs_and_refresh_recopies_the_committed_co
     _project(3, tmp_path, refresh=True)
     assert (proj / "flows" / "cli.py").read_text() != "stale\n" and (proj / "metrics" / "x.json").exists()
     assert yaml.safe_load((proj / "params.yaml").read_text())["common"]["seed"] == 3
+    # a project's metrics files are the committed ones until its stage runs: only stages marked as run are reused
+    assert (proj / "metrics" / "security.json").exists() and _ran(proj) == set()
+    _mark_run(proj, "craft_poisons")
+    _mark_run(proj, "security")
+    assert _ran(proj) == {"craft_poisons", "security"}
+    assert {"security", "augmentation"} & _ran(proj) == {"security"}
