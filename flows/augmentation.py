@@ -12,7 +12,7 @@ from prefect import flow
 from prefect.logging import get_run_logger
 
 from flows.common import prepare, publish, tracked
-from tasks.security import load_crafted, log_cells, run_cells
+from tasks.security import backdoor_control, load_crafted, log_cells, run_cells
 from tenfold.core.runtime import md5_file
 from tenfold.studies.augmentation import outcome, plan
 from tenfold.studies.security import benchmark, crafted
@@ -44,6 +44,9 @@ def augmentation_flow(params_path: str = "params.yaml", root: str = ".") -> dict
             )
             for e, (label, name, cfg) in plan.schedule(poisons, defenses)
         ]
+        controls = [
+            backdoor_control.submit(e["path"], net, data, ctx.device) for e in poisons if e["attack"] == p.backdoor
+        ]
         cells = [c for f in futures for c in f.result()]
         log_cells(run, cells)
         measured = outcome.Measured(
@@ -56,6 +59,7 @@ def augmentation_flow(params_path: str = "params.yaml", root: str = ".") -> dict
             p.setups,
             p.targeted_setups,
             victim.epochs,
+            [c.result() for c in controls],
         )
         out = outcome.build(p, measured, sec.accept_min_clean_acc)
         outcome.write_figures(out, p, measured, ctx.path("plots"))

@@ -88,6 +88,16 @@ def load_crafted(data_root: str, security: SecurityParams, common_seed: int):
     return data, net, manifest
 
 
+@task(name="backdoor-control", cache_policy=NO_CACHE)
+def backdoor_control(poison_path: str, net, data, device) -> dict:
+    """`benchmark.backdoor_control`: the clean network (never saw the poisons) on the poison's triggered inputs."""
+    out = benchmark.backdoor_control(net, Poison.load(poison_path), data, device)
+    get_run_logger().info(
+        "%s control (clean network): %d of %d triggered", out["attack"], out["hits"], out["n_triggered"]
+    )
+    return out
+
+
 @task(name="benchmark-cells", cache_policy=NO_CACHE)
 def run_cells(
     poison_path: str,

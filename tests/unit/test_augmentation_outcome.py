@@ -13,7 +13,11 @@ LABELS = ["none", "cutmix", "mixup", dp_label(0.5), dp_label(1.5)]
 
 
 def _s(succ, acc, **kw):
-    return {"success": succ, "clean_acc": acc, "trials": 2, **kw}
+    return {"success": succ, "success_lo": max(0.0, succ - 0.03), "clean_acc": acc, "trials": 2, **kw}
+
+
+CONTROLS = [{"hits": 10, "n_triggered": 1000}]  # the clean network sends 1% of the triggered inputs there
+CONTROL = {"success": 0.01, "success_lo": 0.005, "success_hi": 0.018, "n": 1000}
 
 
 def _summary(cutmix=(0.2, 0.94), dp_low=(0.6, 0.9), dp_high=(0.1, 0.6)):
@@ -27,47 +31,59 @@ def _summary(cutmix=(0.2, 0.94), dp_low=(0.6, 0.9), dp_high=(0.1, 0.6)):
 
 
 def _measured(summary):
-    return Measured([{"attack": a, "defense": d} for a, d in summary], summary, LABELS, 0.93, "digits", 300, 2)
+    return Measured(
+        [{"attack": a, "defense": d} for a, d in summary], summary, LABELS, 0.93, "digits", 300, 2, 1, 20, CONTROLS
+    )
 
 
 def test_cutmix_claim_needs_both_the_cut_and_the_accuracy():
-    ok = claims(P, _summary(cutmix=(0.2, 0.945)), LABELS)[0][0]
+    ok = claims(P, _summary(cutmix=(0.2, 0.945)), LABELS, CONTROL)[0][0]
     assert ok.holds and ok.measured == pytest.approx(0.75) and ok.note == "clean-accuracy drop +0.0050"
-    assert not claims(P, _summary(cutmix=(0.2, 0.90)), LABELS)[0][0].holds  # cut enough, 5 points lost
-    assert claims(P, _summary(cutmix=(0.2, 0.94)), LABELS)[0][0].holds  # exactly 1 point: float 0.0100...01
-    assert not claims(P, _summary(cutmix=(0.2, 0.9399)), LABELS)[0][0].holds  # 1.01 points
-    weak = claims(P, _summary(cutmix=(0.6, 0.95)), LABELS)[0][0]
+    assert not claims(P, _summary(cutmix=(0.2, 0.90)), LABELS, CONTROL)[0][0].holds  # cut enough, 5 points lost
+    assert claims(P, _summary(cutmix=(0.2, 0.94)), LABELS, CONTROL)[0][0].holds  # exactly 1 point: float 0.0100...01
+    assert not claims(P, _summary(cutmix=(0.2, 0.9399)), LABELS, CONTROL)[0][0].holds  # 1.01 points
+    weak = claims(P, _summary(cutmix=(0.6, 0.95)), LABELS, CONTROL)[0][0]
     assert not weak.holds and weak.measured == pytest.approx(0.25)  # no accuracy cost, too small a cut
 
 
 def test_cutmix_claim_is_not_measurable_without_a_working_backdoor():
     s = _summary()
     s[("badnets", "none")] = _s(0.0, 0.95)
-    c = claims(P, s, LABELS)[0][0]
+    c = claims(P, s, LABELS, CONTROL)[0][0]
     assert c.measured is None and not c.holds
 
 
 def test_neither_claim_is_tested_when_the_backdoor_did_not_implant():
-    """The CPU default's patch backdoor reached 0.025 undefended: a 'cut' or DP's 'cost' of it credits a defense
-    with removing what was never learned. Below `min_implant` the values are shown, never judged."""
+    """A defense is not credited with cutting a backdoor the undefended victim never learned: the claims are judged
+    only when the undefended success is above what the clean network already does with the triggered inputs (the
+    CPU default's clean-label patch reached 0.025 undefended, and dpsgd_cost 'held' on that)."""
     s = _summary(cutmix=(0.1, 0.95), dp_low=(0.1, 0.9))
     s[("badnets", "none")] = _s(0.4, 0.95)  # cut 0.75 at no accuracy cost, DP costs 5 points: both would hold
-    (cut, cost), notes = claims(P, s, LABELS)
-    assert cut.measured == pytest.approx(0.75) and not cut.holds and "did not implant (0.400)" in cut.note
+    (cut, cost), notes = claims(P, s, LABELS, CONTROL)
+    assert cut.holds and cost.holds and any(n.startswith("The badnets backdoor implanted") for n in notes)
+    salient = {"success": 0.36, "success_lo": 0.33, "success_hi": 0.39, "n": 1000}  # the patch alone does as much
+    (cut, cost), notes = claims(P, s, LABELS, salient)
+    assert cut.measured == pytest.approx(0.75) and not cut.holds and "did not implant" in cut.note
     assert cost.measured == pytest.approx(0.05) and not cost.holds and "did not implant" in cost.note
-    assert any(n.startswith("Not tested: the badnets backdoor did not implant") for n in notes)
-    low = P.model_copy(update={"min_implant": 0.4})  # at the threshold it counts as implanted
-    (cut, cost), notes = claims(low, s, LABELS)
-    assert cut.holds and cost.holds and not any(n.startswith("Not tested") for n in notes)
+    assert any(n.startswith("Not tested: the badnets backdoor did not implant") and "0.360" in n for n in notes)
+    assert not any(c.holds for c in claims(P, s, LABELS)[0])  # no control measured: nothing is judged
+
+
+def test_control_rate_pools_setups_with_a_wilson_interval():
+    from tenfold.components.attacks.metrics import control_rate
+
+    c = control_rate([{"hits": 3, "n_triggered": 100}, {"hits": 7, "n_triggered": 100}])
+    assert c["success"] == pytest.approx(0.05) and c["n"] == 200 and c["success_lo"] < 0.05 < c["success_hi"]
+    assert control_rate([{"hits": 0, "n_triggered": 0}]) is None
 
 
 def test_dpsgd_cost_uses_smallest_noise_that_defends_as_well_as_cutmix():
-    found, notes = claims(P, _summary(), LABELS)
+    found, notes = claims(P, _summary(), LABELS, CONTROL)
     assert found[1].holds and found[1].measured == pytest.approx(0.35 - 0.01)
     assert any("dpsgd(sigma=1.5)" in n for n in notes) and any(n.startswith("mixup vs badnets") for n in notes)
-    found, notes = claims(P, _summary(dp_low=(0.15, 0.9)), LABELS)  # sigma 0.5 defends too: it is chosen
+    found, notes = claims(P, _summary(dp_low=(0.15, 0.9)), LABELS, CONTROL)  # sigma 0.5 defends too: it is chosen
     assert found[1].measured == pytest.approx(0.05 - 0.01) and any("dpsgd(sigma=0.5)" in n for n in notes)
-    found, notes = claims(P, _summary(dp_high=(0.3, 0.6)), LABELS)  # no level defends as well
+    found, notes = claims(P, _summary(dp_high=(0.3, 0.6)), LABELS, CONTROL)  # no level defends as well
     assert found[1].measured is None and not found[1].holds
     assert any("not measurable" in n for n in notes)
 

@@ -15,3 +15,11 @@ def wilson(successes: float, n: float, z: float = 1.96) -> tuple[float, float] |
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def control_rate(controls: list[dict]) -> dict | None:
+    """A backdoor's control (`hits` of `n_triggered` triggered inputs that a network which never saw the poisons
+    sends to the adversarial class), pooled over setups, with its 95% Wilson interval; None without inputs."""
+    k, n = sum(c["hits"] for c in controls), sum(c["n_triggered"] for c in controls)
+    ci = wilson(k, n)
+    return None if ci is None else {"success": k / n, "success_lo": ci[0], "success_hi": ci[1], "n": n}

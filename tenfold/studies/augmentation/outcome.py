@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from tenfold.components.attacks.metrics import control_rate
 from tenfold.core.claims import Claim, claim
 from tenfold.core.outcome import Outcome, claim_notes
 from tenfold.core.plotting import write_csv
@@ -55,6 +56,7 @@ class Measured:
     trials: int  # setups per backdoor attack (augmentation.setups)
     targeted_trials: int = 1  # setups per targeted attack (augmentation.targeted_setups)
     victim_epochs: int | None = None  # of the victims trained here (augmentation.victim_epochs or security's)
+    controls: list[dict] | None = None  # `benchmark.backdoor_control` of the claims' backdoor, per setup
 
 
 def _get(summary: dict, attack: str, defense: str, key: str):
@@ -66,10 +68,15 @@ def _ci(summary: dict, attack: str, defense: str, key: str) -> str:
     return "" if lo is None or hi is None else f" [{lo:.3f}, {hi:.3f}]"
 
 
-def claims(p: AugmentationParams, summary: dict, labels: list[str]) -> tuple[list[Claim], list[str]]:
+def claims(
+    p: AugmentationParams, summary: dict, labels: list[str], control: dict | None = None
+) -> tuple[list[Claim], list[str]]:
     """cutmix_backdoor_cut and dpsgd_cost on `p.backdoor`, with the notes they call for; every `holds` is computed
     from the measured means. The accuracy drop is compared with a 1e-9 slack, so a drop of exactly the allowed
-    points holds despite float rounding."""
+    points holds despite float rounding. `control` (`metrics.control_rate`): the share of the triggered inputs that
+    the clean network already sends to the adversarial class; neither claim is judged unless the undefended
+    victim's success is above it (the lower end of its 95% interval above the upper end of the control's): a
+    defense is not credited with cutting a backdoor that never implanted. Without a control nothing is judged."""
     bd = p.backdoor
 
     def m(defense, key):
@@ -79,13 +86,26 @@ def claims(p: AugmentationParams, summary: dict, labels: list[str]) -> tuple[lis
     none_asr, none_acc = m("none", "success"), m("none", "clean_acc")
     cm_asr, cm_acc = m("cutmix", "success"), m("cutmix", "clean_acc")
     cut = drop = None
-    implanted = none_asr is not None and none_asr >= p.min_implant
-    if none_asr is not None and not implanted:
+    none_lo = m("none", "success_lo")
+    implanted = control is not None and none_lo is not None and none_lo > control["success_hi"]
+    ctl = (
+        "no control measured"
+        if control is None
+        else (
+            f"the clean network sends {control['success']:.3f} [{control['success_lo']:.3f}, "
+            f"{control['success_hi']:.3f}] of the triggered inputs there"
+        )
+    )
+    if none_asr is not None:
         notes.append(
-            f"Not tested: the {bd} backdoor did not implant (success without defense {none_asr:.3f}"
-            f"{_ci(summary, bd, 'none', 'success')} < {p.min_implant:g}, `augmentation.min_implant`), so neither "
-            "claim can hold: a defense cannot be credited with cutting a backdoor the undefended victim never "
-            "learned. The measured values are shown but not judged."
+            (f"The {bd} backdoor implanted" if implanted else f"Not tested: the {bd} backdoor did not implant")
+            + f": success without defense {none_asr:.3f}{_ci(summary, bd, 'none', 'success')}, while {ctl}"
+            + (
+                "."
+                if implanted
+                else "; neither claim is judged (a defense is not credited with cutting a backdoor "
+                "the undefended victim never learned); the measured values are shown."
+            )
         )
     if None not in (none_asr, cm_asr, none_acc, cm_acc) and none_asr > 0:
         cut, drop = 1 - cm_asr / none_asr, none_acc - cm_acc
@@ -113,7 +133,7 @@ def claims(p: AugmentationParams, summary: dict, labels: list[str]) -> tuple[lis
         ">=",
         holds=None if cut is None else (implanted and cut >= p.backdoor_cut_target and drop <= p.max_acc_drop + TOL),
         note=("" if drop is None else f"clean-accuracy drop {drop:+.4f}")
-        + ("" if implanted or none_asr is None else f"; not tested: the backdoor did not implant ({none_asr:.3f})"),
+        + ("" if implanted or none_asr is None else "; not tested: the backdoor did not implant beyond the control"),
     )
     dps = [lab for lab in labels if lab.startswith("dpsgd(")]
     defending = [d for d in dps if cm_asr is not None and m(d, "success") is not None and m(d, "success") <= cm_asr]
@@ -139,7 +159,7 @@ def claims(p: AugmentationParams, summary: dict, labels: list[str]) -> tuple[lis
         0.0,
         ">",
         holds=None if cost is None else (implanted and cost > 0),
-        note="" if implanted or none_asr is None else f"not tested: the backdoor did not implant ({none_asr:.3f})",
+        note="" if implanted or none_asr is None else "not tested: the backdoor did not implant beyond the control",
     )
     return [c1, c2], notes
 
@@ -167,7 +187,8 @@ def table_rows(summary: dict, attacks: list[str] | None = None, labels: list[str
 
 def build(p: AugmentationParams, m: Measured, accept_min_clean_acc: float) -> Outcome:
     """`accept_min_clean_acc` (from section `security`): the clean network's check, which moves the model alias."""
-    found, extra = claims(p, m.summary, m.labels)
+    control = control_rate(m.controls) if m.controls else None
+    found, extra = claims(p, m.summary, m.labels, control)
     notes = (
         claim_notes(found)
         + extra
@@ -188,6 +209,7 @@ def build(p: AugmentationParams, m: Measured, accept_min_clean_acc: float) -> Ou
     )
     s = m.summary
     headline = {"clean_acc": m.clean_acc, **{c.id: c.measured for c in found}}
+    headline["backdoor_control_success"] = None if control is None else control["success"]
     for d in ("none", "cutmix", "mixup"):
         headline[f"backdoor_{d}_success"] = _get(s, p.backdoor, d, "success")
         headline[f"backdoor_{d}_acc"] = _get(s, p.backdoor, d, "clean_acc")

@@ -29,13 +29,6 @@ class AugmentationParams(Strict):
     dp_noise: list[float] = Field([1.0], description="DP-SGD noise multipliers (one defense row each)")
     backdoor_cut_target: float = Field(0.5, gt=0, le=1, description="backdoor success must drop by this fraction")
     max_acc_drop: float = Field(0.01, ge=0, description="allowed clean-accuracy drop (fraction, 0.01 = 1 point)")
-    min_implant: float = Field(
-        0.5,
-        ge=0,
-        le=1,
-        description="the backdoor's success without defense must reach this for either claim to be tested: a "
-        "defense cannot cut a backdoor that never implanted",
-    )
 
     _defs = field_validator("defenses")(classmethod(lambda cls, v: check_names(v)))
 

@@ -153,6 +153,14 @@ def attack_success(model, poison: Poison, data: ImageData, device, clean_acc_bas
     return max(0.0, clean_acc_baseline - accuracy(model, data.x_test, data.y_test, device))
 
 
+def backdoor_control(model, poison: Poison, data: ImageData, device) -> dict:
+    """What a network that never saw the poisons does with the triggered test inputs: the share it already sends to
+    the adversarial class (a salient patch moves some images by itself), pooled counts for `control_rate`."""
+    trig = triggered_inputs(poison, data)
+    hits = int((predict(model, trig, device) == poison.setup.adv_class).sum()) if len(trig) else 0
+    return {"attack": poison.attack, "hits": hits, "n_triggered": int(len(trig))}
+
+
 VICTIMS = ("from-scratch", "fine-tune")
 
 
