@@ -29,29 +29,23 @@ def augmentation_flow(params_path: str = "params.yaml", root: str = ".") -> dict
     with tracked(ctx, tags={"data_source": manifest["source"]}) as run:
         run.log_dataset("poisons", md5_file(pdir / crafted.MANIFEST), str(pdir), "training")
         victim_seed = ctx.seed_for("victim")  # every cell's victim starts alike: cells differ by poison and defense
+
+        def cells(e, label, name, cfg, v):
+            args = (data, v, sec.defense, net, ctx.device, victim_seed, manifest["clean_acc"], cfg)
+            return run_cells.submit(e["path"], [(name, None, label)], *args)
+
+        backdoors = [e for e in poisons if e["attack"] == p.backdoor]
         futures = [
-            run_cells.submit(
-                e["path"],
-                [(name, None, label)],
-                data,
-                victim,
-                sec.defense,
-                net,
-                ctx.device,
-                victim_seed,
-                manifest["clean_acc"],
-                cfg,
-            )
-            for e, (label, name, cfg) in plan.schedule(poisons, defenses)
-        ]
-        controls = [
-            backdoor_control.submit(e["path"], net, data, ctx.device) for e in poisons if e["attack"] == p.backdoor
-        ]
-        cells = [c for f in futures for c in f.result()]
-        log_cells(run, cells)
+            cells(e, label, name, None, victim.model_copy(update={"epochs": ep}))
+            for e in backdoors
+            for label, name, ep in plan.curve(p, victim.epochs)
+        ] + [cells(e, *row, victim) for e, row in plan.schedule(poisons, defenses)]
+        controls = [backdoor_control.submit(e["path"], net, data, ctx.device) for e in backdoors]
+        done = [c for f in futures for c in f.result()]
+        log_cells(run, done)
         measured = outcome.Measured(
-            cells,
-            benchmark.summarize(cells),
+            done,
+            benchmark.summarize(done),
             [lab for lab, _, _ in defenses],
             manifest["clean_acc"],
             manifest["dataset"],

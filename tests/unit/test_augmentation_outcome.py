@@ -69,6 +69,42 @@ def test_neither_claim_is_tested_when_the_backdoor_did_not_implant():
     assert not any(c.holds for c in claims(P, s, LABELS)[0])  # no control measured: nothing is judged
 
 
+def test_the_cut_must_persist_at_longer_training():
+    """A cut that vanishes when the victims train longer delays the backdoor; it does not remove it (measured: BadNets
+    5% on the CPU victims, CutMix 0.99 -> 0.54 at 20 epochs, 1.0 -> 1.0 at 40)."""
+    s = _summary(cutmix=(0.2, 0.945))  # main (20 epochs): cut 0.75 at half a point
+    p = P.model_copy(update={"epoch_curve": [10, 40]})
+    s[("badnets", "none@10ep")], s[("badnets", "cutmix@10ep")] = _s(0.2, 0.8), _s(0.25, 0.75)
+    s[("badnets", "none@40ep")], s[("badnets", "cutmix@40ep")] = _s(1.0, 0.96), _s(0.3, 0.96)
+    (cut, _), notes = claims(p, s, LABELS, CONTROL, main_epochs=20)
+    assert cut.holds  # at 40 epochs the cut is 0.70: it persists (10 epochs, shorter, does not count)
+    assert any(
+        n.startswith("Training length (victim epochs; badnets undefended -> CutMix): 10: success 0.200")
+        and "20 (main): success 0.800 -> 0.200 (cut 0.75)" in n
+        and "40: success 1.000 -> 0.300" in n
+        for n in notes
+    )
+    s[("badnets", "cutmix@40ep")] = _s(1.0, 0.96)
+    (cut, _), _ = claims(p, s, LABELS, CONTROL, main_epochs=20)
+    assert (
+        cut.measured == pytest.approx(0.75)
+        and not cut.holds
+        and "gone at longer training: 40 epochs cut 0.00" in cut.note
+    )
+
+
+def test_curve_plan_leaves_out_the_main_length_and_starts_with_the_longest():
+    from tenfold.studies.augmentation.plan import curve
+
+    p = P.model_copy(update={"epoch_curve": [10, 40, 20]})
+    assert curve(p, 20) == [
+        ("none@40ep", "none", 40),
+        ("cutmix@40ep", "cutmix", 40),
+        ("none@10ep", "none", 10),
+        ("cutmix@10ep", "cutmix", 10),
+    ]
+
+
 def test_control_rate_pools_setups_with_a_wilson_interval():
     from tenfold.components.attacks.metrics import control_rate
 

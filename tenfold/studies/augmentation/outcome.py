@@ -34,6 +34,14 @@ COLUMNS = [
 TOL = 1e-9  # float slack of the accuracy-drop comparison: 0.95 - 0.94 is a drop of exactly 1 point
 
 
+CURVE_DEFENSES = ("none", "cutmix")  # the training-length curve: the claim's two rows
+
+
+def curve_label(defense: str, epochs: int) -> str:
+    """The label of a training-length curve row: `defense` on victims trained `epochs` epochs."""
+    return f"{defense}@{epochs}ep"
+
+
 def dp_label(noise: float) -> str:
     """The defense label of DP-SGD at noise multiplier `noise` (one row per `augmentation.dp_noise`)."""
     return f"dpsgd(sigma={noise:g})"
@@ -69,14 +77,16 @@ def _ci(summary: dict, attack: str, defense: str, key: str) -> str:
 
 
 def claims(
-    p: AugmentationParams, summary: dict, labels: list[str], control: dict | None = None
+    p: AugmentationParams, summary: dict, labels: list[str], control: dict | None = None, main_epochs: int | None = None
 ) -> tuple[list[Claim], list[str]]:
     """cutmix_backdoor_cut and dpsgd_cost on `p.backdoor`, with the notes they call for; every `holds` is computed
     from the measured means. The accuracy drop is compared with a 1e-9 slack, so a drop of exactly the allowed
     points holds despite float rounding. `control` (`metrics.control_rate`): the share of the triggered inputs that
     the clean network already sends to the adversarial class; neither claim is judged unless the undefended
     victim's success is above it (the lower end of its 95% interval above the upper end of the control's): a
-    defense is not credited with cutting a backdoor that never implanted. Without a control nothing is judged."""
+    defense is not credited with cutting a backdoor that never implanted. Without a control nothing is judged.
+    `main_epochs`: the victims' length in the main rows; the cut must also hold at every longer length of
+    `p.epoch_curve` (a cut that vanishes with training delays the backdoor, it does not remove it)."""
     bd = p.backdoor
 
     def m(defense, key):
@@ -122,6 +132,7 @@ def claims(
             f"mixup vs {bd}: success {none_asr:.3f} -> {mu_asr:.3f} (cut {1 - mu_asr / none_asr:.2f}), "
             f"clean accuracy {none_acc:.3f} -> {mu_acc:.3f}."
         )
+    lost = _curve(p, summary, main_epochs, notes)
     c1 = claim(
         "cutmix_backdoor_cut",
         f"CutMix cuts the backdoor's ({bd}) success by at least {p.backdoor_cut_target:.0%} while clean "
@@ -131,8 +142,11 @@ def claims(
         cut,
         p.backdoor_cut_target,
         ">=",
-        holds=None if cut is None else (implanted and cut >= p.backdoor_cut_target and drop <= p.max_acc_drop + TOL),
+        holds=None
+        if cut is None
+        else (implanted and cut >= p.backdoor_cut_target and drop <= p.max_acc_drop + TOL and not lost),
         note=("" if drop is None else f"clean-accuracy drop {drop:+.4f}")
+        + (f"; gone at longer training: {lost}" if lost else "")
         + ("" if implanted or none_asr is None else "; not tested: the backdoor did not implant beyond the control"),
     )
     dps = [lab for lab in labels if lab.startswith("dpsgd(")]
@@ -164,6 +178,31 @@ def claims(
     return [c1, c2], notes
 
 
+def _curve(p: AugmentationParams, summary: dict, main_epochs: int | None, notes: list[str]) -> str:
+    """The training-length curve of the claim's backdoor (undefended vs CutMix at each `p.epoch_curve` length and
+    the main one): appends its note; returns the longer lengths at which the cut falls below the target ('' if
+    none)."""
+    bd, rows, lost = p.backdoor, [], []
+    for ep in sorted({*p.epoch_curve, *([main_epochs] if main_epochs else [])}):
+        main = ep == main_epochs
+        n, c = ("none", "cutmix") if main else (curve_label("none", ep), curve_label("cutmix", ep))
+        ns, cs = _get(summary, bd, n, "success"), _get(summary, bd, c, "success")
+        na, ca = _get(summary, bd, n, "clean_acc"), _get(summary, bd, c, "clean_acc")
+        if None in (ns, cs, na, ca):
+            continue
+        cut = 1 - cs / ns if ns > 0 else None
+        rows.append(
+            f"{ep}{' (main)' if main else ''}: success {ns:.3f} -> {cs:.3f}"
+            + ("" if cut is None else f" (cut {cut:.2f})")
+            + f", clean accuracy {na:.3f} -> {ca:.3f}"
+        )
+        if main_epochs and ep > main_epochs and (cut is None or cut < p.backdoor_cut_target):
+            lost.append(f"{ep} epochs cut {'n/a' if cut is None else f'{cut:.2f}'}")
+    if len(rows) > 1:
+        notes.append(f"Training length (victim epochs; {bd} undefended -> CutMix): " + "; ".join(rows) + ".")
+    return ", ".join(lost)
+
+
 def _r(v, nd=4):
     return None if v is None else round(v, nd)
 
@@ -188,7 +227,7 @@ def table_rows(summary: dict, attacks: list[str] | None = None, labels: list[str
 def build(p: AugmentationParams, m: Measured, accept_min_clean_acc: float) -> Outcome:
     """`accept_min_clean_acc` (from section `security`): the clean network's check, which moves the model alias."""
     control = control_rate(m.controls) if m.controls else None
-    found, extra = claims(p, m.summary, m.labels, control)
+    found, extra = claims(p, m.summary, m.labels, control, m.victim_epochs)
     notes = (
         claim_notes(found)
         + extra

@@ -26,6 +26,11 @@ class AugmentationParams(Strict):
         ge=1,
         description="epochs of this study's victims (None: security.victim.epochs); the step decay follows them",
     )
+    epoch_curve: list[int] = Field(
+        [10, 40],
+        description="other victim epochs at which the claims' backdoor is also run undefended and under CutMix (the "
+        "training-length curve); the cut must persist at every longer length for cutmix_backdoor_cut to hold",
+    )
     dp_noise: list[float] = Field([1.0], description="DP-SGD noise multipliers (one defense row each)")
     backdoor_cut_target: float = Field(0.5, gt=0, le=1, description="backdoor success must drop by this fraction")
     max_acc_drop: float = Field(0.01, ge=0, description="allowed clean-accuracy drop (fraction, 0.01 = 1 point)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tenfold.studies.augmentation.outcome import dp_label
+from tenfold.studies.augmentation.outcome import CURVE_DEFENSES, curve_label, dp_label
 from tenfold.studies.augmentation.params import AugmentationParams
 
 
@@ -44,3 +44,10 @@ def schedule(entries: list[dict], rows: list[tuple[str, str, Any]]) -> list[tupl
     of the thread runner finish together; the order of the results does not depend on it."""
     pairs = [(e, r) for e in entries for r in rows]
     return sorted(pairs, key=lambda pr: -COST.get(pr[1][1], 1.0))
+
+
+def curve(p: AugmentationParams, main_epochs: int) -> list[tuple[str, str, int]]:
+    """(label, defense, victim epochs) of the training-length curve (`augmentation.epoch_curve`, the main length
+    left out), longest first: the slowest victims start first."""
+    eps = sorted({e for e in p.epoch_curve if e != main_epochs}, reverse=True)
+    return [(curve_label(d, e), d, e) for e in eps for d in CURVE_DEFENSES]
