@@ -49,13 +49,12 @@ _INIT_LOCK = threading.Lock()
 def seeded(seed: int, fn: Callable[[], Any]) -> Any:
     """Run `fn` (e.g. a model constructor, whose init draws from torch's global RNG) with that RNG seeded,
     serialized across threads, so concurrent tasks still build bit-identical initial weights."""
-    with _INIT_LOCK:
-        state = torch.random.get_rng_state()
+
+    def run():
         torch.manual_seed(seed)
-        try:
-            return fn()
-        finally:
-            torch.random.set_rng_state(state)
+        return fn()
+
+    return isolated(run)
 
 
 def isolated(fn: Callable[[], Any]) -> Any:

@@ -133,6 +133,7 @@ def claims(
             f"clean accuracy {none_acc:.3f} -> {mu_acc:.3f}."
         )
     lost = _curve(p, summary, main_epochs, notes)
+    untested = "" if implanted or none_asr is None else "not tested: the backdoor did not implant beyond the control"
     c1 = claim(
         "cutmix_backdoor_cut",
         f"CutMix cuts the backdoor's ({bd}) success by at least {p.backdoor_cut_target:.0%} while clean "
@@ -147,7 +148,7 @@ def claims(
         else (implanted and cut >= p.backdoor_cut_target and drop <= p.max_acc_drop + TOL and not lost),
         note=("" if drop is None else f"clean-accuracy drop {drop:+.4f}")
         + (f"; gone at longer training: {lost}" if lost else "")
-        + ("" if implanted or none_asr is None else "; not tested: the backdoor did not implant beyond the control"),
+        + ("" if untested == "" else f"; {untested}"),
     )
     dps = [lab for lab in labels if lab.startswith("dpsgd(")]
     defending = [d for d in dps if cm_asr is not None and m(d, "success") is not None and m(d, "success") <= cm_asr]
@@ -173,7 +174,7 @@ def claims(
         0.0,
         ">",
         holds=None if cost is None else (implanted and cost > 0),
-        note="" if implanted or none_asr is None else "not tested: the backdoor did not implant beyond the control",
+        note=untested,
     )
     return [c1, c2], notes
 
