@@ -174,7 +174,8 @@ class _Victims:
         """Victims, counter-moves and the distance to the clean images `x` of one training set `xs`."""
         p = self.p
         for a in archs:
-            curve = p.diagnostics.epoch_curve and a == self.a0 and s in outcome.CURVE_SETS
+            on_curve = p.diagnostics.epoch_curve and a == self.a0 and s in outcome.CURVE_SETS
+            curve = (p.diagnostics.curve_epochs or True) if on_curve else False
             self.vfuts[(s, a)] = self._submit(a, xs, s, curve=curve)
         for cm in self.counters if s in outcome.counter_sets(p) else []:
             self.cfuts[(s, cm)] = self._submit(self.a0, xs, s, cm)

@@ -186,11 +186,11 @@ def victim(
     counter_cfg=None,
     label: str = "",
     stats=None,
-    curve: bool = False,
+    curve: bool | list[int] = False,
 ):
     """Train a victim from scratch on (possibly released) data; `counter`: none | adversarial_training | mixup |
     cutmix (the strong augmentations come from the dataset-security registry). Returns (clean test accuracy,
-    per-epoch clean test accuracy if `curve`, CPU seconds)."""
+    clean test accuracy per epoch if `curve` (None at the epochs `curve` does not list), CPU seconds)."""
     t0 = time.thread_time()
     loss = None
     if counter == "adversarial_training":

@@ -323,6 +323,22 @@ def test_victim_trains_with_augmentation_warmup_and_curve():
     assert len(curve) == 3 and curve[-1] == acc and 0 <= acc <= 1
 
 
+def test_sampled_curve_evaluates_only_the_listed_epochs_and_leaves_training_alone():
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.rand(60, 3, 8, 8, generator=g), torch.arange(60) % 3
+    x[y == 1, 0] += 0.5
+    args = ("cnn", x.clamp(0, 1), y, x.clamp(0, 1), y, 4, 0.1, 10, 5, 3)
+    kw = dict(augment=True, warmup_epochs=1.0, stats=channel_stats(x))
+    acc_all, m_all, every = train_victim(*args, curve=True, **kw)
+    acc_s, m_s, sampled = train_victim(*args, curve=[2], **kw)
+    acc_n, _, none = train_victim(*args, **kw)
+    # the same training whichever epochs are evaluated: same final weights and accuracy
+    assert acc_all == acc_s == acc_n and none == []
+    assert all(torch.equal(a, b) for a, b in zip(m_all.state_dict().values(), m_s.state_dict().values()))
+    assert len(every) == 4 and None not in every and every[-1] == acc_all
+    assert sampled == [None, every[1], None, acc_s]  # epoch 2 evaluated; the last epoch is the final accuracy
+
+
 def test_rgb_service_protects_32x32_and_roundtrips(tmp_path):
     svc = _rgb_service()
     x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))

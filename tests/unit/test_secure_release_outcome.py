@@ -178,6 +178,21 @@ def test_tables_notes_and_details():
     assert "faces" not in build(P, measured(faces=False)).tables
 
 
+def test_epoch_table_shows_only_the_epochs_a_sampled_curve_evaluated():
+    m = measured()
+    m.curves = {("clean", "cnn"): [0.2, None, None, None, 0.5], ("alignment", "cnn"): [0.1, None, None, None, 0.3]}
+    t = build(P, m).tables["epochs"]
+    assert t["columns"] == ["training set", "epoch 1", "epoch 5"]
+    assert t["rows"] == [["clean", 0.2, 0.5], ["alignment", 0.1, 0.3]]
+
+
+def test_diagnostics_figure_draws_a_sampled_curve(tmp_path):
+    from tenfold.studies.secure_release import plots
+
+    path = plots.diagnostics(tmp_path / "d.png", "cnn", [], {"clean": [0.2, None, 0.4, None, 0.5]}, [], [])
+    assert path.exists() and path.stat().st_size > 1000
+
+
 def test_plan_lists_batch_releases_and_the_eps_sweep():
     names = [(n, m, e, s) for n, m, e, s in plan(P)]
     assert names[:3] == [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -54,15 +56,22 @@ def train_victim(
     augment: bool = False,
     warmup_epochs: float = 0.0,
     stats: tuple | None = None,
-    curve: bool = False,
-) -> tuple[float, torch.nn.Module, list[float]]:
+    curve: bool | Sequence[int] = False,
+) -> tuple[float, torch.nn.Module, list[float | None]]:
     """Train `arch` from scratch on (x, y) (normalised with `stats` = (mean, std) if given; random crop + flip if
     `augment`; linear warm-up) and return its clean test accuracy, the model and, if `curve`, the clean test
-    accuracy after every epoch."""
+    accuracy after every epoch (`curve=True`) or after the listed epochs only (`curve=[1, 5, ...]`: the other
+    entries are None; each evaluation costs a pass over the test set, so a long curve is sampled). The last entry is
+    the final accuracy, evaluated once. Evaluating never changes training (no draws, the model back in train mode)."""
     mean, std = stats if stats is not None else (None, None)
     model = seeded(seed, lambda: build_net(arch, tuple(x.shape[1:]), num_classes, mean, std)).to(x.device)
-    accs: list[float] = []
-    on_epoch = (lambda rec: accs.append(accuracy(model, x_test, y_test))) if curve else None
+    marks = set(range(1, epochs)) if curve is True else {int(e) for e in curve or ()}
+    accs: list[float | None] = []
+
+    def on_epoch(rec) -> None:
+        done = len(accs) + 1
+        accs.append(accuracy(model, x_test, y_test) if done in marks and done < epochs else None)
+
     fit(
         model,
         x,
@@ -75,9 +84,12 @@ def train_victim(
         epoch_seeds=epoch_seeds(seed, epochs),
         augment=crop_flip() if augment else None,
         warmup_epochs=warmup_epochs,
-        on_epoch=on_epoch,
+        on_epoch=on_epoch if curve else None,
     )
-    return accuracy(model, x_test, y_test), model, accs
+    acc = accuracy(model, x_test, y_test)
+    if curve:
+        accs[-1] = acc
+    return acc, model, accs
 
 
 STRONG_AUGMENTATIONS = ("mixup", "cutmix")

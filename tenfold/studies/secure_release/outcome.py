@@ -239,6 +239,12 @@ def eps_rows(p: SecureReleaseParams, m: Measured) -> list[list]:
     return rows
 
 
+def _at_epoch(curve: list, e: int) -> float | None:
+    """The curve's accuracy after epoch `e` (None if the curve is shorter or was not evaluated there)."""
+    v = curve[e - 1] if e <= len(curve) else None
+    return None if v is None else round(v, 4)
+
+
 def _interval(v: float, n: int) -> str:
     """An accuracy `v` measured on `n` test images with its Wilson 95% interval."""
     ci = wilson(v * n, n)
@@ -315,11 +321,12 @@ def _tables(p, m: Measured, ok, mean_share, mean_drop, counters, csets) -> dict:
     curves = {s: v for (s, a), v in m.curves.items() if a == a0}
     if curves:
         n = max(len(v) for v in curves.values())
-        marks = sorted({e for e in (1, 2, 5, 10, 15, 20, 30, 40, n) if e <= n})
+        measured = {e for v in curves.values() for e, a in enumerate(v, 1) if a is not None}
+        marks = sorted({e for e in (1, 2, 5, 10, 15, 20, 30, 40, n) if e in measured})
         tables["epochs"] = {
             "title": f"{a0} victim clean test accuracy after each epoch, by training set",
             "columns": ["training set", *[f"epoch {e}" for e in marks]],
-            "rows": [[s, *[round(v[e - 1], 4) if e <= len(v) else None for e in marks]] for s, v in curves.items()],
+            "rows": [[s, *[_at_epoch(v, e) for e in marks]] for s, v in curves.items()],
         }
     if counters:
         tables["counter"] = {

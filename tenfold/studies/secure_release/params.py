@@ -139,6 +139,11 @@ class Diagnostics(Strict):
         description="the first arch's clean test accuracy after every epoch on clean, "
         "alignment and the baselines: drop vs victim epochs",
     )
+    curve_epochs: list[int] | None = Field(
+        None,
+        description="the epochs the curve is evaluated at (null: every epoch; the last epoch is always in it): "
+        "each point costs a pass over the test set, about as much as an epoch of training on 1,000 images",
+    )
     eps_sweep: list[float] = Field(
         default_factory=list,
         description="extra budgets /255: the alignment and class-targeted releases (and random "

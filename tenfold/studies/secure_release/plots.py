@@ -56,7 +56,8 @@ def diagnostics(
             ax.axhline(0, color="grey", lw=0.5)
         elif kind == "epochs":
             for s, v in curves.items():
-                ax.plot(np.arange(1, len(v) + 1), v, label=s, lw=2.2 if s == "alignment" else 1.2)
+                pts = [(e, a) for e, a in enumerate(v, 1) if a is not None]  # a sampled curve skips epochs
+                ax.plot(*zip(*pts), "o-", ms=2.5, label=s, lw=2.2 if s == "alignment" else 1.2)
             ax.set_xlabel("victim epoch")
             ax.set_ylabel(f"{arch} clean test accuracy")
             ax.legend(fontsize=6)
