@@ -5,7 +5,63 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tenfold.core.claims import claims_table
+from tenfold.core.claims import tolerance_of
+
+
+def study_seeds(spreads: dict | None) -> list[int]:
+    """Every seed the seed-spread benchmark ran for one study: the union over its claims (a claim that is n/a at a
+    seed has no value there, so its own `seeds` can be shorter)."""
+    return sorted({int(s) for v in (spreads or {}).values() for s in v.get("seeds", [])})
+
+
+def spread_verdict(c: dict, spread: dict | None, seeds_run: list[int] | None = None) -> tuple[str, bool]:
+    """The seed spread of a claim's measurement (from benchmarks/seed_spread.json: values over >= 3 seeds) as a
+    table cell, and whether the claim's margin to its target is smaller than that spread (then its `holds` could
+    flip with the seed or the CPU). `seeds_run`: every seed the study ran (`study_seeds`); the cell names the seeds
+    where the claim was not measurable, and a claim measured at one seed only shows that value."""
+    values = (spread or {}).get("values", [])
+    if not values:
+        return "", False
+    seeds = [int(s) for s in spread.get("seeds", [])]
+    missing = [s for s in seeds_run or [] if seeds and s not in seeds]
+    na = f"; n/a at seed{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))}" if missing else ""
+    held = spread.get("holds")
+    if len(values) == 1:
+        at = f"seed {seeds[0]} only" if seeds else "1 seed"
+        return f"{values[0]:.3g} ({at}" + (", held" if held and held[0] else "") + f"{na})", False
+    lo, hi = min(values), max(values)
+    n = len(values)
+    cell = f"{lo:.3g} to {hi:.3g} ({n} seeds" + (f", held in {sum(map(bool, held))}" if held else "") + f"{na})"
+    if c.get("measured") is None or c.get("target") is None:
+        return cell, False
+    gap = abs(float(c["measured"]) - float(c["target"]))
+    tol = tolerance_of(c.get("comparison", ""))
+    margin = gap if tol is None else abs(tol - gap)  # a tolerance claim flips at the edge of its band
+    return cell, margin < (hi - lo)
+
+
+def claims_table(claims: list[dict], spreads: dict | None = None) -> str:
+    """Markdown table 'paper claims / this run measured' (with the seed spread when `spreads` is given)."""
+    spreads = spreads or {}
+    if not spreads:
+        rows = ["| id | claim | paper | this run measured | target | holds |", "|---|---|---|---|---|---|"]
+    else:
+        rows = [
+            "| id | claim | paper | this run measured | seed spread | target | holds |",
+            "|---|---|---|---|---|---|---|",
+        ]
+    for c in claims:
+        tgt = "" if c.get("target") is None else f"{c.get('comparison', '>=')} {c['target']}"
+        meas = "n/a" if c.get("measured") is None else f"{c['measured']:.4g}"
+        mark = "yes" if c["holds"] else "**no**"
+        if not spreads:
+            rows.append(f"| `{c['id']}` | {c['claim']} | {c['paper']} | {meas} | {tgt} | {mark} |")
+            continue
+        cell, fragile = spread_verdict(c, spreads.get(c["id"]), study_seeds(spreads))
+        if fragile:
+            mark += " (margin < seed spread)"
+        rows.append(f"| `{c['id']}` | {c['claim']} | {c['paper']} | {meas} | {cell} | {tgt} | {mark} |")
+    return "\n".join(rows)
 
 
 def _fmt(v) -> str:
@@ -71,7 +127,6 @@ def render_all(
     metrics_dir: str | Path = "results", report_dir: str | Path = "reports", spread_file: str | Path | None = None
 ) -> list[Path]:
     """Write reports/<slug>.md for every results file and reports/index.md summarising every claim."""
-    from tenfold.core.claims import spread_verdict
     from tenfold.core.runtime import atomic_write_text
 
     metrics_dir, report_dir = Path(metrics_dir), Path(report_dir)
@@ -99,7 +154,7 @@ def render_all(
         for c in m.get("claims", []):
             meas = "n/a" if c.get("measured") is None else f"{c['measured']:.4g}"
             tgt = "" if c.get("target") is None else f"{c.get('comparison', '>=')} {c['target']}"
-            cell, fragile = spread_verdict(c, spreads.get(c["id"]))
+            cell, fragile = spread_verdict(c, spreads.get(c["id"]), study_seeds(spreads))
             holds = ("yes" if c["holds"] else "**no**") + (" (margin < seed spread)" if fragile else "")
             index.append(
                 f"| [{m['study']}]({m['study']}.md) | `{c['id']}` | {c['paper']} | {meas} | {cell} | {tgt} | {holds} |"

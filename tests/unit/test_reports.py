@@ -2,9 +2,9 @@
 
 import json
 
-from tenfold.core.claims import claim, claims_table, spread_verdict, within
+from tenfold.core.claims import claim, within
 from tenfold.core.outcome import Outcome
-from tenfold.core.reports import render, render_all
+from tenfold.core.reports import claims_table, render, render_all, spread_verdict
 
 
 def _results(measured=0.95, target=0.9):
@@ -18,11 +18,25 @@ def test_margin_smaller_than_the_seed_spread_is_flagged():
     c = _results(0.95)["claims"][0]
     assert spread_verdict(c, {"values": [0.93, 0.97, 0.99]}) == ("0.93 to 0.99 (3 seeds)", True)  # margin 0.05 < 0.06
     assert spread_verdict(c, {"values": [0.94, 0.95, 0.96]})[1] is False  # margin 0.05 > 0.02
-    assert spread_verdict(c, None) == ("", False) and spread_verdict(c, {"values": [0.9]}) == ("", False)
+    assert spread_verdict(c, None) == ("", False) and spread_verdict(c, {"values": []}) == ("", False)
     # with the benchmark's per-seed verdicts the cell says in how many seeds the claim held
     assert spread_verdict(c, {"values": [0.85, 0.95, 0.99], "holds": [False, True, True]})[0] == (
         "0.85 to 0.99 (3 seeds, held in 2)"
     )
+
+
+def test_a_claim_measurable_at_some_seeds_only_names_them():
+    c = _results(0.95)["claims"][0]
+    one = {"seeds": [1], "values": [0.1175], "holds": [True]}
+    assert spread_verdict(c, one, [0, 1, 2]) == ("0.117 (seed 1 only, held; n/a at seeds 0, 2)", False)
+    assert spread_verdict(c, {"values": [0.9]}) == ("0.9 (1 seed)", False)
+    two = {"seeds": [0, 2], "values": [0.93, 0.99], "holds": [True, True]}
+    assert spread_verdict(c, two, [0, 1, 2]) == ("0.93 to 0.99 (2 seeds, held in 2; n/a at seed 1)", True)
+    full = {"seeds": [0, 1, 2], "values": [0.93, 0.97, 0.99]}
+    assert spread_verdict(c, full, [0, 1, 2])[0] == "0.93 to 0.99 (3 seeds)"
+    # the report takes the seeds the study ran from its other claims
+    spreads = {"extrapolation": one, "other": {"seeds": [0, 1, 2], "values": [1.0, 2.0, 3.0]}}
+    assert "0.117 (seed 1 only, held; n/a at seeds 0, 2)" in render(_results(0.95), "reports", spreads)
 
 
 def test_report_shows_claims_tables_notes_and_the_spread(tmp_path):
