@@ -136,6 +136,9 @@ def test_build_headline_table_and_acceptance():
     assert out.notes[0].startswith("Reproduced at this scale: `cutmix_backdoor_cut` measured 0.750")
     assert out.notes[1].startswith("Reproduced at this scale: `dpsgd_cost`")
     assert any("digits (300 training images)" in n and "2 setups" in n for n in out.notes)
+    assert not any("gradient-matching" in n for n in out.notes)  # none runs: its target count is not mentioned
+    gm = {**_summary(), ("gradient_matching", "none"): _s(0.0, 0.95)}
+    assert any("1 target(s) per gradient-matching attack" in n for n in build(P, _measured(gm), 0.9).notes)
     assert not build(P, _measured(_summary()), accept_min_clean_acc=0.95).passed
     assert out.metrics()["claims"]["dpsgd_cost"]["holds"] is True
 

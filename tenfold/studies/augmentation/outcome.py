@@ -235,10 +235,14 @@ def build(p: AugmentationParams, m: Measured, accept_min_clean_acc: float) -> Ou
         + [
             f"CPU profile: {m.dataset} ({m.n_train} training images), the small GroupNorm victim of `security`"
             + ("" if m.victim_epochs is None else f" trained {m.victim_epochs} epochs")
-            + ", "
-            f"{m.trials} setups per backdoor, {m.targeted_trials} target(s) per gradient-matching attack (so its rows "
-            "show each defense's accuracy cost more than its protection); the paper uses CIFAR-10 (50,000 images) "
-            "with ResNet-18.",
+            + f", {m.trials} setups per backdoor"
+            + (
+                f", {m.targeted_trials} target(s) per gradient-matching attack (so its rows show each defense's "
+                "accuracy cost more than its protection)"
+                if any(a.startswith("gradient_matching") for a, _ in m.summary)
+                else ""
+            )
+            + "; the paper uses CIFAR-10 (50,000 images) with ResNet-18.",
             "Intervals: 95% Wilson over the pooled triggered test images (backdoor success), over targets (gradient "
             "matching), over the pooled test images (clean accuracy). Victims below `security.victim.min_clean_acc` "
             "are counted as failed training (column `failed`) and enter no mean.",
