@@ -140,7 +140,7 @@ class Diagnostics(Strict):
         "alignment and the baselines: drop vs victim epochs",
     )
     curve_epochs: list[int] | None = Field(
-        None,
+        default_factory=lambda: [1, 2, 5, 10, 15],
         description="the epochs the curve is evaluated at (null: every epoch; the last epoch is always in it): "
         "each point costs a pass over the test set, about as much as an epoch of training on 1,000 images",
     )
@@ -157,8 +157,9 @@ class SecureReleaseParams(Strict):
     surrogate: Surrogate = Surrogate()
     craft: Craft = Craft()
     methods: list[Method] = Field(
-        default_factory=lambda: ["alignment", "adv_targeted", "adv_untargeted", "unlearnable", "random_noise"],
+        default_factory=lambda: ["alignment", "adv_targeted", "unlearnable", "random_noise"],
         min_length=1,
+        description="releases crafted beside each other (adv_untargeted: the paper profile, CPU budget)",
     )
     unlearnable: Unlearnable = Unlearnable()
     victims: Victims = Victims()
