@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 
 def seed_for(base: int, slug: str, *parts: Any) -> int:
@@ -67,3 +69,30 @@ def isolated(fn: Callable[[], Any]) -> Any:
             return fn()
         finally:
             torch.random.set_rng_state(state)
+
+
+class SeededDropout(nn.Module):
+    """Dropout drawing its masks from its own generator (set by `seed_dropout`), so a training run gives the same
+    result whatever other threads do with torch's global RNG (tasks run concurrently in a thread pool; `nn.Dropout`
+    draws from that global RNG). Without a generator it is ordinary dropout."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p, self.gen = p, None
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x
+        if self.gen is None:
+            return F.dropout(x, self.p, True)
+        keep = torch.rand(x.shape, generator=self.gen, device=self.gen.device) >= self.p
+        return x * keep.to(x.device) / (1 - self.p)
+
+
+def seed_dropout(model: nn.Module, seed: int) -> int:
+    """Give every `SeededDropout` of `model` one generator seeded with `seed`; returns how many there are."""
+    gen = torch.Generator().manual_seed(int(seed))
+    layers = [m for m in model.modules() if isinstance(m, SeededDropout)]
+    for m in layers:
+        m.gen = gen
+    return len(layers)

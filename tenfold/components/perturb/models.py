@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tenfold.core.seeds import SeededDropout
+
 ARCHS = ("smallcnn", "cnn", "mlp", "resnet", "resnet18")
 
 
@@ -37,7 +39,7 @@ class SmallCNN(nn.Module):
             nn.Flatten(),
             nn.Linear(64 * s * s, 200),
             nn.ReLU(),
-            nn.Dropout(0.5),
+            SeededDropout(0.5),  # masks from the training loop's per-epoch generator (fit), not the global RNG
             nn.Linear(200, 200),
             nn.ReLU(),
             nn.Linear(200, num_classes),

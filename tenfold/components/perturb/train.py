@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from tenfold.core.checkpoints import Checkpoint
+from tenfold.core.seeds import seed_dropout, seed_for
 
 StepLoss = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, dict]]
 
@@ -82,9 +83,9 @@ def fit(
 
     for epoch in range(start, epochs):
         model.train()
-        gen = torch.Generator().manual_seed(
-            int(epoch_seeds[epoch]) if epoch_seeds is not None else seed * 1_000_003 + epoch
-        )
+        epoch_seed = int(epoch_seeds[epoch]) if epoch_seeds is not None else seed * 1_000_003 + epoch
+        gen = torch.Generator().manual_seed(epoch_seed)
+        seed_dropout(model, seed_for(epoch_seed, "dropout"))  # its own generator: the other draws stay as they were
         perm = torch.randperm(n, generator=gen).to(x.device)
         tot, infos = 0.0, []
         for b, lo in enumerate(range(0, n, batch_size)):

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tenfold.core.seeds import SeededDropout, seed_dropout
+
 VGG_CFG = {
     11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
@@ -100,24 +102,6 @@ class ResNet(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
-class SeededDropout(nn.Module):
-    """Dropout drawing its masks from its own generator (set by `PostLNTransformer.seed_dropout`), so a training run
-    gives the same result whatever other threads do with torch's global RNG (tasks run concurrently in a thread
-    pool). Without a generator it is ordinary dropout."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p, self.gen = p, None
-
-    def forward(self, x):
-        if not self.training or self.p == 0:
-            return x
-        if self.gen is None:
-            return F.dropout(x, self.p, True)
-        keep = torch.rand(x.shape, generator=self.gen, device=self.gen.device) >= self.p
-        return x * keep.to(x.device) / (1 - self.p)
-
-
 class PostLNLayer(nn.Module):
     """Post-LN encoder layer: x = LN(x + Attn(x)); x = LN(x + FFN(x)) (Vaswani et al.; fairseq's default).
 
@@ -166,10 +150,7 @@ class PostLNTransformer(nn.Module):
 
     def seed_dropout(self, seed: int) -> None:
         """One generator for every dropout layer of the model, seeded with `seed`."""
-        gen = torch.Generator().manual_seed(seed)
-        for m in self.modules():
-            if isinstance(m, SeededDropout):
-                m.gen = gen
+        seed_dropout(self, seed)
 
     def forward(self, x):
         h = self.tok(x) * self.scale + self.pos(torch.arange(x.shape[1], device=x.device))

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from tenfold.components.perturb.pgd import PGD, TranslateFlip
+from tenfold.core.seeds import seed_dropout, seed_for
 
 METHODS = ("alignment", "adv_untargeted", "adv_targeted", "unlearnable", "random_noise")
 
@@ -156,6 +157,7 @@ def unlearnable(
     data is below `stop_error` (or `max_rounds`). Returns (released images, rounds used, the surrogate's final error
     on the noisy data)."""
     gen = torch.Generator().manual_seed(seed)
+    seed_dropout(model, seed_for(seed, "unlearnable", "dropout"))  # a smallcnn surrogate's masks: not the global RNG
     delta = torch.zeros_like(x)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
     pgd = PGD(eps=eps, steps=steps, step_size=step_size, random_start=False, minimize=True)
