@@ -255,3 +255,21 @@ def test_figures_are_written_and_listed(tmp_path):
         "plots/secure_release/diagnostics.png",
     ]
     assert all((tmp_path / f["path"].split("/")[-1]).exists() for f in out.figures)
+
+
+def test_diagnostics_file_is_written_even_with_every_diagnostic_off(tmp_path):
+    """plots/secure_release/diagnostics.png is a DVC output: a run with the diagnostics off must still write it
+    (it once failed the stage after all its training), but the report does not list a blank figure."""
+    import torch
+
+    p = P.model_copy(
+        update={"diagnostics": P.diagnostics.model_copy(update={"step_snapshots": [], "epoch_curve": False})}
+    )
+    p = p.model_copy(update={"diagnostics": p.diagnostics.model_copy(update={"eps_sweep": []})})
+    m = measured()
+    m.curves = {}
+    out = build(p, m)
+    x = torch.rand(6, 3, 8, 8)
+    write_figures(out, p, m, x, {s: x for s in RELEASES}, tmp_path)
+    assert (tmp_path / "diagnostics.png").exists()
+    assert "plots/secure_release/diagnostics.png" not in [f["path"] for f in out.figures]

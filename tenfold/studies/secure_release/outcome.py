@@ -452,15 +452,15 @@ def write_figures(
     a0 = p.victims.archs[0]
     curves = {s: v for (s, a), v in m.curves.items() if a == a0}
     steps, eps = step_rows(p, m), eps_rows(p, m)
+    plots.diagnostics(  # always written (a DVC output), blank when every diagnostic is off
+        plot_dir / "diagnostics.png",
+        a0,
+        steps if len(steps) > 1 else [],
+        curves,
+        eps if len(eps) > 2 else [],
+        [s for s in SWEEP_METHODS if s in p.methods],
+    )
     if curves or len(steps) > 1 or len(eps) > 2:
-        plots.diagnostics(
-            plot_dir / "diagnostics.png",
-            a0,
-            steps if len(steps) > 1 else [],
-            curves,
-            eps if len(eps) > 2 else [],
-            [s for s in SWEEP_METHODS if s in p.methods],
-        )
         out.figures.append(
             {
                 "path": f"{rel}/diagnostics.png",

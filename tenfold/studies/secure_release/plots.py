@@ -46,6 +46,11 @@ def diagnostics(
     """Up to three panels for the first victim arch: drop (points) vs alignment PGD steps; clean test accuracy vs
     victim epoch per training set; accuracy vs eps for the alignment release beside the baselines."""
     panels = [k for k, v in (("steps", steps), ("epochs", curves), ("eps", eps)) if v]
+    if not panels:  # the file is a DVC output: it is written even when every diagnostic is switched off
+        fig, ax = plt.subplots(figsize=(4.2, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no diagnostics in this run\n(secure_release.diagnostics: all off)", ha="center", va="center")
+        return save(fig, path)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     for ax, kind in zip(axes[0], panels):
         if kind == "steps":
