@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tenfold.core.seeds import SeededDropout, seed_dropout
+from tenfold.core.seeds import SeededDropout
 
 VGG_CFG = {
     11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
@@ -147,10 +147,6 @@ class PostLNTransformer(nn.Module):
         self.scale = math.sqrt(d_model)
         nn.init.normal_(self.tok.weight, 0, d_model**-0.5)
         nn.init.normal_(self.pos.weight, 0, d_model**-0.5)
-
-    def seed_dropout(self, seed: int) -> None:
-        """One generator for every dropout layer of the model, seeded with `seed`."""
-        seed_dropout(self, seed)
 
     def forward(self, x):
         h = self.tok(x) * self.scale + self.pos(torch.arange(x.shape[1], device=x.device))

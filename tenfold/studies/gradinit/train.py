@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tenfold.core.seeds import generator, seed_for
+from tenfold.core.seeds import generator, seed_dropout, seed_for
 from tenfold.studies.gradinit.seqtask import make_batch, token_loss
 
 
@@ -162,9 +162,8 @@ def train_seq(model: nn.Module, task, cfg, lr: float, device, seed: int, eval_ev
     gen = generator(seed_for(seed, "gradinit", "seq_batches"))
     test_gen = generator(seed_for(seed, "gradinit", "seq_test"))
     xte, yte = (t.to(device) for t in make_batch(task.task, task.n_test, task.length, task.vocab, test_gen))
-    if hasattr(model, "seed_dropout"):
-        # dropout masks independent of other threads' use of the global RNG
-        model.seed_dropout(seed_for(seed, "gradinit", "dropout"))
+    # dropout masks independent of other threads' use of the global RNG (a no-op for a net without dropout)
+    seed_dropout(model, seed_for(seed, "gradinit", "dropout"))
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
     curve, losses = [], []
     model.train()
