@@ -157,3 +157,45 @@ def test_flows_are_thin():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 n = node.end_lineno - node.lineno + 1
                 assert n <= 80, f"{f.name}:{node.name} is {n} lines (at most 80)"
+
+
+# ---------------------------------------------------------------- DVC lineage covers the code a stage runs
+# Tracking and progress only: they log to MLflow or a terminal and never touch a computed number.
+NOT_COMPUTATION = {"tasks/_env.py", "tasks/track.py", "tasks/progress.py"}
+SHARED_LAYER = ("tenfold/core/", "flows/common.py", "tenfold/components/data/")
+
+
+def _code_of(module: str, mods, graph) -> set[str]:
+    """Files a flow module runs: its import closure inside the project, stopping at the registry (the CLI's table of
+    every study's params models, not code a stage executes), without package __init__ files."""
+    seen, todo = set(), [module]
+    while todo:
+        m = todo.pop()
+        if m in seen or m == "tenfold.registry":
+            continue
+        seen.add(m)
+        todo += graph.get(m, ())
+    files = {str(mods[m].relative_to(ROOT)) for m in seen if mods[m].name != "__init__.py"}
+    return files - NOT_COMPUTATION
+
+
+def test_every_stage_depends_on_the_code_it_runs():
+    """A change to any file a stage executes (e.g. tenfold/core/seeds.py) must make `dvc status` show the stage.
+    A study's own stage covers the whole import closure of its flow module; a stage whose flow module also hosts
+    other stages (build_mazes in flows/maze.py) covers at least the shared layer (core, flows/common.py, data)."""
+    mods, graph = _graph()
+    dvc = _yaml("dvc.yaml")["stages"]
+    flow_of = dict(DATA_STAGES)
+    for s in STUDIES.values():
+        flow_of.update(s.stages)
+    gaps = {}
+    for stage, module in flow_of.items():
+        files = _code_of(module.split(":")[0], mods, graph)
+        if stage not in STUDIES:
+            files = {f for f in files if f.startswith(SHARED_LAYER)}
+        deps = [d if isinstance(d, str) else next(iter(d)) for d in dvc[stage]["deps"]]
+        missing = sorted(f for f in files if not any(f == d or f.startswith(d.rstrip("/") + "/") for d in deps))
+        if missing:
+            gaps[stage] = missing
+    assert not gaps, f"stages that run code they do not depend on: {gaps}"
+    assert "tenfold/core/seeds.py" in dvc["security"]["deps"]  # the case that slipped through before this test
