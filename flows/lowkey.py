@@ -1,8 +1,10 @@
 """Study `lowkey` (arXiv:2101.07922): LowKey filters against the full face-recognition pipeline.
 
-Three stages: `lowkey_faces` detects the 5 landmarks of every CelebA and AT&T photo once (MTCNN; cached as
-data/lowkey/faces.npz); `lowkey_surrogates` trains the surrogates on CelebA identities disjoint from the evaluated
-ones (fine-tuned from the MS1M MobileFaceNet and from scratch; models/lowkey/surrogates.pt); `lowkey` filters the
+Three stages: `lowkey_faces` (flows/lowkey_faces.py) detects the 5 landmarks of every CelebA and AT&T photo once
+(MTCNN; cached as data/lowkey/faces.npz); `lowkey_surrogates` (flows/lowkey_surrogates.py) trains the surrogates on
+CelebA identities disjoint from the evaluated ones (fine-tuned from the MS1M MobileFaceNet and from scratch;
+models/lowkey/surrogates.pt); each has its own module so that changing the attack reruns neither. `lowkey` (this
+module) filters the
 probes with the attack ensemble (the MS1M MobileFaceNet + the fine-tuned surrogates), through detection and
 differentiable alignment, and identifies them against a gallery with distractors by every recognizer: the held-out
 CASIA MobileFaceNet, every surrogate, and dlib (third party, black box, re-detecting every filtered photo); the
@@ -12,101 +14,16 @@ trade-off sweep and the AT&T table follow. Writes results/ and metrics/lowkey.js
 from __future__ import annotations
 
 import numpy as np
-import torch
 from prefect import flow
 from prefect.logging import get_run_logger
 
 from flows.common import prepare, publish, tracked
-from tasks.lowkey import (
-    detect,
-    detect_files,
-    dlib_describe,
-    embed_sets,
-    gather,
-    image_quality,
-    protect_batches,
-    train_face_model,
-)
-from tenfold.components.models.facemodels import load_pretrained
-from tenfold.core.checkpoints import Checkpoint
-from tenfold.core.runtime import atomic_savez, fingerprint
+from tasks.lowkey import dlib_describe, embed_sets, gather, image_quality, protect_batches
+from tasks.lowkey_faces import detect
 from tenfold.studies.lowkey import evaluate as ev
 from tenfold.studies.lowkey import outcome
 from tenfold.studies.lowkey.data import FACES_FILE, att_split, load_att_photos, load_celeba, read_faces, split
-from tenfold.studies.lowkey.recognizers import describe, recognizers, save_surrogates
-from tenfold.studies.lowkey.train import aligned_crops
-
-
-@flow(name="lowkey_faces")
-def lowkey_faces_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
-    """MTCNN landmarks and boxes of every CelebA and AT&T photo (the most confident face), cached."""
-    ctx = prepare("lowkey", params_path, root)
-    p = ctx.params
-    celeba, mfs = load_celeba(ctx.shared_data, p.data.identities_max), p.align.min_face_size
-    idx = np.arange(len(celeba))
-    parts = [detect_files.submit(celeba, idx[k::2], mfs) for k in range(2)]
-    att_rgb, *_ = load_att_photos(ctx.shared_data, p.att.subjects)
-    att_pts, att_boxes, att_found = detect.submit(att_rgb, mfs).result()
-    res = [f.result() for f in parts]
-    arrays = {}
-    for k, key in enumerate(("celeba_points", "celeba_boxes", "celeba_probs")):
-        full = np.empty((len(celeba), *res[0][k].shape[1:]), np.float32)
-        full[0::2], full[1::2] = res[0][k], res[1][k]
-        arrays[key] = full
-    att_points = np.stack([np.full((5, 2), np.nan, np.float32) if q is None else q for q in att_pts])
-    path = atomic_savez(
-        ctx.data_root / "lowkey" / FACES_FILE,
-        celeba_paths=np.array(celeba.paths),
-        **arrays,
-        att_points=att_points.astype(np.float32),
-        att_boxes=att_boxes,
-        att_probs=att_found.astype(np.float32),
-    )
-    summary = {
-        "celeba": len(celeba),
-        "celeba_found": int((arrays["celeba_probs"] > 0).sum()),
-        "att": len(att_rgb),
-        "att_found": int(att_found.sum()),
-        "path": str(path),
-    }
-    get_run_logger().info("lowkey faces: %s", summary)
-    return summary
-
-
-@flow(name="lowkey_surrogates")
-def lowkey_surrogates_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
-    """The surrogates, trained on the CelebA identities that are neither evaluated nor distractors."""
-    ctx = prepare("lowkey", params_path, root)
-    p = ctx.params
-    celeba = load_celeba(ctx.shared_data, p.data.identities_max)
-    lm, _ = read_faces(ctx.data_root / "lowkey" / FACES_FILE, celeba)
-    sp = split(celeba.identities, lm.found, p.data, ctx.seed_for("split"))
-    ms1m = load_pretrained("ms1m", ctx.shared_data)
-    crops = torch.from_numpy(aligned_crops(celeba.load(sp.train), lm.take(sp.train), ms1m.size, ms1m.template))
-    labels = torch.from_numpy(np.unique(celeba.identities[sp.train], return_inverse=True)[1].astype(np.int64))
-    data_fp = fingerprint(crops.shape, int(crops.sum()), labels.tolist())
-    futures = {}
-    for s in p.surrogates:
-        seed = ctx.seed_for("surrogate", s.name)
-        ckpt = Checkpoint(
-            ctx.path("checkpoints", f"{s.name}.pt"), fingerprint(s.model_dump(), p.train.model_dump(), data_fp, seed)
-        )
-        futures[s.name] = train_face_model.submit(
-            s, crops, labels, p.train, seed, ms1m.net.state_dict() if s.init == "ms1m" else None, ckpt, ctx.progress
-        )
-    models, meta = {}, {}
-    for s in p.surrogates:
-        models[s.name], history, cpu = futures[s.name].result()
-        meta[s.name] = {
-            "head": s.head,
-            "init": s.init,
-            "history": history,
-            "cpu_seconds": round(cpu, 1),
-            "train_photos": int(len(labels)),
-            "train_identities": int(labels.max()) + 1,
-        }
-    save_surrogates(ctx.path("models", "surrogates.pt"), models, meta)
-    return meta
+from tenfold.studies.lowkey.recognizers import describe, recognizers
 
 
 @flow(name="lowkey")

@@ -1,73 +1,23 @@
-"""Prefect tasks of study `lowkey`: face detection, surrogate training, the filter, and the evaluations (the
-differentiable recognizers, dlib, image quality)."""
+"""Prefect tasks of stage `lowkey`: the filter and the evaluations (the differentiable recognizers, dlib, image
+quality). Face detection is in tasks/lowkey_faces.py, surrogate training in tasks/lowkey_surrogates.py."""
 
 from __future__ import annotations
 
 import time
 
 import numpy as np
-import torch
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from tasks.progress import progress
-from tenfold.components.models.facemodels import count_parameters
-from tenfold.core.checkpoints import Checkpoint
 from tenfold.core.seeds import seed_for
 from tenfold.studies.lowkey.attack import LowKey
-from tenfold.studies.lowkey.data import Photos, quality
+from tenfold.studies.lowkey.data import quality
 from tenfold.studies.lowkey.dlibrec import DlibJudge
-from tenfold.studies.lowkey.params import LowKeyAttack, LowKeyTrain, Surrogate
-from tenfold.studies.lowkey.pipeline import Detector, as_points, to_tensor, to_uint8
+from tenfold.studies.lowkey.params import LowKeyAttack
+from tenfold.studies.lowkey.pipeline import to_tensor, to_uint8
 from tenfold.studies.lowkey.recognizers import embed
-from tenfold.studies.lowkey.train import train_surrogate
-
-
-@task(name="lowkey-detect-files", cache_policy=NO_CACHE)
-def detect_files(photos: Photos, idx: np.ndarray, min_face_size: int) -> tuple[np.ndarray, ...]:
-    """MTCNN on photos `idx` of a face set on disk: landmarks (n, 5, 2), boxes (n, 4), probabilities (n,)."""
-    det, out = Detector(min_face_size), []
-    for i in range(0, len(idx), 64):
-        out.append(det.best(photos.load(idx[i : i + 64])))
-        get_run_logger().info("MTCNN: %d / %d photos", min(i + 64, len(idx)), len(idx))
-    return tuple(np.concatenate([o[k] for o in out]) for k in range(3))
-
-
-@task(name="lowkey-detect", cache_policy=NO_CACHE)
-def detect(images: np.ndarray, min_face_size: int) -> tuple[list, np.ndarray, np.ndarray]:
-    """MTCNN on uint8 photos (N, H, W, 3) in memory: (landmarks list, None without a face), boxes, found mask."""
-    pts, boxes, probs = Detector(min_face_size).best(images)
-    return as_points(pts), boxes, probs > 0
-
-
-@task(name="lowkey-train-surrogate", cache_policy=NO_CACHE)
-def train_face_model(
-    spec: Surrogate,
-    crops: torch.Tensor,
-    labels: torch.Tensor,
-    cfg: LowKeyTrain,
-    seed: int,
-    init_state: dict | None,
-    checkpoint: Checkpoint,
-    show_progress: bool = False,
-):
-    """Train one surrogate (resuming `checkpoint`); (model, history, CPU seconds). A bar of the training epochs
-    when `show_progress`, a Prefect progress artifact inside a run."""
-    log = get_run_logger()
-    t0 = time.process_time()
-
-    def on_epoch(r, step):
-        log.info("%s epoch %d: loss %.3f, train acc %.3f", spec.name, r["epoch"], r["loss"], r["train_acc"])
-        step()
-
-    epochs = cfg.epochs if spec.init == "ms1m" else cfg.scratch_epochs  # as train_surrogate picks them
-    with progress(f"lowkey: train surrogate {spec.name}", epochs, show_progress) as step:
-        model, history = train_surrogate(
-            spec, crops, labels, cfg, seed, init_state, checkpoint, on_epoch=lambda r: on_epoch(r, step)
-        )
-    log.info("%s (%s head, init %s, %d parameters) trained", spec.name, spec.head, spec.init, count_parameters(model))
-    return model, history, time.process_time() - t0
 
 
 @task(name="lowkey-protect", cache_policy=NO_CACHE)

@@ -106,8 +106,8 @@ STUDIES: dict[str, Study] = {
             "LowKey: leveraging adversarial attacks to protect social media users from facial recognition",
             LowKeyParams,
             {
-                "lowkey_faces": "flows.lowkey:lowkey_faces_flow",
-                "lowkey_surrogates": "flows.lowkey:lowkey_surrogates_flow",
+                "lowkey_faces": "flows.lowkey_faces:lowkey_faces_flow",
+                "lowkey_surrogates": "flows.lowkey_surrogates:lowkey_surrogates_flow",
                 "lowkey": "flows.lowkey:lowkey_flow",
             },
         ),

@@ -11,7 +11,9 @@ import pytest
 def test_lowkey_flows_tiny(prefect_harness, tiny, tmp_path, check_study_outputs, capsys):
     from mlflow.tracking import MlflowClient
 
-    from flows.lowkey import lowkey_faces_flow, lowkey_flow, lowkey_surrogates_flow
+    from flows.lowkey import lowkey_flow
+    from flows.lowkey_faces import lowkey_faces_flow
+    from flows.lowkey_surrogates import lowkey_surrogates_flow
 
     params = str(tiny(["lowkey"], {"common": {"progress": True}}))  # as on a terminal: bars for the long loops
     faces = lowkey_faces_flow(params_path=params, root=str(tmp_path))
