@@ -187,16 +187,16 @@ def test_every_stage_depends_on_the_code_it_runs():
     its flows runs."""
     mods, graph = _graph()
     dvc = _yaml("dvc.yaml")["stages"]
-    flow_of = dict(DATA_STAGES)
+    module_of = {stage: ref.split(":")[0] for stage, ref in DATA_STAGES.items()}
     for s in STUDIES.values():
-        flow_of.update(s.stages)
+        module_of.update({stage: ref.split(":")[0] for stage, ref in s.stages.items()})
     hosts = {}
-    for stage, module in flow_of.items():
-        hosts.setdefault(module.split(":")[0], []).append(stage)
+    for stage, module in module_of.items():
+        hosts.setdefault(module, []).append(stage)
     gaps = {}
-    for stage, module in flow_of.items():
-        files = _code_of(module.split(":")[0], mods, graph)
-        if stage not in STUDIES and len(hosts[module.split(":")[0]]) > 1:
+    for stage, module in module_of.items():
+        files = _code_of(module, mods, graph)
+        if stage not in STUDIES and len(hosts[module]) > 1:
             files = {f for f in files if f.startswith(SHARED_LAYER)}
         deps = [d if isinstance(d, str) else next(iter(d)) for d in dvc[stage]["deps"]]
         missing = sorted(f for f in files if not any(f == d or f.startswith(d.rstrip("/") + "/") for d in deps))
