@@ -81,7 +81,15 @@ def atomic_write_json(path, obj: Any) -> Path:
 
 
 def atomic_torch_save(path, obj: Any) -> Path:
-    return atomic_write_with(path, lambda tmp: torch.save(obj, tmp))
+    """torch.save through a file object: given a path, torch names the zip's inner folder after the (random)
+    temporary file, so equal weights got a new md5 on every run and DVC reran every stage downstream of a model.
+    Through a file object the inner folder is `archive/` and equal objects give equal bytes."""
+
+    def w(tmp):
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+
+    return atomic_write_with(path, w)
 
 
 def atomic_savez(path, compress: bool = True, **arrays) -> Path:

@@ -7,7 +7,7 @@ import torch
 
 from tenfold.core.artifacts import load_npz, read_parquet, torch_load
 from tenfold.core.errors import ArtifactError
-from tenfold.core.runtime import atomic_savez
+from tenfold.core.runtime import atomic_savez, atomic_torch_save, md5_file
 
 
 def _truncate(p, keep=40):
@@ -35,3 +35,14 @@ def test_missing_file_and_missing_array(tmp_path):
     atomic_savez(tmp_path / "a.npz", x=np.arange(3))
     with pytest.raises(ArtifactError, match="has no array 'y'"):
         load_npz(tmp_path / "a.npz", ["y"])
+
+
+def test_equal_weights_saved_twice_give_equal_bytes_so_dvc_sees_no_change(tmp_path):
+    torch.manual_seed(0)
+    state = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Linear(4, 2)).state_dict()
+    a, b = atomic_torch_save(tmp_path / "a" / "net.pt", state), atomic_torch_save(tmp_path / "b" / "net.pt", state)
+    assert md5_file(a) == md5_file(b)
+    back = torch_load(b)
+    assert back.keys() == state.keys() and all(torch.equal(back[k], state[k]) for k in state)
+    state["0.bias"] = state["0.bias"] + 1  # and different weights still give different bytes
+    assert md5_file(atomic_torch_save(tmp_path / "c.pt", state)) != md5_file(a)

@@ -21,13 +21,25 @@ def _folder(root: Path, per_class: int = 2) -> Path:
     return cifar_folder(root, per_class, per_class).parent
 
 
+def test_portable_paths_name_no_machine_directory_when_the_data_lies_beside_the_project(tmp_path, monkeypatch):
+    project, shared = tmp_path / "checkout", tmp_path / "shared" / "data" / "cifar10"
+    project.mkdir()
+    shared.mkdir(parents=True)
+    monkeypatch.chdir(project)
+    assert sources.portable(shared) == "../shared/data/cifar10"
+    assert sources.portable(project / "data" / "x") == "data/x"
+    deep = project / "a" / "b" / "c"
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)  # four levels away: an absolute path says more than ../../../../
+    assert sources.portable(shared) == str(shared.resolve())
+
+
 def test_build_reads_the_folder_in_torchvisions_class_order_and_loads_back(tmp_path):
     shared = _folder(tmp_path / "shared")
     man = cifar10.build(tmp_path / "out", tmp_path / "data", shared)
-    assert (
-        man["source"].startswith(f"imagefolder:{shared / 'cifar10'}")
-        and "torchvision path unavailable" in man["source"]
-    )
+    # provenance without this machine's absolute path: relative to the working directory, the reason for the fallback
+    folder, tv = sources.portable(shared / "cifar10"), sources.portable(tmp_path / "data" / "cifar10")
+    assert man["source"] == f"imagefolder:{folder} (torchvision CIFAR10 under {tv}: not found)"
     assert man["n_train"] == man["n_test"] == 20 and man["train_per_class"] == [2] * 10
     d = cifar10.load(tmp_path / "out")
     assert (

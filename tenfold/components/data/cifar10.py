@@ -34,14 +34,16 @@ def _from_torchvision(root: Path, allow_download: bool):
     try:
         splits = [torchvision.datasets.CIFAR10(str(folder), train=t, download=allow_download) for t in (True, False)]
     except (RuntimeError, OSError) as e:  # torchvision: "Dataset not found or corrupted"
-        raise DataUnavailable(f"cifar10 not under {folder} ({str(e).splitlines()[0]})") from None
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        brief = "not found" if "not found" in detail.lower() else detail
+        raise DataUnavailable(f"torchvision CIFAR10 under {sources.portable(folder)}: {brief}") from None
     if list(splits[0].classes) != list(CLASSES):
         raise DataUnavailable(f"{folder}: unexpected CIFAR-10 classes {splits[0].classes}")
     out = []
     for ds in splits:
         out += [np.ascontiguousarray(np.asarray(ds.data, np.uint8).transpose(0, 3, 1, 2)),
                 np.asarray(ds.targets, np.int64)]
-    return (*out, f"torchvision:{folder}")
+    return (*out, f"torchvision:{sources.portable(folder)}")
 
 
 def _strict_loader(path: str):
@@ -79,7 +81,7 @@ def _read_split(folder: Path):
 def _from_folder(root: Path):
     xtr, ytr = _read_split(root / "train")
     xte, yte = _read_split(root / "test")
-    return xtr, ytr, xte, yte, f"imagefolder:{root}"
+    return xtr, ytr, xte, yte, f"imagefolder:{sources.portable(root)}"
 
 
 def build(out_dir: str | Path, data_root: str | Path, shared_root: str | Path, allow_download: bool = False) -> dict:
@@ -90,7 +92,7 @@ def build(out_dir: str | Path, data_root: str | Path, shared_root: str | Path, a
     except DataUnavailable as e:
         folder = sources.locate("cifar10", shared_root)
         xtr, ytr, xte, yte, source = _from_folder(folder)
-        source += f" (torchvision path unavailable: {e})"
+        source += f" ({e})"
 
     atomic_savez(out_dir / ARRAYS, compress=False, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
     manifest = {"source": source, "classes": list(CLASSES), "n_train": int(len(ytr)), "n_test": int(len(yte)),

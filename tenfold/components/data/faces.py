@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tenfold.components.data.sources import portable
+
 
 class FaceDataError(RuntimeError):
     pass
@@ -64,4 +66,4 @@ def load_att(roots: list[str | Path]) -> FaceData:
     shapes = {im.shape for im in imgs}
     if len(shapes) != 1:
         raise FaceDataError(f"{folder}: images of different sizes {sorted(shapes)}")
-    return FaceData(np.stack(imgs), np.array(subj, np.int64), np.array(num, np.int64), f"files:{folder}")
+    return FaceData(np.stack(imgs), np.array(subj, np.int64), np.array(num, np.int64), f"files:{portable(folder)}")

@@ -44,7 +44,7 @@ class Photos:
 def load_celeba(shared_root: str | Path, identities_max: int | None = None) -> Photos:
     """The CelebA crops through the data-source table (`celeba_crops`); `identities_max` keeps the photos of the
     first k identities (by id)."""
-    from tenfold.components.data.sources import DataCorrupt, locate
+    from tenfold.components.data.sources import DataCorrupt, locate, portable
 
     folder = locate("celeba_crops", shared_root)
     with open(folder / "identities.csv", newline="") as f:
@@ -56,7 +56,10 @@ def load_celeba(shared_root: str | Path, identities_max: int | None = None) -> P
         keep = set(sorted({int(r["identity"]) for r in rows})[:identities_max])
         rows = [r for r in rows if int(r["identity"]) in keep]
     return Photos(
-        folder, [r["path"] for r in rows], np.array([int(r["identity"]) for r in rows], np.int64), f"files:{folder}"
+        folder,
+        [r["path"] for r in rows],
+        np.array([int(r["identity"]) for r in rows], np.int64),
+        f"files:{portable(folder)}",
     )
 
 
