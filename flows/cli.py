@@ -94,11 +94,16 @@ def cmd_run(args) -> int:
 
 
 def cmd_report(args) -> int:
+    import yaml
+
     from tenfold.core.reports import render_all
 
-    for p in render_all(
-        Path(args.root) / "results", Path(args.root) / "reports", Path(args.root) / "benchmarks" / "seed_spread.json"
-    ):
+    params, root = Path(args.params), Path(args.root)
+    common = {}
+    if params.exists():  # the seed of the committed run (the spread file may hold it at another CPU or commit)
+        common = (yaml.safe_load(params.read_text()) or {}).get("common") or {}
+    spread = root / "benchmarks" / "seed_spread.json"
+    for p in render_all(root / "results", root / "reports", spread, common.get("seed", 0)):
         print(p)
     return 0
 

@@ -14,24 +14,41 @@ def study_seeds(spreads: dict | None) -> list[int]:
     return sorted({int(s) for v in (spreads or {}).values() for s in v.get("seeds", [])})
 
 
-def spread_verdict(c: dict, spread: dict | None, seeds_run: list[int] | None = None) -> tuple[str, bool]:
+def _with_this_run(c: dict, spread: dict, run_seed: int | None) -> tuple[list, list | None, bool]:
+    """The spread's values and verdicts, plus this run's measurement when the spread has a value at this run's seed
+    that differs from it (the spread was measured on another CPU or at another commit): then the range covers every
+    measurement known, not only the benchmark's."""
+    values, held = list(spread.get("values", [])), spread.get("holds")
+    seeds = [int(s) for s in spread.get("seeds", [])]
+    m = c.get("measured")
+    if run_seed is None or m is None or run_seed not in seeds or len(seeds) != len(values):
+        return values, held, False
+    at = values[seeds.index(run_seed)]
+    if abs(float(at) - float(m)) <= 1e-9 * max(1.0, abs(float(m))):
+        return values, held, False
+    return values + [m], (list(held) + [bool(c.get("holds"))]) if held else held, True
+
+
+def spread_verdict(
+    c: dict, spread: dict | None, seeds_run: list[int] | None = None, run_seed: int | None = None
+) -> tuple[str, bool]:
     """The seed spread of a claim's measurement (from benchmarks/seed_spread.json: values over >= 3 seeds) as a
     table cell, and whether the claim's margin to its target is smaller than that spread (then its `holds` could
     flip with the seed or the CPU). `seeds_run`: every seed the study ran (`study_seeds`); the cell names the seeds
     where the claim was not measurable, and a claim measured at one seed only shows that value."""
-    values = (spread or {}).get("values", [])
-    if not values:
+    if not (spread or {}).get("values"):
         return "", False
     seeds = [int(s) for s in spread.get("seeds", [])]
     missing = [s for s in seeds_run or [] if seeds and s not in seeds]
     na = f"; n/a at seed{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))}" if missing else ""
-    held = spread.get("holds")
+    values, held, extra = _with_this_run(c, spread, run_seed)
     if len(values) == 1:
         at = f"seed {seeds[0]} only" if seeds else "1 seed"
         return f"{values[0]:.3g} ({at}" + (", held" if held and held[0] else "") + f"{na})", False
     lo, hi = min(values), max(values)
-    n = len(values)
-    cell = f"{lo:.3g} to {hi:.3g} ({n} seeds" + (f", held in {sum(map(bool, held))}" if held else "") + f"{na})"
+    n = len(values) - extra
+    runs = f"{n} seeds" + (" + this run" if extra else "")
+    cell = f"{lo:.3g} to {hi:.3g} ({runs}" + (f", held in {sum(map(bool, held))}" if held else "") + f"{na})"
     if c.get("measured") is None or c.get("target") is None:
         return cell, False
     gap = abs(float(c["measured"]) - float(c["target"]))
@@ -40,7 +57,7 @@ def spread_verdict(c: dict, spread: dict | None, seeds_run: list[int] | None = N
     return cell, margin < (hi - lo)
 
 
-def claims_table(claims: list[dict], spreads: dict | None = None) -> str:
+def claims_table(claims: list[dict], spreads: dict | None = None, run_seed: int | None = None) -> str:
     """Markdown table 'paper claims / this run measured' (with the seed spread when `spreads` is given)."""
     spreads = spreads or {}
     if not spreads:
@@ -57,7 +74,7 @@ def claims_table(claims: list[dict], spreads: dict | None = None) -> str:
         if not spreads:
             rows.append(f"| `{c['id']}` | {c['claim']} | {c['paper']} | {meas} | {tgt} | {mark} |")
             continue
-        cell, fragile = spread_verdict(c, spreads.get(c["id"]), study_seeds(spreads))
+        cell, fragile = spread_verdict(c, spreads.get(c["id"]), study_seeds(spreads), run_seed)
         if fragile:
             mark += " (margin < seed spread)"
         rows.append(f"| `{c['id']}` | {c['claim']} | {c['paper']} | {meas} | {cell} | {tgt} | {mark} |")
@@ -78,7 +95,9 @@ def table_md(columns: list[str], rows: list[list]) -> str:
     return "\n".join(out)
 
 
-def render(metrics: dict, report_dir: str | Path = "reports", spreads: dict | None = None) -> str:
+def render(
+    metrics: dict, report_dir: str | Path = "reports", spreads: dict | None = None, run_seed: int | None = None
+) -> str:
     """Render one study's report from its results dict. Figure paths are relative to the repo root. `spreads`
     (claim id -> {"values": [...]}) adds each trained claim's seed spread and flags a margin smaller than it."""
     slug = metrics["study"]
@@ -93,7 +112,7 @@ def render(metrics: dict, report_dir: str | Path = "reports", spreads: dict | No
         f"{held} of {len(metrics.get('claims', []))} claims hold in this run. `holds` is computed by the code "
         "from the measured value and the target; nothing in this table is written by hand.",
         "",
-        claims_table(metrics.get("claims", []), spreads),
+        claims_table(metrics.get("claims", []), spreads, run_seed),
         "",
     ]
     if spreads:
@@ -101,7 +120,8 @@ def render(metrics: dict, report_dir: str | Path = "reports", spreads: dict | No
             "Seed spread: the claim's measurement over several seeds of the CPU default "
             "(`benchmarks/seed_spread.json`, from `python -m benchmarks.seed_spread`). Another seed or "
             "another CPU gives other floats; a claim whose margin to its target is smaller than that spread "
-            "is flagged.",
+            "is flagged. Where this run's value differs from the spread's value at this run's seed (the spread "
+            "was measured on another CPU or at another commit), the range includes this run (`+ this run`).",
             "",
         ]
     for name, t in (metrics.get("tables") or {}).items():
@@ -124,9 +144,13 @@ def render(metrics: dict, report_dir: str | Path = "reports", spreads: dict | No
 
 
 def render_all(
-    metrics_dir: str | Path = "results", report_dir: str | Path = "reports", spread_file: str | Path | None = None
+    metrics_dir: str | Path = "results",
+    report_dir: str | Path = "reports",
+    spread_file: str | Path | None = None,
+    run_seed: int | None = None,
 ) -> list[Path]:
-    """Write reports/<slug>.md for every results file and reports/index.md summarising every claim."""
+    """Write reports/<slug>.md for every results file and reports/index.md summarising every claim. `run_seed`:
+    the seed the results were run at (`common.seed`), to tell whether the spread file holds this very run."""
     from tenfold.core.runtime import atomic_write_text
 
     metrics_dir, report_dir = Path(metrics_dir), Path(report_dir)
@@ -150,11 +174,11 @@ def render_all(
         if "study" not in m:
             continue
         spreads = all_spreads.get(m["study"], {})
-        written.append(atomic_write_text(report_dir / f"{m['study']}.md", render(m, report_dir, spreads)))
+        written.append(atomic_write_text(report_dir / f"{m['study']}.md", render(m, report_dir, spreads, run_seed)))
         for c in m.get("claims", []):
             meas = "n/a" if c.get("measured") is None else f"{c['measured']:.4g}"
             tgt = "" if c.get("target") is None else f"{c.get('comparison', '>=')} {c['target']}"
-            cell, fragile = spread_verdict(c, spreads.get(c["id"]), study_seeds(spreads))
+            cell, fragile = spread_verdict(c, spreads.get(c["id"]), study_seeds(spreads), run_seed)
             holds = ("yes" if c["holds"] else "**no**") + (" (margin < seed spread)" if fragile else "")
             index.append(
                 f"| [{m['study']}]({m['study']}.md) | `{c['id']}` | {c['paper']} | {meas} | {cell} | {tgt} | {holds} |"

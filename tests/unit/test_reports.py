@@ -110,3 +110,17 @@ def test_seed_spread_project_keeps_outputs_and_refresh_recopies_the_committed_co
     _mark_run(proj, "security")
     assert _ran(proj) == {"craft_poisons", "security"}
     assert {"security", "augmentation"} & _ran(proj) == {"security"}
+
+
+def test_a_committed_run_that_differs_from_the_spreads_value_at_its_seed_widens_the_range():
+    c = _results(0.90)["claims"][0]  # holds (>= 0.9) with no margin
+    spread = {"seeds": [0, 1, 2], "values": [0.97, 0.95, 0.99], "holds": [True, True, True]}
+    # seed 0's value in the spread is another CPU's: this run's 0.90 joins the range and the count
+    assert spread_verdict(c, spread, [0, 1, 2], run_seed=0) == ("0.9 to 0.99 (3 seeds + this run, held in 4)", True)
+    # the same run as the spread's seed 0: nothing added; without a run seed, the benchmark's range alone
+    same = {**spread, "values": [0.90, 0.95, 0.99]}
+    assert spread_verdict(c, same, [0, 1, 2], run_seed=0) == ("0.9 to 0.99 (3 seeds, held in 3)", True)
+    assert spread_verdict(c, spread, [0, 1, 2]) == ("0.95 to 0.99 (3 seeds, held in 3)", True)
+    assert spread_verdict(c, spread, [0, 1, 2], run_seed=7)[0] == "0.95 to 0.99 (3 seeds, held in 3)"
+    text = render(_results(0.90), "reports", {"extrapolation": spread}, run_seed=0)
+    assert "0.9 to 0.99 (3 seeds + this run, held in 4)" in text and "`+ this run`" in text
