@@ -109,10 +109,13 @@ def spread_entry(per_seed: dict[int, dict]) -> dict:
 
 def write_outputs(doc: dict, out: Path) -> None:
     out.write_text(json.dumps(doc, indent=2) + "\n")
+    cpu = (doc.get("machine") or {}).get("machine.cpu", "an unrecorded CPU")
     lines = [
-        "# Claims over seeds (CPU default; seed 0 is the committed locked run)",
+        "# Claims over seeds (CPU default; seed 0 is the run that was locked when the benchmark ran)",
         "",
-        "Each study was measured at the commit named in its row; `benchmarks/seed_spread.json` holds the values.",
+        f"Each study was measured at the commit named in its row, on {cpu}; `benchmarks/seed_spread.json` holds the "
+        "values. A locked run on another CPU gives other floats: the reports then show it beside this spread "
+        "(`3 seeds + this run`).",
         "",
         "| study | commit | claim | seeds | values | min | max | spread | held |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -88,6 +88,9 @@ def test_seed_spread_benchmark_merges_studies_and_drops_missing_measurements(tmp
     write_outputs({"studies": {"maze": e}, "commits": {"maze": "abc1234"}}, out)
     assert json.loads(out.read_text())["studies"]["maze"] == e
     assert "| maze | abc1234 | `a` | 0, 2 | 0.5, 0.2 | 0.2 | 0.5 | 0.3 | 1 of 2 |" in out.with_suffix(".md").read_text()
+    assert "on an unrecorded CPU;" in out.with_suffix(".md").read_text()  # the machine the spread was measured on
+    write_outputs({"studies": {"maze": e}, "machine": {"machine.cpu": "AMD EPYC"}}, out)
+    assert "on AMD EPYC;" in out.with_suffix(".md").read_text()
 
 
 def test_seed_spread_project_keeps_outputs_and_refresh_recopies_the_committed_code(tmp_path):
