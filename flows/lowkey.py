@@ -23,7 +23,7 @@ from tasks.lowkey_faces import detect
 from tenfold.studies.lowkey import evaluate as ev
 from tenfold.studies.lowkey import outcome
 from tenfold.studies.lowkey.data import FACES_FILE, att_split, load_att_photos, load_celeba, read_faces, split
-from tenfold.studies.lowkey.recognizers import describe, recognizers
+from tenfold.studies.lowkey.recognizers import CPU_FILE, describe, recognizers
 
 
 @flow(name="lowkey")
@@ -182,5 +182,7 @@ def _att_eval(ctx, models, att) -> dict:
 def _training_meta(ctx) -> dict:
     import json
 
-    path = ctx.path("models", "surrogates.json")
-    return json.loads(path.read_text())["surrogates"] if path.exists() else {}
+    path, cpu = ctx.path("models", "surrogates.json"), ctx.path("models", CPU_FILE)
+    meta = json.loads(path.read_text())["surrogates"] if path.exists() else {}
+    seconds = json.loads(cpu.read_text()) if cpu.exists() else {}  # timings only: not a DVC dependency of `lowkey`
+    return {k: {**v, "cpu_seconds": seconds.get(k)} for k, v in meta.items()}

@@ -11,9 +11,9 @@ from flows.common import prepare
 from tasks.lowkey_surrogates import train_face_model
 from tenfold.components.models.facemodels import load_pretrained
 from tenfold.core.checkpoints import Checkpoint
-from tenfold.core.runtime import fingerprint
+from tenfold.core.runtime import atomic_write_json, fingerprint
 from tenfold.studies.lowkey.data import FACES_FILE, load_celeba, read_faces, split
-from tenfold.studies.lowkey.recognizers import save_surrogates
+from tenfold.studies.lowkey.recognizers import CPU_FILE, save_surrogates
 from tenfold.studies.lowkey.train import aligned_crops
 
 
@@ -38,16 +38,20 @@ def lowkey_surrogates_flow(params_path: str = "params.yaml", root: str = ".") ->
         futures[s.name] = train_face_model.submit(
             s, crops, labels, p.train, seed, ms1m.net.state_dict() if s.init == "ms1m" else None, ckpt, ctx.progress
         )
-    models, meta = {}, {}
+    models, meta, cpu = {}, {}, {}
     for s in p.surrogates:
-        models[s.name], history, cpu = futures[s.name].result()
+        models[s.name], history, seconds = futures[s.name].result()
+        cpu[s.name] = round(seconds, 1)
         meta[s.name] = {
             "head": s.head,
             "init": s.init,
             "history": history,
-            "cpu_seconds": round(cpu, 1),
             "train_photos": int(len(labels)),
             "train_identities": int(labels.max()) + 1,
         }
+    # The weights and their record are stage `lowkey`'s inputs: byte-identical for the same training, so a rerun
+    # that trains the same surrogates reruns nothing downstream. The CPU seconds differ on every run: they go to a
+    # file of their own that `lowkey` reads for its table but does not depend on.
     save_surrogates(ctx.path("models", "surrogates.pt"), models, meta)
-    return meta
+    atomic_write_json(ctx.path("models", CPU_FILE), cpu)
+    return {k: {**v, "cpu_seconds": cpu[k]} for k, v in meta.items()}

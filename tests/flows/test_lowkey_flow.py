@@ -22,11 +22,16 @@ def test_lowkey_flows_tiny(prefect_harness, tiny, tmp_path, check_study_outputs,
     assert set(meta) == {"ft_arcface", "scratch_cosface"} and meta["ft_arcface"]["init"] == "ms1m"
     assert (tmp_path / "models" / "lowkey" / "surrogates.pt").exists()
     assert "lowkey: train surrogate scratch_cosface" in capsys.readouterr().err
-    assert json.loads((tmp_path / "models" / "lowkey" / "surrogates.json").read_text())["sha256"]
+    record = json.loads((tmp_path / "models" / "lowkey" / "surrogates.json").read_text())
+    assert record["sha256"] and all("cpu_seconds" not in v for v in record["surrogates"].values())  # timing-free
+    cpu = json.loads((tmp_path / "models" / "lowkey" / "surrogates_cpu.json").read_text())
+    assert set(cpu) == set(meta) and all(v > 0 for v in cpu.values())
     out = lowkey_flow(params_path=params, root=str(tmp_path))
     assert "lowkey: filter photos 0-" in capsys.readouterr().err
     ids = {"dlib_rank1_filtered", "lowkey_ssim", "dlib_rank1_subtle", "surrogate_rank1_filtered"}
     r = check_study_outputs(tmp_path, out, "lowkey", ids)
+    trained, at = r["tables"]["surrogates"], r["tables"]["surrogates"]["columns"].index("CPU s")
+    assert [row[at] for row in trained["rows"]] == [cpu[row[0]] for row in trained["rows"]]  # read from the timings
     models = {row[0]: row for row in r["tables"]["models"]["rows"]}
     assert set(models) == {"ms1m", "ft_arcface", "casia", "scratch_cosface", "dlib"}
     assert models["casia"][1] == "held-out" and models["dlib"][1] == "judge"

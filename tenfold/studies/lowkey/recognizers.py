@@ -28,6 +28,8 @@ from tenfold.core.runtime import atomic_torch_save, atomic_write_json
 from tenfold.core.seeds import isolated
 from tenfold.studies.lowkey.pipeline import thetas, warp
 
+CPU_FILE = "surrogates_cpu.json"  # {surrogate: training CPU seconds}, beside the weights; not a lineage input
+
 
 def save_surrogates(path: str | Path, models: dict[str, FaceModel], meta: dict[str, dict]) -> Path:
     """Every trained surrogate's weights in one file (written atomically), and beside it `<name>.json` with the
