@@ -16,6 +16,7 @@ from prefect.logging import get_run_logger
 from tasks.progress import progress
 from tenfold.components.data import cifar10
 from tenfold.components.data.images import ImageData, load
+from tenfold.core.runtime import channels_last
 from tenfold.core.seeds import seed_for, seeded
 from tenfold.studies.gradinit.algorithm import batch_stream, gradinit, sample_stream, scale_summary
 from tenfold.studies.gradinit.models import VGG, PostLNTransformer, ResNet
@@ -46,8 +47,8 @@ def load_images(cfg, root: str, split_seed: int, subset_seed: int) -> ImageData:
 
 def build_image_model(arch: str, mcfg, shape, num_classes: int):
     if arch == "vgg":
-        return VGG(mcfg.vgg_depth, mcfg.vgg_width, shape[0], num_classes, shape[1])
-    return ResNet(mcfg.resnet_blocks, mcfg.resnet_width, shape[0], num_classes)
+        return channels_last(VGG(mcfg.vgg_depth, mcfg.vgg_width, shape[0], num_classes, shape[1]))
+    return channels_last(ResNet(mcfg.resnet_blocks, mcfg.resnet_width, shape[0], num_classes))
 
 
 @task(name="gradinit-image-run", cache_policy=NO_CACHE)

@@ -14,7 +14,7 @@ from tasks.progress import progress as track_progress
 from tenfold.components.models.recurrent import SegmentNet, count_parameters
 from tenfold.core.artifacts import torch_load
 from tenfold.core.checkpoints import Checkpoint
-from tenfold.core.runtime import atomic_savez
+from tenfold.core.runtime import atomic_savez, channels_last
 from tenfold.core.seeds import seeded
 from tenfold.studies.maze import dataset
 from tenfold.studies.maze.params import MazeTrain
@@ -57,7 +57,7 @@ def train_maze(
     """Train one maze net; with `nproc > 1` data-parallel under torchrun (rank 0 checkpoints, this task logs)."""
     log = get_run_logger()
     net = {"width": width, "iters": iters, "recurrent": recurrent, "recall": recall, "init": init}
-    model = seeded(seed, lambda: SegmentNet(**net))
+    model = channels_last(seeded(seed, lambda: SegmentNet(**net)))
     kind = "recurrent" if recurrent else "feed-forward"
     log.info(
         "training %s net: width %d, %d iterations (effective depth %d), %d parameters, %d mazes, %d process(es)",

@@ -14,6 +14,7 @@ from prefect.logging import get_run_logger
 
 from tasks.progress import progress
 from tenfold.components.data import images as image_data
+from tenfold.core.runtime import channels_last
 from tenfold.core.seeds import seed_for, seeded
 from tenfold.studies.smoothing.experiment import certify_inputs, per_input, summarize
 from tenfold.studies.smoothing.models import ConvAutoencoder, CSReconstructor, gaussian_matrix
@@ -27,10 +28,10 @@ def build_base(kind: str, shape: tuple, cfg, seed: int) -> torch.nn.Module:
     measurement matrix) drawn from seeds named after `seed`."""
     init = seed_for(seed, "smoothing", "init")
     if kind == "autoencoder":
-        return seeded(init, lambda: ConvAutoencoder(shape, cfg.latent_dim, tuple(cfg.widths)))
+        return channels_last(seeded(init, lambda: ConvAutoencoder(shape, cfg.latent_dim, tuple(cfg.widths))))
     if kind == "reconstructor":
         matrix = gaussian_matrix(int(np.prod(shape)), cfg.measurements, seed_for(seed, "smoothing", "matrix"))
-        return seeded(init, lambda: CSReconstructor(matrix, shape, tuple(cfg.widths)))
+        return channels_last(seeded(init, lambda: CSReconstructor(matrix, shape, tuple(cfg.widths))))
     raise ValueError(f"unknown base model {kind!r}")
 
 

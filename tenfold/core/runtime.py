@@ -28,6 +28,17 @@ def configure_threads(n: int | None) -> None:
         torch.set_num_threads(int(n))
 
 
+def channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    """Store the 4-D weights and buffers of a model with 2-D convolutions in channels-last (NHWC) layout, in place;
+    a model without one is returned unchanged. The first convolution then produces channels-last activations and
+    oneDNN skips the reorder around every convolution: training steps of the studies' conv nets run 1.05-1.4x
+    faster on a CPU (`python -m benchmarks.bench_layout`). Outputs equal the default layout's up to float rounding
+    (another summation order), so a run is bit-reproducible in either layout, not across the two."""
+    if any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
 # ---------------------------------------------------------------- atomic writes
 def atomic_write_with(path: str | os.PathLike, writer: Callable[[str], None]) -> Path:
     """Call `writer(tmp_path)` on a temporary file beside `path`, then rename it over `path` (atomic)."""

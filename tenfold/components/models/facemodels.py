@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from tenfold.core.errors import TenfoldError
+from tenfold.core.runtime import channels_last
 from tenfold.core.seeds import isolated
 
 # ArcFace / insightface reference landmarks for a 112x112 crop (eyes, nose, mouth corners), (x, y) pixels.
@@ -245,7 +246,8 @@ PRETRAINED: dict[str, Spec] = {
 
 def build(name: str, spec: Spec, role: str = "surrogate") -> FaceModel:
     """A recognizer of `spec`'s architecture with freshly initialised weights."""
-    return FaceModel(name, ARCHITECTURES[spec.arch](), spec.size, spec.template, spec.mean, spec.std, role, spec.source)
+    net = channels_last(ARCHITECTURES[spec.arch]())
+    return FaceModel(name, net, spec.size, spec.template, spec.mean, spec.std, role, spec.source)
 
 
 def read_state(path: str | Path) -> dict[str, torch.Tensor]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tenfold.core.runtime import channels_last
 from tenfold.core.seeds import SeededDropout
 
 ARCHS = ("smallcnn", "cnn", "mlp", "resnet", "resnet18")
@@ -181,4 +182,4 @@ def build(arch: str, in_ch: int, num_classes: int, side: int) -> nn.Module:
     """Construct a classifier by name (see ARCHS); a bad name is a clear error."""
     if arch not in _CLASSES:
         raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHS)}")
-    return _CLASSES[arch](in_ch, num_classes, side)
+    return channels_last(_CLASSES[arch](in_ch, num_classes, side))

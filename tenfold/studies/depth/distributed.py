@@ -20,7 +20,7 @@ import torch
 
 from tenfold.components import distributed
 from tenfold.core.checkpoints import Checkpoint
-from tenfold.core.runtime import atomic_torch_save
+from tenfold.core.runtime import atomic_torch_save, channels_last
 from tenfold.core.seeds import seeded
 from tenfold.studies.depth.models import DepthNet
 from tenfold.studies.depth.params import DepthTrain
@@ -29,17 +29,19 @@ from tenfold.studies.depth.train import train
 
 def build(net: dict) -> DepthNet:
     """The net of a SPEC's `net` entry, with its initial weights drawn from `net["init_seed"]`."""
-    return seeded(
-        net["init_seed"],
-        lambda: DepthNet(
-            net["family"],
-            net["depth"],
-            net["recurrent"],
-            net["width"],
-            tuple(net["shape"]),
-            net["classes"],
-            net["init"],
-        ),
+    return channels_last(
+        seeded(
+            net["init_seed"],
+            lambda: DepthNet(
+                net["family"],
+                net["depth"],
+                net["recurrent"],
+                net["width"],
+                tuple(net["shape"]),
+                net["classes"],
+                net["init"],
+            ),
+        )
     )
 
 

@@ -20,7 +20,7 @@ import torch
 from tenfold.components import distributed
 from tenfold.components.models.recurrent import SegmentNet
 from tenfold.core.checkpoints import Checkpoint
-from tenfold.core.runtime import atomic_torch_save
+from tenfold.core.runtime import atomic_torch_save, channels_last
 from tenfold.core.seeds import seeded
 from tenfold.studies.maze.params import MazeTrain
 from tenfold.studies.maze.train import train
@@ -33,11 +33,17 @@ def main(spec_path: str) -> int:
     with np.load(spec["data"]) as z:
         codes, targets = z["codes"], z["targets"]
     net = spec["net"]
-    model = seeded(
-        spec["seed"],
-        lambda: SegmentNet(
-            width=net["width"], iters=net["iters"], recurrent=net["recurrent"], recall=net["recall"], init=net["init"]
-        ),
+    model = channels_last(
+        seeded(
+            spec["seed"],
+            lambda: SegmentNet(
+                width=net["width"],
+                iters=net["iters"],
+                recurrent=net["recurrent"],
+                recall=net["recall"],
+                init=net["init"],
+            ),
+        )
     )
     ckpt = Checkpoint(spec.get("checkpoint"), spec.get("fingerprint", ""))
     cuda = spec.get("device", "cpu").startswith("cuda") and torch.cuda.is_available()

@@ -27,6 +27,7 @@ from tenfold.components.data.images import ImageData, load
 from tenfold.components.defenses import get_defense
 from tenfold.components.defenses.filtering import precision_recall
 from tenfold.components.victims import ConvNet, ResNet, TrainConfig, accuracy, features, input_std, predict, train
+from tenfold.core.runtime import channels_last
 from tenfold.core.seeds import seeded
 from tenfold.studies.security.params import Budget, Craft, Data, Defenses, Victim
 
@@ -54,13 +55,15 @@ def input_stats(data: ImageData) -> tuple[list[float], list[float]]:
 def new_model(data: ImageData, v: Victim, seed: int) -> torch.nn.Module:
     if v.arch == "resnet":
         mean, std = input_stats(data)
-        return seeded(
-            seed,
-            lambda: ResNet(
-                data.shape[0], data.num_classes, v.width, tuple(v.blocks), mean, std, first_stride=v.first_stride
-            ),
+        return channels_last(
+            seeded(
+                seed,
+                lambda: ResNet(
+                    data.shape[0], data.num_classes, v.width, tuple(v.blocks), mean, std, first_stride=v.first_stride
+                ),
+            )
         )
-    return seeded(seed, lambda: ConvNet(data.shape[0], data.num_classes, v.width, data.shape[1]))
+    return channels_last(seeded(seed, lambda: ConvNet(data.shape[0], data.num_classes, v.width, data.shape[1])))
 
 
 def train_clean(data: ImageData, v: Victim, device, seed: int) -> torch.nn.Module:
