@@ -39,7 +39,7 @@ NETS = {
         (32, 3, 32, 32),
         False,
     ),
-    "fairness ResNet w4 (batch 128)": (lambda: ResNetSmall(3, 4), (128, 3, 32, 32), False),
+    "fairness ResNet w4 (batch 128; kept NCHW)": (lambda: ResNetSmall(3, 4), (128, 3, 32, 32), False),
     "smoothing autoencoder (batch 100)": (
         lambda: ConvAutoencoder((1, 28, 28), 32, (8, 16, 32)),
         (100, 1, 28, 28),

@@ -83,13 +83,7 @@ def _release_net():
     return build("cnn", 3, 10, 32)
 
 
-def _fairness_net():
-    from tenfold.studies.fairness.models import make_model
-
-    return make_model((3, 32, 32), 8, 3, "resnet")
-
-
-@pytest.mark.parametrize("make", [_security_victim, _face_model, _release_net, _fairness_net])
+@pytest.mark.parametrize("make", [_security_victim, _face_model, _release_net])
 def test_the_studies_builders_return_channels_last_conv_nets(make):
     weights = _conv_weights(make())
     assert weights and all(_is_nhwc(w) for w in weights)

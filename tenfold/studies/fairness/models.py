@@ -7,8 +7,6 @@ import math
 import torch
 from torch import nn
 
-from tenfold.core.runtime import channels_last
-
 
 class MLP(nn.Module):
     """`depth` hidden layers of `width` ReLU units on flattened inputs, one logit out."""
@@ -101,11 +99,9 @@ def make_model(
         raise ValueError(f"unknown image_arch {image_arch!r} (mlp, cnn, resnet)")
     if len(input_shape) == 3:
         if image_arch == "cnn":
-            return channels_last(
-                SmallCNN(input_shape[0], input_shape[1], cnn_channels(width, cnn_channel_ratio), depth)
-            )
+            return SmallCNN(input_shape[0], input_shape[1], cnn_channels(width, cnn_channel_ratio), depth)
         if image_arch == "resnet":
-            return channels_last(ResNetSmall(input_shape[0], width))
+            return ResNetSmall(input_shape[0], width)
     return MLP(math.prod(input_shape), width, depth)
 
 
