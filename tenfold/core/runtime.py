@@ -33,8 +33,7 @@ def channels_last(model: torch.nn.Module) -> torch.nn.Module:
     a model without one is returned unchanged. The first convolution then produces channels-last activations and
     oneDNN skips the reorder around every convolution: training steps of the studies' conv nets run 1.05-1.4x
     faster on a CPU (`python -m benchmarks.bench_layout`). Outputs equal the default layout's up to float rounding
-    (another summation order), so a run is bit-reproducible in either layout, not across the two. The fairness nets
-    stay in the default layout: tiny widths gain nothing (1.0x) and their stage ran 8% slower in it."""
+    (another summation order), so a run is bit-reproducible in either layout, not across the two."""
     if any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
         model.to(memory_format=torch.channels_last)
     return model

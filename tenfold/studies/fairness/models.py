@@ -1,4 +1,8 @@
-"""The deep nets of the capacity sweep and the adversary of adversarial debiasing."""
+"""The deep nets of the capacity sweep and the adversary of adversarial debiasing.
+
+Unlike the other studies' conv nets these stay in the default (NCHW) layout: at their small widths channels-last
+(`tenfold.core.runtime.channels_last`) gains nothing (1.0x, `python -m benchmarks.bench_layout`) and the fairness
+stage ran 8% slower in it."""
 
 from __future__ import annotations
 
