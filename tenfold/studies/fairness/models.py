@@ -1,8 +1,9 @@
 """The deep nets of the capacity sweep and the adversary of adversarial debiasing.
 
 Unlike the other studies' conv nets these stay in the default (NCHW) layout: at their small widths channels-last
-(`tenfold.core.runtime.channels_last`) gains nothing (1.0x, `python -m benchmarks.bench_layout`) and the fairness
-stage ran 8% slower in it."""
+(`tenfold.core.runtime.channels_last`) gains nothing measurable (the claim's ResNet 1.0x a step, `python -m
+benchmarks.bench_layout`; the stage took 361 s in it and 374 s without, an hour apart, within the machine's drift),
+and the default layout keeps the fairness run equal to the one locked before the layout change."""
 
 from __future__ import annotations
 
