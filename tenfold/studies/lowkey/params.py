@@ -43,7 +43,7 @@ class Surrogate(Strict):
 
 class LowKeyTrain(Strict):
     epochs: int = Field(1, ge=1, description="fine-tuning epochs (from the MS1M weights)")
-    scratch_epochs: int = Field(2, ge=1, description="epochs of the surrogates trained from scratch")
+    scratch_epochs: int = Field(1, ge=1, description="epochs of the surrogates trained from scratch")
     batch_size: int = Field(32, ge=2, description="training batch (64 through a MobileFaceNet: ~3 GB)")
     lr: float = Field(0.01, gt=0, description="SGD learning rate of the backbone when fine-tuning")
     scratch_lr: float = Field(0.1, gt=0, description="SGD learning rate from scratch")
