@@ -8,7 +8,7 @@ setup:
 	bash scripts/setup.sh
 
 pipeline: setup
-	bash scripts/pipeline.sh
+	TENFOLD_JOBS=$(or $(JOBS),$(TENFOLD_JOBS),2) bash scripts/pipeline.sh
 
 test: setup lint
 	$(ENV) python -m pytest -m "slow or not slow" -q --durations=25

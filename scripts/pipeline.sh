@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Run the whole pipeline (`dvc repro`, extra args passed through) with one local Prefect server for all stages.
+# Run the whole pipeline with one local Prefect server for all stages. Without arguments the stages run
+# TENFOLD_JOBS (default 2) at a time where the DAG allows (scripts/repro.py: one `dvc repro` per stage, the way
+# DVC documents parallel stages); with arguments, or TENFOLD_JOBS=1, it is a plain `dvc repro "$@"`.
 # Every stage would otherwise start its own ephemeral Prefect API (~5-10 s each); with one server they connect
 # in about a second and the runs stay browsable at the printed URL while the pipeline runs.
 # TENFOLD_EPHEMERAL=1 skips the server (each stage then uses Prefect's ephemeral API, as a bare `dvc repro` does).
@@ -31,7 +33,14 @@ if [ -z "${PREFECT_API_URL:-}" ] && [ -z "${TENFOLD_EPHEMERAL:-}" ]; then
     stop_server
   fi
 fi
-dvc repro "$@"
+jobs="${TENFOLD_JOBS:-2}"
+# without a server each stage starts its own temporary Prefect API on one sqlite file: keep those one at a time
+if [ -z "${PREFECT_API_URL:-}" ]; then jobs=1; fi
+if [ "$#" -gt 0 ] || [ "$jobs" = 1 ]; then
+  dvc repro "$@"
+else
+  python scripts/repro.py --jobs "$jobs"
+fi
 rc=$?
 stop_server
 exit "$rc"

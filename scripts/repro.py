@@ -1,0 +1,219 @@
+"""`dvc repro` with independent stages side by side: what `make pipeline` runs (scripts/pipeline.sh).
+
+    python scripts/repro.py --jobs 2       # at most 2 stages at a time (TENFOLD_JOBS in pipeline.sh)
+
+DVC runs the stages of one `dvc repro` one after another. Its documented way to run independent stages at the same
+time is one `dvc repro` per stage; `--wait-for-lock` makes each wait for the repository lock DVC holds while it
+reads the pipeline and writes dvc.lock, instead of failing. This script does the scheduling:
+
+- which stages to run: the stages `dvc status` reports as changed, plus every stage downstream of one (those only
+  change once their upstream has run). Nothing changed: nothing runs.
+- when: a stage starts once every stage it depends on has finished; among the ready ones, the stage with most
+  stages downstream first (the long chains: build_cifar10, craft_poisons, lowkey_faces), then dvc.yaml order.
+- how: `dvc --wait-for-lock repro --single-item <stage>`, its output prefixed with `[<stage>]`.
+- a failure: no new stage starts, the running ones finish (their work is kept, as in a sequential repro that
+  stopped there), and the exit code is the failed stage's; the stages left are listed.
+
+Each stage is the same command either way, with its own seeds and explicit generators, so its metrics do not depend
+on what runs beside it; only wall times do. A sqlite MLflow store is created before any stage starts (two stages
+creating its tables at once would race).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Plan:
+    """The stages to run, `needs[s]`: the stages of the plan `s` waits for, in dvc.yaml order."""
+
+    order: list[str]
+    needs: dict[str, set[str]]
+    downstream: dict[str, int] = field(default_factory=dict)
+
+
+def make_plan(stages: list[str], upstream: dict[str, set[str]], changed: set[str]) -> Plan:
+    """`stages` in dvc.yaml order, `upstream[s]` the stages `s` depends on directly, `changed` what `dvc status`
+    reports: the plan runs `changed` and everything downstream of it."""
+    unknown = changed - set(stages)
+    if unknown:
+        raise ValueError(f"dvc status reports stages that are not in dvc.yaml: {sorted(unknown)}")
+    below: dict[str, set[str]] = {s: set() for s in stages}  # direct downstream
+    for s in stages:
+        for u in upstream.get(s, set()):
+            below.setdefault(u, set()).add(s)
+
+    def closure(s: str) -> set[str]:
+        seen, todo = set(), [s]
+        while todo:
+            for d in below.get(todo.pop(), ()):
+                if d not in seen:
+                    seen.add(d)
+                    todo.append(d)
+        return seen
+
+    run = set(changed)
+    for s in changed:
+        run |= closure(s)
+    order = [s for s in stages if s in run]
+    needs = {s: {u for u in upstream.get(s, set()) if u in run} for s in order}
+    return Plan(order, needs, {s: len(closure(s) & run) for s in order})
+
+
+def next_ready(plan: Plan, done: set[str], started: set[str]) -> list[str]:
+    """Stages whose upstream has finished, most downstream stages first, then dvc.yaml order."""
+    ready = [s for s in plan.order if s not in started and plan.needs[s] <= done]
+    return sorted(ready, key=lambda s: (-plan.downstream.get(s, 0), plan.order.index(s)))
+
+
+def run_plan(plan: Plan, launch, jobs: int, poll: float = 0.2, out=print) -> int:
+    """Run `plan` with at most `jobs` stages at a time. `launch(stage)` starts a stage and returns an object with
+    `poll()` (None while running, else its exit code) and `wait()`. Returns 0, or the first failed stage's code."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    running: dict[str, object] = {}
+    done: set[str] = set()
+    started: set[str] = set()
+    failed: tuple[str, int] | None = None
+    try:
+        while len(done) < len(plan.order):
+            for s, proc in list(running.items()):
+                code = proc.poll()
+                if code is None:
+                    continue
+                del running[s]
+                if code == 0:
+                    done.add(s)
+                elif failed is None:
+                    failed = (s, code)
+            if failed is not None and not running:
+                break
+            if failed is None:
+                for s in next_ready(plan, done, started):
+                    if len(running) >= jobs:
+                        break
+                    started.add(s)
+                    running[s] = launch(s)
+            if not running:  # nothing can start: cannot happen with a valid plan, but never spin
+                break
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        for proc in running.values():
+            proc.wait()
+        out("repro: interrupted; stages that finished keep their dvc.lock entries")
+        return 130
+    if failed is not None:
+        left = [s for s in plan.order if s not in done and s != failed[0]]
+        out(f"repro: stage {failed[0]!r} failed (exit {failed[1]}); not run: {', '.join(left) or 'none'}")
+        return failed[1]
+    return 0
+
+
+class StageProcess:
+    """`dvc --wait-for-lock repro --single-item <stage>`, its output lines prefixed with the stage name."""
+
+    def __init__(self, stage: str, root: Path, lock: threading.Lock):
+        self.stage, self.t0 = stage, time.time()
+        cmd = [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--single-item", stage]
+        self.proc = subprocess.Popen(
+            cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+        self.reader = threading.Thread(target=self._pump, args=(lock,), daemon=True)
+        self.reader.start()
+        with lock:
+            print(f"[{stage}] started: {' '.join(cmd[1:])}", flush=True)
+
+    def _pump(self, lock: threading.Lock) -> None:
+        for line in self.proc.stdout:
+            with lock:
+                sys.stdout.write(f"[{self.stage}] {line}")
+                sys.stdout.flush()
+
+    def poll(self) -> int | None:
+        code = self.proc.poll()
+        if code is not None:
+            self.reader.join()
+            print(f"[{self.stage}] exit {code} after {time.time() - self.t0:.0f} s", flush=True)
+        return code
+
+    def wait(self) -> int:
+        self.proc.wait()
+        self.reader.join()
+        return self.proc.returncode
+
+
+def dvc_graph(root: Path) -> tuple[list[str], dict[str, set[str]]]:
+    """The dvc.yaml stages in file order and each one's direct upstream stages (DVC's own graph)."""
+    import yaml
+    from dvc.repo import Repo
+
+    names = list((yaml.safe_load((root / "dvc.yaml").read_text()) or {}).get("stages", {}))
+    with Repo(str(root)) as repo:
+        graph = repo.index.graph  # edges: stage -> the stages it depends on
+        upstream = {s.name: {u.name for u in graph.successors(s)} for s in graph.nodes if hasattr(s, "name")}
+    return names, {s: upstream.get(s, set()) for s in names}
+
+
+def changed_stages(root: Path) -> set[str]:
+    """Stages `dvc status` reports (changed deps, params or outs, or never run). Keys are `dvc.yaml:<stage>`."""
+    r = subprocess.run(
+        [sys.executable, "-m", "dvc", "status", "--json"], cwd=root, capture_output=True, text=True, timeout=600
+    )
+    if r.returncode != 0:
+        raise SystemExit(f"repro: `dvc status` failed ({r.returncode}):\n{r.stderr.strip()}")
+    return {k.split(":")[-1] for k in json.loads(r.stdout or "{}")}
+
+
+def init_mlflow_store(root: Path) -> None:
+    """Create a sqlite MLflow store's tables once, before stages that would create them at the same time."""
+    import yaml
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        params = yaml.safe_load((root / "params.yaml").read_text()) or {}
+        uri = (params.get("common") or {}).get("mlflow_uri") or ""
+    if not uri.startswith("sqlite:"):
+        return
+    from mlflow.tracking import MlflowClient
+
+    cwd = os.getcwd()
+    try:
+        os.chdir(root)  # a relative sqlite path is the project's
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    finally:
+        os.chdir(cwd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--jobs", type=int, default=2, help="stages at a time (default 2)")
+    ap.add_argument("--root", default=str(Path(__file__).resolve().parents[1]), help="the project (default: here)")
+    args = ap.parse_args(argv)
+    if args.jobs < 1:
+        ap.error(f"--jobs must be >= 1, got {args.jobs}")
+    root = Path(args.root)
+    stages, upstream = dvc_graph(root)
+    plan = make_plan(stages, upstream, changed_stages(root) & set(stages))  # not .dvc files: none here
+    if not plan.order:
+        print("repro: every stage is up to date", flush=True)
+        return 0
+    print(f"repro: {len(plan.order)} stages, {args.jobs} at a time: {', '.join(plan.order)}", flush=True)
+    init_mlflow_store(root)
+    lock = threading.Lock()
+    t0 = time.time()
+    code = run_plan(plan, lambda s: StageProcess(s, root, lock), args.jobs)
+    print(f"repro: {'done' if code == 0 else 'stopped'} after {time.time() - t0:.0f} s", flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
