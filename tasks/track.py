@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -132,21 +133,50 @@ def git_commit(cwd: str | Path = ".") -> str:
         return "unknown"
 
 
+def _read_yaml(path: Path, tries: int = 5) -> dict:
+    """A YAML file another process may be rewriting (DVC writes dvc.lock in place, and `make pipeline` runs
+    stages side by side): an unreadable or empty read is retried; {} if it stays so."""
+    for k in range(tries):
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            data = None
+        if isinstance(data, dict) and data:
+            return data
+        if k + 1 < tries:
+            time.sleep(0.2)
+    return {}
+
+
 def dvc_data_hashes(stage: str, lock: str | Path = "dvc.lock") -> dict[str, str]:
-    """md5 of each non-code dependency of `stage` as recorded in dvc.lock (empty before the first repro)."""
+    """md5 of each data dependency of `stage`, as the run about to start reads it.
+
+    A dependency another stage produces (data/cifar10, data/security/poisons, ...) gets that stage's output md5
+    from dvc.lock: DVC records it when the producing stage finishes, so it is this run's input even on the first
+    run and after the data changed. Other non-code dependencies (dvc.yaml beside dvc.lock lists them) keep the
+    md5 this stage's own dvc.lock entry recorded. Empty when there is no dvc.lock yet; .py files are code (the
+    git commit tag covers them)."""
     lock = Path(lock)
     if not lock.exists():
         return {}
-    try:
-        stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
-    except yaml.YAMLError:
-        return {}
+    locked = _read_yaml(lock).get("stages", {}) or {}
+    produced = {
+        o["path"]: o["md5"]
+        for name, entry in locked.items()
+        if name != stage
+        for o in (entry or {}).get("outs", [])
+        if isinstance(o, dict) and "md5" in o and "path" in o
+    }
+    own = {d.get("path", ""): d.get("md5") for d in (locked.get(stage) or {}).get("deps", []) if isinstance(d, dict)}
+    spec = lock.with_name("dvc.yaml")
+    declared = ((_read_yaml(spec).get("stages", {}) or {}).get(stage) or {}).get("deps") if spec.exists() else None
+    paths = [d for d in declared if isinstance(d, str)] if declared else list(own)
     out = {}
-    for dep in (stages.get(stage) or {}).get("deps", []):
-        path = dep.get("path", "")
-        if path.endswith(".py") or "md5" not in dep:
+    for path in paths:
+        md5 = produced.get(path) or own.get(path)
+        if path.endswith(".py") or not md5:
             continue
-        out[path] = dep["md5"]
+        out[path] = md5
     return out
 
 

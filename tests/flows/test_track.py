@@ -77,3 +77,25 @@ def test_env_uri_overrides_params(tmp_path, monkeypatch):
 
 def test_dvc_hashes_missing_lock(tmp_path):
     assert dvc_data_hashes("maze", tmp_path / "dvc.lock") == {}
+
+
+def test_data_hashes_are_this_runs_inputs_from_the_producing_stage(tmp_path):
+    """The md5 tags name the data the run reads: the producing stage's output as dvc.lock has it now (its first
+    run, and after the data changed), not the md5 this stage's own entry recorded last time; a dvc.lock being
+    rewritten beside the run is read again."""
+    import threading
+
+    spec = {"stages": {"maze": {"cmd": "x", "deps": ["data/mazes", "flows/maze.py", "tenfold/studies/maze"]}}}
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(spec))
+    lock = tmp_path / "dvc.lock"
+    built = {"cmd": "b", "outs": [{"path": "data/mazes", "md5": "new.dir"}]}
+    lock.write_text(yaml.safe_dump({"schema": "2.0", "stages": {"build_mazes": built}}))
+    assert dvc_data_hashes("maze", lock) == {"data/mazes": "new.dir"}  # first run: no entry of its own yet
+    deps = [{"path": "data/mazes", "md5": "old.dir"}, {"path": "tenfold/studies/maze", "md5": "c.dir"}]
+    previous = {"cmd": "x", "deps": deps}
+    lock.write_text(yaml.safe_dump({"schema": "2.0", "stages": {"build_mazes": built, "maze": previous}}))
+    assert dvc_data_hashes("maze", lock) == {"data/mazes": "new.dir", "tenfold/studies/maze": "c.dir"}
+    text = lock.read_text()
+    lock.write_text("")  # another stage's `dvc repro` is rewriting dvc.lock
+    threading.Timer(0.3, lock.write_text, args=(text,)).start()
+    assert dvc_data_hashes("maze", lock) == {"data/mazes": "new.dir", "tenfold/studies/maze": "c.dir"}
