@@ -54,7 +54,7 @@ def lowkey_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
         sub, runs = _sweep_runs(ctx, models, prb, lm.take(sp.probes), sp)
         att = _att_attack(ctx, attackers, att_lm) if p.att.enabled else None
         auc_photos = celeba.load(sp.auc)
-        clean = _judge(
+        clean = _judge_submit(  # not awaited here: the filtered photos' judging queues behind it, no core idles
             ctx,
             models,
             {
@@ -65,6 +65,7 @@ def lowkey_flow(params_path: str = "params.yaml", root: str = ".") -> dict:
         )
         gid, main, boxes = celeba.identities[sp.gallery], gather(main), lm.boxes[sp.probes]
         filt, swept = _judge_runs(ctx, models, prb, boxes, main, runs, sub)
+        clean = _collect(clean)
         m = ev.Assemble(p, gid, pid, celeba.identities[sp.auc], clean, filt, models, describe)
         sweep_rows = m.sweep_rows("default", p.attack, filt, None) + [
             row
@@ -107,12 +108,9 @@ def _sweep_runs(ctx, models: dict, prb, points: list, sp) -> tuple[np.ndarray, l
     return sub, runs
 
 
-def _judge(ctx, models: dict, sets: dict, only: list[str] | None = None) -> dict:
-    """Embeddings of every named set (photos, landmarks) by every recognizer (or `only`), and dlib's."""
-    return _collect(_judge_submit(ctx, models, sets, only))
-
-
 def _judge_submit(ctx, models: dict, sets: dict, only: list[str] | None = None) -> dict:
+    """Start the embeddings of every named set (photos, landmarks) by every recognizer (or `only`), and dlib's;
+    `_collect` awaits them."""
     futs = {n: embed_sets.submit(m, sets) for n, m in models.items() if only is None or n in only}
     return {
         "emb": futs,
