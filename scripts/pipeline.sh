@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the whole pipeline with one local Prefect server for all stages. Without arguments the stages run
 # TENFOLD_JOBS (default 2) at a time where the DAG allows (scripts/repro.py: one `dvc repro` per stage, the way
-# DVC documents parallel stages); with arguments, or TENFOLD_JOBS=1, it is a plain `dvc repro "$@"`.
+# DVC documents parallel stages); TENFOLD_FORCE=1 reruns every stage (`make pipeline FORCE=1`); with arguments, or
+# TENFOLD_JOBS=1, it is a plain `dvc repro "$@"`.
 # Every stage would otherwise start its own ephemeral Prefect API (~5-10 s each); with one server they connect
 # in about a second and the runs stay browsable at the printed URL while the pipeline runs.
 # TENFOLD_EPHEMERAL=1 skips the server (each stage then uses Prefect's ephemeral API, as a bare `dvc repro` does).
@@ -39,7 +40,7 @@ if [ -z "${PREFECT_API_URL:-}" ]; then jobs=1; fi
 if [ "$#" -gt 0 ] || [ "$jobs" = 1 ]; then
   dvc repro "$@"
 else
-  python scripts/repro.py --jobs "$jobs"
+  python scripts/repro.py --jobs "$jobs" ${TENFOLD_FORCE:+--force}
 fi
 rc=$?
 stop_server

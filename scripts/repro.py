@@ -7,12 +7,15 @@ time is one `dvc repro` per stage; `--wait-for-lock` makes each wait for the rep
 reads the pipeline and writes dvc.lock, instead of failing. This script does the scheduling:
 
 - which stages to run: the stages `dvc status` reports as changed, plus every stage downstream of one (those only
-  change once their upstream has run). Nothing changed: nothing runs.
+  change once their upstream has run; DVC still skips one whose inputs came out identical). Nothing changed:
+  nothing runs. `--force`: every stage, each with `dvc repro --force` (a from-scratch timing run).
 - when: a stage starts once every stage it depends on has finished; among the ready ones, the stage with most
   stages downstream first (the long chains: build_cifar10, craft_poisons, lowkey_faces), then dvc.yaml order.
 - how: `dvc --wait-for-lock repro --single-item <stage>`, its output prefixed with `[<stage>]`.
 - a failure: no new stage starts, the running ones finish (their work is kept, as in a sequential repro that
   stopped there), and the exit code is the failed stage's; the stages left are listed.
+- Ctrl-C or SIGTERM: each running stage's process group gets SIGINT (dvc and the stage command stop; a stage's
+  checkpoints let the next run resume) and the script exits 130.
 
 Each stage is the same command either way, with its own seeds and explicit generators, so its metrics do not depend
 on what runs beside it; only wall times do. A sqlite MLflow store is created before any stage starts (two stages
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -108,6 +112,8 @@ def run_plan(plan: Plan, launch, jobs: int, poll: float = 0.2, out=print) -> int
             time.sleep(poll)
     except KeyboardInterrupt:
         for proc in running.values():
+            getattr(proc, "stop", lambda: None)()
+        for proc in running.values():
             proc.wait()
         out("repro: interrupted; stages that finished keep their dvc.lock entries")
         return 130
@@ -121,11 +127,18 @@ def run_plan(plan: Plan, launch, jobs: int, poll: float = 0.2, out=print) -> int
 class StageProcess:
     """`dvc --wait-for-lock repro --single-item <stage>`, its output lines prefixed with the stage name."""
 
-    def __init__(self, stage: str, root: Path, lock: threading.Lock):
+    def __init__(self, stage: str, root: Path, lock: threading.Lock, force: bool = False):
         self.stage, self.t0 = stage, time.time()
-        cmd = [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--single-item", stage]
+        cmd = [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--single-item", *(["--force"] * force), stage]
+        # a process group of its own: stopping this script stops the stage's dvc and its command with it
         self.proc = subprocess.Popen(
-            cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+            cmd,
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
         )
         self.reader = threading.Thread(target=self._pump, args=(lock,), daemon=True)
         self.reader.start()
@@ -144,6 +157,13 @@ class StageProcess:
             self.reader.join()
             print(f"[{self.stage}] exit {code} after {time.time() - self.t0:.0f} s", flush=True)
         return code
+
+    def stop(self, sig: int = signal.SIGINT) -> None:
+        """Signal the stage's whole process group (dvc and the stage command under it)."""
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
 
     def wait(self) -> int:
         self.proc.wait()
@@ -193,16 +213,24 @@ def init_mlflow_store(root: Path) -> None:
         os.chdir(cwd)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=2, help="stages at a time (default 2)")
+    ap.add_argument(
+        "--force", action="store_true", help="run every stage (`dvc repro --force`), not only the changed ones"
+    )
     ap.add_argument("--root", default=str(Path(__file__).resolve().parents[1]), help="the project (default: here)")
     args = ap.parse_args(argv)
     if args.jobs < 1:
         ap.error(f"--jobs must be >= 1, got {args.jobs}")
     root = Path(args.root)
     stages, upstream = dvc_graph(root)
-    plan = make_plan(stages, upstream, changed_stages(root) & set(stages))  # not .dvc files: none here
+    changed = set(stages) if args.force else changed_stages(root) & set(stages)  # not .dvc files: none here
+    plan = make_plan(stages, upstream, changed)
     if not plan.order:
         print("repro: every stage is up to date", flush=True)
         return 0
@@ -210,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     init_mlflow_store(root)
     lock = threading.Lock()
     t0 = time.time()
-    code = run_plan(plan, lambda s: StageProcess(s, root, lock), args.jobs)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` of this script: stop the stages as Ctrl-C does
+    code = run_plan(plan, lambda s: StageProcess(s, root, lock, args.force), args.jobs)
     print(f"repro: {'done' if code == 0 else 'stopped'} after {time.time() - t0:.0f} s", flush=True)
     return code
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import time
@@ -121,7 +122,8 @@ def _git(cwd, *args):
 @pytest.mark.slow
 def test_real_dvc_project_runs_independent_stages_together_and_records_all_of_them(tmp_path):
     """Two 3-second stages and one over both: side by side they take about 3 s, not 6; dvc.lock has every stage
-    and `dvc status` is clean; a second run has nothing to do; a failing stage fails the run with dvc's code."""
+    and `dvc status` is clean; a second run has nothing to do, `--force` reruns everything; a failing stage fails
+    the run with dvc's code."""
     code = "import time, sys; t = time.time(); time.sleep(3); open(sys.argv[1], 'w').write(str(t))"
     stamp = f'{sys.executable} -c "{code}"'
     dvc = {
@@ -149,8 +151,53 @@ def test_real_dvc_project_runs_independent_stages_together_and_records_all_of_th
     t = time.time()
     again = subprocess.run(script, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "every stage is up to date" in again.stdout and time.time() - t < 60
+    forced = subprocess.run([*script, "--force"], capture_output=True, text=True, timeout=300)
+    assert forced.returncode == 0 and "3 stages" in forced.stdout, forced.stdout
+    assert float((tmp_path / "a.txt").read_text()) > ta and float((tmp_path / "b.txt").read_text()) > tb
     dvc["stages"]["b"]["cmd"] = f'{sys.executable} -c "import sys; sys.exit(4)"'
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(dvc, sort_keys=False))
     bad = subprocess.run(script, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 255 and "'b' failed (exit 255)" in bad.stdout  # what `dvc repro` exits with
     assert "exited with 4" in bad.stdout and "not run: c" in bad.stdout, bad.stdout
+
+
+def test_make_pipeline_passes_jobs_to_the_scheduler_and_one_job_is_a_plain_repro():
+    """`make pipeline JOBS=3` sets TENFOLD_JOBS=3 (default 2) for scripts/pipeline.sh, which runs scripts/repro.py
+    with it, and a plain `dvc repro` for JOBS=1 or with arguments."""
+    dry = subprocess.run(["make", "-n", "pipeline", "JOBS=3", "FORCE=1"], cwd=ROOT, capture_output=True, text=True)
+    assert "TENFOLD_JOBS=3 TENFOLD_FORCE=1 bash scripts/pipeline.sh" in dry.stdout
+    dry = subprocess.run(["make", "-n", "pipeline"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "TENFOLD_JOBS=2 TENFOLD_FORCE= bash scripts/pipeline.sh" in dry.stdout
+    sh = (ROOT / "scripts" / "pipeline.sh").read_text()
+    assert 'python scripts/repro.py --jobs "$jobs" ${TENFOLD_FORCE:+--force}' in sh
+    assert 'if [ "$#" -gt 0 ] || [ "$jobs" = 1 ]; then\n  dvc repro "$@"' in sh
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_running_stages_and_exits_130(tmp_path):
+    """`kill` of the script (what a scheduler or CI timeout sends) stops the running stage's dvc and command, which
+    would otherwise run on as orphans, and exits 130."""
+    code = "import time, os; open('pid', 'w').write(str(os.getpid())); time.sleep(120)"
+    dvc = {"stages": {"slow": {"cmd": f'{sys.executable} -c "{code}" && touch out.txt', "outs": ["out.txt"]}}}
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(dvc))
+    (tmp_path / "params.yaml").write_text("common:\n  mlflow_uri: sqlite:///mlflow.db\n")
+    _git(tmp_path, "init", "-q")
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=tmp_path, check=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "repro.py"), "--root", str(tmp_path), "--jobs", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.time() + 60
+    while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text():
+        assert time.time() < deadline and proc.poll() is None, "the stage never started"
+        time.sleep(0.2)
+    stage_pid = int((tmp_path / "pid").read_text())
+    proc.terminate()
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in out, out
+    time.sleep(1)
+    with pytest.raises(ProcessLookupError):
+        os.kill(stage_pid, 0)  # the stage command is gone too
+    assert not (tmp_path / "out.txt").exists()
