@@ -94,16 +94,15 @@ def cmd_run(args) -> int:
 
 
 def cmd_report(args) -> int:
-    import yaml
-
     from tenfold.core.reports import render_all
+    from tenfold.registry import load_params
 
     params, root = Path(args.params), Path(args.root)
-    common = {}
-    if params.exists():  # the seed of the committed run (the spread file may hold it at another CPU or commit)
-        common = (yaml.safe_load(params.read_text()) or {}).get("common") or {}
+    # the seed of the committed run (the spread file may hold it at another CPU or commit), validated as every
+    # command validates params: a malformed file is a clear error, not a traceback from a raw read
+    seed = load_params(params)["common"].seed if params.exists() else 0
     spread = root / "benchmarks" / "seed_spread.json"
-    for p in render_all(root / "results", root / "reports", spread, common.get("seed", 0)):
+    for p in render_all(root / "results", root / "reports", spread, seed):
         print(p)
     return 0
 

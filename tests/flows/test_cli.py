@@ -20,6 +20,17 @@ def test_bad_params_fail_before_any_compute_naming_the_key(tmp_path, capsys):
     assert "maze.train.lr" in err and "Traceback" not in err
 
 
+def test_report_validates_params_before_reading_the_seed(tmp_path, capsys):
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump({"common": {"seed": "zero"}}))
+    assert main(["--params", str(p), "--root", str(tmp_path), "report"]) == 2
+    err = capsys.readouterr().err
+    assert "common.seed" in err and "Traceback" not in err
+    p.write_text(yaml.safe_dump({"common": [1, 2]}))  # a raw read of this failed with AttributeError
+    assert main(["--params", str(p), "--root", str(tmp_path), "report"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
 def test_unknown_target(tmp_path, capsys):
     assert main(["run", "nonsense"]) == 2
     err = capsys.readouterr().err
