@@ -8,7 +8,7 @@ setup:
 	bash scripts/setup.sh
 
 pipeline: setup
-	TENFOLD_JOBS=$(or $(JOBS),$(TENFOLD_JOBS),2) TENFOLD_FORCE=$(FORCE) bash scripts/pipeline.sh
+	TENFOLD_JOBS=$(or $(JOBS),$(TENFOLD_JOBS),auto) TENFOLD_FORCE=$(FORCE) bash scripts/pipeline.sh
 
 test: setup lint
 	$(ENV) python -m pytest -m "slow or not slow" -q --durations=25

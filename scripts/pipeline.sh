@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Run the whole pipeline with one local Prefect server for all stages. Without arguments the stages run
-# TENFOLD_JOBS (default 2) at a time where the DAG allows (scripts/repro.py: one `dvc repro` per stage, the way
-# DVC documents parallel stages); TENFOLD_FORCE=1 reruns every stage (`make pipeline FORCE=1`); with arguments, or
-# TENFOLD_JOBS=1, it is a plain `dvc repro "$@"`.
+# Run the whole pipeline with one local Prefect server for all stages. Without arguments scripts/repro.py runs
+# the stages TENFOLD_JOBS at a time where the DAG allows (one `dvc repro` per stage, the way DVC documents parallel
+# stages); the default, auto, is cores // common.max_workers (1 on 2 cores: a plain `dvc repro`). TENFOLD_FORCE=1
+# reruns every stage (`make pipeline FORCE=1`); with arguments it is a plain `dvc repro "$@"`.
 # Every stage would otherwise start its own ephemeral Prefect API (~5-10 s each); with one server they connect
 # in about a second and the runs stay browsable at the printed URL while the pipeline runs.
 # TENFOLD_EPHEMERAL=1 skips the server (each stage then uses Prefect's ephemeral API, as a bare `dvc repro` does).
@@ -34,10 +34,10 @@ if [ -z "${PREFECT_API_URL:-}" ] && [ -z "${TENFOLD_EPHEMERAL:-}" ]; then
     stop_server
   fi
 fi
-jobs="${TENFOLD_JOBS:-2}"
+jobs="${TENFOLD_JOBS:-auto}"
 # without a server each stage starts its own temporary Prefect API on one sqlite file: keep those one at a time
 if [ -z "${PREFECT_API_URL:-}" ]; then jobs=1; fi
-if [ "$#" -gt 0 ] || [ "$jobs" = 1 ]; then
+if [ "$#" -gt 0 ]; then
   dvc repro "$@"
 else
   python scripts/repro.py --jobs "$jobs" ${TENFOLD_FORCE:+--force}

@@ -1,6 +1,12 @@
 """`dvc repro` with independent stages side by side: what `make pipeline` runs (scripts/pipeline.sh).
 
     python scripts/repro.py --jobs 2       # at most 2 stages at a time (TENFOLD_JOBS in pipeline.sh)
+    python scripts/repro.py                # --jobs auto: cores // common.max_workers; 1 = a plain `dvc repro`
+
+Why auto: every stage already runs `common.max_workers` single-threaded tasks, so more stages than cores //
+max_workers oversubscribe the cores. Measured on 2 cores (2 stages x 2 workers, 4 threads): the idle phases were
+filled, but the studies needed 5-13% more CPU seconds (maze, fairness, gradinit; cache contention), and the whole
+pipeline was no faster than one stage at a time. With 4+ cores, 2+ stages run side by side without that.
 
 DVC runs the stages of one `dvc repro` one after another. Its documented way to run independent stages at the same
 time is one `dvc repro` per stage; `--wait-for-lock` makes each wait for the repository lock DVC holds while it
@@ -213,21 +219,42 @@ def init_mlflow_store(root: Path) -> None:
         os.chdir(cwd)
 
 
+def auto_jobs(root: Path, cores: int | None = None) -> int:
+    """Stages at a time that keep the single-threaded tasks within the cores: cores // common.max_workers."""
+    import yaml
+
+    params = root / "params.yaml"
+    common = ((yaml.safe_load(params.read_text()) or {}) if params.exists() else {}).get("common") or {}
+    workers = common.get("max_workers") or 2
+    if not isinstance(workers, int) or workers < 1:
+        raise SystemExit(f"repro: common.max_workers in {params} must be a positive integer, got {workers!r}")
+    return max(1, (cores or os.cpu_count() or 1) // workers)
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--jobs", type=int, default=2, help="stages at a time (default 2)")
+    ap.add_argument("--jobs", default="auto", help="stages at a time, or auto (cores // common.max_workers)")
     ap.add_argument(
         "--force", action="store_true", help="run every stage (`dvc repro --force`), not only the changed ones"
     )
     ap.add_argument("--root", default=str(Path(__file__).resolve().parents[1]), help="the project (default: here)")
     args = ap.parse_args(argv)
+    root = Path(args.root)
+    try:
+        args.jobs = auto_jobs(root) if args.jobs == "auto" else int(args.jobs)
+    except ValueError:
+        ap.error(f"--jobs must be a number or auto, got {args.jobs!r}")
     if args.jobs < 1:
         ap.error(f"--jobs must be >= 1, got {args.jobs}")
-    root = Path(args.root)
+    if args.jobs == 1:  # one stage at a time: DVC's own sequential repro
+        cmd = [sys.executable, "-m", "dvc", "repro", *(["--force"] * args.force)]
+        print(f"repro: one stage at a time: {' '.join(cmd[1:])}", flush=True)
+        os.chdir(root)
+        os.execv(sys.executable, cmd)
     stages, upstream = dvc_graph(root)
     changed = set(stages) if args.force else changed_stages(root) & set(stages)  # not .dvc files: none here
     plan = make_plan(stages, upstream, changed)

@@ -24,6 +24,7 @@ def _env(proj: Path) -> dict:
     env["PREFECT_HOME"] = str(proj / ".prefect")
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("PREFECT_API_URL", None)
+    env["TENFOLD_JOBS"] = "2"  # the side-by-side path for real (auto is 1 stage at a time on a 2-core machine)
     return env
 
 
