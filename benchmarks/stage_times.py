@@ -6,6 +6,10 @@ kept in a marked section of `benchmarks/results.md` (`make bench` keeps that sec
 
 Wall time covers the flow from `prepare` to `publish` (no interpreter start, no DVC); CPU time is that process's
 (all threads; work on Dask workers is not counted). Budgets from the issues: each study <= 10 min on 2 cores.
+
+`make pipeline` runs independent stages side by side (scripts/repro.py), so a study's wall time there includes the
+cores it shared: a wall within 10 minutes is within budget alone too; a longer one is judged on its CPU seconds
+(alone on 2 cores the study flows took 1.06-1.34 times CPU/2, `ALONE_FACTOR` is the largest).
 """
 
 from __future__ import annotations
@@ -18,6 +22,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- stage-times:begin -->", "<!-- stage-times:end -->"
 BUDGET_SECONDS = 600.0
+ALONE_FACTOR = 1.34  # wall / (CPU s / 2) of the study flows run one at a time (7de8bd0's locked run, 2 cores)
+
+
+def within_budget(wall: float, cpu: float | None, cores: int = 2) -> str:
+    """'yes' when the wall is within budget; else, when the wall shared cores with another stage, whether the study
+    alone would be (CPU s / cores x ALONE_FACTOR)."""
+    if wall <= BUDGET_SECONDS:
+        return "yes"
+    if cpu is not None and cpu / cores * ALONE_FACTOR <= BUDGET_SECONDS:
+        return f"yes alone (~{cpu / cores * ALONE_FACTOR:.0f} s)"
+    return "**no**"
 
 
 def table(results_dir: Path) -> str:
@@ -29,7 +44,7 @@ def table(results_dir: Path) -> str:
             continue
         total_wall += wall
         total_cpu += cpu or 0.0
-        within = "yes" if wall <= BUDGET_SECONDS else "**no**"
+        within = within_budget(wall, cpu)
         rows.append(f"| `{f.stem}` | {wall:.0f} | {'' if cpu is None else f'{cpu:.0f}'} | {within} |")
     head = [
         "## Per-study times of the last pipeline run",
