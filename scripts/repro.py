@@ -20,8 +20,8 @@ reads the pipeline and writes dvc.lock, instead of failing. This script does the
 - how: `dvc --wait-for-lock repro --single-item <stage>`, its output prefixed with `[<stage>]`.
 - a failure: no new stage starts, the running ones finish (their work is kept, as in a sequential repro that
   stopped there), and the exit code is the failed stage's; the stages left are listed.
-- Ctrl-C or SIGTERM: each running stage's process group gets SIGINT (dvc and the stage command stop; a stage's
-  checkpoints let the next run resume) and the script exits 130.
+- Ctrl-C or SIGTERM: each running stage's process group gets SIGTERM, then SIGKILL after 15 s (dvc and the stage
+  command stop; a stage's checkpoints let the next run resume) and the script exits 130.
 
 Each stage is the same command either way, with its own seeds and explicit generators, so its metrics do not depend
 on what runs beside it; only wall times do. A sqlite MLflow store is created before any stage starts (two stages
@@ -164,12 +164,20 @@ class StageProcess:
             print(f"[{self.stage}] exit {code} after {time.time() - self.t0:.0f} s", flush=True)
         return code
 
-    def stop(self, sig: int = signal.SIGINT) -> None:
-        """Signal the stage's whole process group (dvc and the stage command under it)."""
-        try:
-            os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
+    def stop(self, grace: float = 15.0) -> None:
+        """Stop the stage's whole process group (dvc and the stage command under it): SIGTERM, then SIGKILL after
+        `grace` seconds. Not SIGINT: a job started in the background of a non-interactive shell (CI, nohup)
+        inherits SIGINT ignored, and so does everything it starts."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.proc.wait(timeout=grace)
+                return
+            except subprocess.TimeoutExpired:
+                continue
 
     def wait(self) -> int:
         self.proc.wait()

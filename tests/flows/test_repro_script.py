@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -194,7 +195,7 @@ def test_auto_jobs_keep_the_tasks_within_the_cores(repro, tmp_path):
 @pytest.mark.slow
 def test_sigterm_stops_the_running_stages_and_exits_130(tmp_path):
     """`kill` of the script (what a scheduler or CI timeout sends) stops the running stage's dvc and command, which
-    would otherwise run on as orphans, and exits 130."""
+    would otherwise run on as orphans, and exits 130, also where SIGINT is ignored (a background job)."""
     code = "import time, os; open('pid', 'w').write(str(os.getpid())); time.sleep(120)"
     dvc = {"stages": {"slow": {"cmd": f'{sys.executable} -c "{code}" && touch out.txt', "outs": ["out.txt"]}}}
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(dvc))
@@ -206,6 +207,8 @@ def test_sigterm_stops_the_running_stages_and_exits_130(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # as under CI or nohup: a background job inherits SIGINT ignored (a SIGINT to the stages then did nothing)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     deadline = time.time() + 60
     while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text():
