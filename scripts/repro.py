@@ -87,7 +87,8 @@ def next_ready(plan: Plan, done: set[str], started: set[str]) -> list[str]:
 
 def run_plan(plan: Plan, launch, jobs: int, poll: float = 0.2, out=print) -> int:
     """Run `plan` with at most `jobs` stages at a time. `launch(stage)` starts a stage and returns an object with
-    `poll()` (None while running, else its exit code) and `wait()`. Returns 0, or the first failed stage's code."""
+    `poll()` (None while running, else its exit code), `stop()` and `wait()`. Returns 0, or the first failed
+    stage's code."""
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     running: dict[str, object] = {}
@@ -118,7 +119,7 @@ def run_plan(plan: Plan, launch, jobs: int, poll: float = 0.2, out=print) -> int
             time.sleep(poll)
     except KeyboardInterrupt:
         for proc in running.values():
-            getattr(proc, "stop", lambda: None)()
+            proc.stop()
         for proc in running.values():
             proc.wait()
         out("repro: interrupted; stages that finished keep their dvc.lock entries")
@@ -207,14 +208,25 @@ def changed_stages(root: Path) -> set[str]:
     return {k.split(":")[-1] for k in json.loads(r.stdout or "{}")}
 
 
-def init_mlflow_store(root: Path) -> None:
-    """Create a sqlite MLflow store's tables once, before stages that would create them at the same time."""
-    import yaml
+def project_common(root: Path):
+    """The project's validated `common` params section (its defaults without a params.yaml); a malformed file is a
+    clear error naming the key, as for every tenfold command."""
+    from tenfold.core.config import Common
+    from tenfold.core.errors import TenfoldError
+    from tenfold.registry import load_params
 
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if not uri:
-        params = yaml.safe_load((root / "params.yaml").read_text()) or {}
-        uri = (params.get("common") or {}).get("mlflow_uri") or ""
+    params = root / "params.yaml"
+    try:
+        return load_params(params, [])["common"] if params.exists() else Common()
+    except TenfoldError as e:
+        raise SystemExit(f"repro: {e}") from None
+
+
+def init_mlflow_store(root: Path, common) -> None:
+    """Create a sqlite MLflow store's tables once, before stages that would create them at the same time."""
+    from tasks.track import tracking_uri
+
+    uri = tracking_uri(common.mlflow_uri)
     if not uri.startswith("sqlite:"):
         return
     from mlflow.tracking import MlflowClient
@@ -227,16 +239,9 @@ def init_mlflow_store(root: Path) -> None:
         os.chdir(cwd)
 
 
-def auto_jobs(root: Path, cores: int | None = None) -> int:
+def auto_jobs(root: Path, cores: int | None = None, common=None) -> int:
     """Stages at a time that keep the single-threaded tasks within the cores: cores // common.max_workers."""
-    import yaml
-
-    params = root / "params.yaml"
-    common = ((yaml.safe_load(params.read_text()) or {}) if params.exists() else {}).get("common") or {}
-    workers = common.get("max_workers") or 2
-    if not isinstance(workers, int) or workers < 1:
-        raise SystemExit(f"repro: common.max_workers in {params} must be a positive integer, got {workers!r}")
-    return max(1, (cores or os.cpu_count() or 1) // workers)
+    return max(1, (cores or os.cpu_count() or 1) // (common or project_common(root)).max_workers)
 
 
 def _interrupt(signum, frame):
@@ -252,8 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", default=str(Path(__file__).resolve().parents[1]), help="the project (default: here)")
     args = ap.parse_args(argv)
     root = Path(args.root)
+    common = project_common(root)
     try:
-        args.jobs = auto_jobs(root) if args.jobs == "auto" else int(args.jobs)
+        args.jobs = auto_jobs(root, common=common) if args.jobs == "auto" else int(args.jobs)
     except ValueError:
         ap.error(f"--jobs must be a number or auto, got {args.jobs!r}")
     if args.jobs < 1:
@@ -270,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         print("repro: every stage is up to date", flush=True)
         return 0
     print(f"repro: {len(plan.order)} stages, {args.jobs} at a time: {', '.join(plan.order)}", flush=True)
-    init_mlflow_store(root)
+    init_mlflow_store(root, common)
     lock = threading.Lock()
     t0 = time.time()
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` of this script: stop the stages as Ctrl-C does
