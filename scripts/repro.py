@@ -1,12 +1,16 @@
 """`dvc repro` with independent stages side by side: what `make pipeline` runs (scripts/pipeline.sh).
 
     python scripts/repro.py --jobs 2       # at most 2 stages at a time (TENFOLD_JOBS in pipeline.sh)
-    python scripts/repro.py                # --jobs auto: cores // common.max_workers; 1 = a plain `dvc repro`
+    python scripts/repro.py                # --jobs auto: cores // common.max_workers + 1
+    python scripts/repro.py --jobs 1       # a plain `dvc repro`, one stage at a time
 
-Why auto: every stage already runs `common.max_workers` single-threaded tasks, so more stages than cores //
-max_workers oversubscribe the cores. Measured on 2 cores (2 stages x 2 workers, 4 threads): the idle phases were
-filled, but the studies needed 5-13% more CPU seconds (maze, fairness, gradinit; cache contention), and the whole
-pipeline was no faster than one stage at a time. With 4+ cores, 2+ stages run side by side without that.
+CPU slots: with more than one stage at a time, the stages share `cores // common.threads` CPU slots
+(tenfold.core.slots, $TENFOLD_CPU_SLOTS): a task's body waits for a free slot, so the stages together never run more
+compute threads than there are cores. Without them, 2 stages x 2 single-threaded workers on 2 cores needed 8-19% more
+CPU seconds per study (cache contention) and the pipeline was no faster than one stage at a time; with them a
+stage's idle phases (one task left, start-up, reports) are filled by the next stage's tasks. So auto is one stage
+more than the cores hold: the slots keep that stage from oversubscribing the cores, and its tasks take a core
+whenever the others leave one idle.
 
 DVC runs the stages of one `dvc repro` one after another. Its documented way to run independent stages at the same
 time is one `dvc repro` per stage; `--wait-for-lock` makes each wait for the repository lock DVC holds while it
@@ -31,11 +35,13 @@ creating its tables at once would race).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -240,8 +246,28 @@ def init_mlflow_store(root: Path, common) -> None:
 
 
 def auto_jobs(root: Path, cores: int | None = None, common=None) -> int:
-    """Stages at a time that keep the single-threaded tasks within the cores: cores // common.max_workers."""
-    return max(1, (cores or os.cpu_count() or 1) // (common or project_common(root)).max_workers)
+    """Stages at a time: as many as the cores hold (cores // common.max_workers), plus one that fills their gaps
+    (the CPU slots keep it from oversubscribing the cores)."""
+    return max(1, (cores or os.cpu_count() or 1) // (common or project_common(root)).max_workers) + 1
+
+
+@contextlib.contextmanager
+def cpu_slots(common, cores: int | None = None):
+    """$TENFOLD_CPU_SLOTS for the stages: a fresh folder of `cores // common.threads` slot files, removed after."""
+    from tenfold.core import slots
+
+    n = slots.count(cores, common.threads)
+    with tempfile.TemporaryDirectory(prefix="tenfold-slots-") as d:
+        slots.create(d, n)
+        before = os.environ.get(slots.ENV)
+        os.environ[slots.ENV] = d
+        try:
+            yield n
+        finally:
+            if before is None:
+                os.environ.pop(slots.ENV, None)
+            else:
+                os.environ[slots.ENV] = before
 
 
 def _interrupt(signum, frame):
@@ -250,7 +276,7 @@ def _interrupt(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--jobs", default="auto", help="stages at a time, or auto (cores // common.max_workers)")
+    ap.add_argument("--jobs", default="auto", help="stages at a time, or auto (cores // common.max_workers + 1)")
     ap.add_argument(
         "--force", action="store_true", help="run every stage (`dvc repro --force`), not only the changed ones"
     )
@@ -275,12 +301,16 @@ def main(argv: list[str] | None = None) -> int:
     if not plan.order:
         print("repro: every stage is up to date", flush=True)
         return 0
-    print(f"repro: {len(plan.order)} stages, {args.jobs} at a time: {', '.join(plan.order)}", flush=True)
     init_mlflow_store(root, common)
     lock = threading.Lock()
     t0 = time.time()
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` of this script: stop the stages as Ctrl-C does
-    code = run_plan(plan, lambda s: StageProcess(s, root, lock, args.force), args.jobs)
+    with cpu_slots(common) as n:
+        print(
+            f"repro: {len(plan.order)} stages, {args.jobs} at a time, {n} CPU slots: {', '.join(plan.order)}",
+            flush=True,
+        )
+        code = run_plan(plan, lambda s: StageProcess(s, root, lock, args.force), args.jobs)
     print(f"repro: {'done' if code == 0 else 'stopped'} after {time.time() - t0:.0f} s", flush=True)
     return code
 

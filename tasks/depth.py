@@ -9,10 +9,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks._task import task
 from tasks.ddp import run_torchrun
 from tasks.progress import progress
 from tenfold.components.data import cifar10

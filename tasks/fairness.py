@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import time
 
-from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks._task import task
 from tenfold.core.checkpoints import Checkpoint
 from tenfold.core.seeds import seeded
 from tenfold.studies.fairness import data as fair_data

@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks._task import task
 from tasks.progress import progress
 from tenfold.core.seeds import seed_for
 from tenfold.studies.lowkey.attack import LowKey

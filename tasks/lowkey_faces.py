@@ -4,10 +4,10 @@ boxes, in a module of their own so the face-crop stage depends on the detector, 
 from __future__ import annotations
 
 import numpy as np
-from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks._task import task
 from tenfold.studies.lowkey.data import Photos
 from tenfold.studies.lowkey.pipeline import Detector, as_points
 

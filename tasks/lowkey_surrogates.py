@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 
 import torch
-from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks._task import task
 from tasks.progress import progress
 from tenfold.components.models.facemodels import count_parameters
 from tenfold.core.checkpoints import Checkpoint

@@ -5,10 +5,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks._task import task
 from tasks.ddp import run_torchrun
 from tasks.progress import progress as track_progress
 from tenfold.components.models.recurrent import SegmentNet, count_parameters

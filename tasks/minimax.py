@@ -6,10 +6,10 @@ from __future__ import annotations
 import math
 from functools import partial
 
-from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks._task import task
 from tasks.progress import progress
 from tenfold.components.data.images import ImageData
 from tenfold.components.perturb.pgd import accuracy

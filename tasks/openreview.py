@@ -4,10 +4,10 @@ each year, cross-year."""
 from __future__ import annotations
 
 import numpy as np
-from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks._task import task
 from tasks.progress import progress
 from tenfold.studies.openreview import analysis as A
 from tenfold.studies.openreview.source import analysis_tables, live_tables, offline_tables

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks._task import task
 from tasks.progress import progress
 from tenfold.components.data import cifar10
 from tenfold.components.data.faces import load_att

@@ -5,10 +5,10 @@ cells as nested MLflow runs under the study's run."""
 from __future__ import annotations
 
 import torch
-from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks._task import task
 from tasks.progress import progress
 from tenfold.components.attacks.base import Poison
 from tenfold.core.runtime import atomic_torch_save

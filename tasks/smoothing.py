@@ -8,10 +8,10 @@ import time
 
 import numpy as np
 import torch
-from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks._task import task
 from tasks.progress import progress
 from tenfold.components.data import images as image_data
 from tenfold.core.runtime import channels_last

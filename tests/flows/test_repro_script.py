@@ -125,7 +125,11 @@ def test_real_dvc_project_runs_independent_stages_together_and_records_all_of_th
     """Two 3-second stages and one over both: side by side they take about 3 s, not 6; dvc.lock has every stage
     and `dvc status` is clean; a second run has nothing to do, `--force` reruns everything; a failing stage fails
     the run with dvc's code."""
-    code = "import time, sys; t = time.time(); time.sleep(3); open(sys.argv[1], 'w').write(str(t))"
+    code = (
+        "import time, sys, os; t = time.time(); time.sleep(3); open(sys.argv[1], 'w').write(str(t)); "
+        "d = os.environ.get('TENFOLD_CPU_SLOTS'); open(sys.argv[1] + '.slots', 'w').write("
+        "f'{len(os.listdir(d))} {d}' if d else 'off')"
+    )
     stamp = f'{sys.executable} -c "{code}"'
     dvc = {
         "stages": {
@@ -149,6 +153,10 @@ def test_real_dvc_project_runs_independent_stages_together_and_records_all_of_th
                             text=True)  # fmt: skip
     assert json.loads(status.stdout or "{}") == {}
     assert "[c] " in r.stdout and "stages, 2 at a time" in r.stdout
+    # the stages shared cores // threads CPU slots (threads: 1 by default), removed after the run
+    n, folder = (tmp_path / "a.txt.slots").read_text().split()
+    assert int(n) == os.cpu_count() and (tmp_path / "b.txt.slots").read_text() == f"{n} {folder}"
+    assert not Path(folder).exists()
     t = time.time()
     again = subprocess.run(script, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "every stage is up to date" in again.stdout and time.time() - t < 60
@@ -159,6 +167,7 @@ def test_real_dvc_project_runs_independent_stages_together_and_records_all_of_th
     one = subprocess.run([*script[:-2], "--jobs", "1", "--force"], capture_output=True, text=True, timeout=300)
     assert one.returncode == 0 and "one stage at a time" in one.stdout, one.stdout + one.stderr
     assert float((tmp_path / "a.txt").read_text()) > before  # DVC's own sequential repro ran it again
+    assert (tmp_path / "a.txt.slots").read_text() == "off"  # one stage at a time: no slots
     dvc["stages"]["b"]["cmd"] = f'{sys.executable} -c "import sys; sys.exit(4)"'
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(dvc, sort_keys=False))
     bad = subprocess.run(script, capture_output=True, text=True, timeout=300)
@@ -178,18 +187,18 @@ def test_make_pipeline_passes_jobs_to_the_scheduler_and_one_job_is_a_plain_repro
     assert 'if [ "$#" -gt 0 ]; then\n  dvc repro "$@"' in sh
 
 
-def test_auto_jobs_keep_the_tasks_within_the_cores(repro, tmp_path):
-    """auto = cores // common.max_workers, at least 1: one stage at a time on 2 cores with 2 workers (measured: 2
-    stages there cost more CPU than they saved), 2 on 4 cores."""
+def test_auto_jobs_fill_the_cores_plus_one_stage_for_the_gaps(repro, tmp_path):
+    """auto = max(1, cores // common.max_workers) + 1: the extra stage runs in the others' idle phases, the CPU
+    slots keep it from oversubscribing the cores."""
     (tmp_path / "params.yaml").write_text("common:\n  max_workers: 2\n")
-    assert [repro.auto_jobs(tmp_path, c) for c in (1, 2, 3, 4, 8)] == [1, 1, 1, 2, 4]
+    assert [repro.auto_jobs(tmp_path, c) for c in (1, 2, 3, 4, 8)] == [2, 2, 2, 3, 5]
     (tmp_path / "params.yaml").write_text("common:\n  max_workers: 3\n")
-    assert repro.auto_jobs(tmp_path, 8) == 2
+    assert repro.auto_jobs(tmp_path, 8) == 3
     (tmp_path / "params.yaml").write_text("common:\n  max_workers: many\n")
     with pytest.raises(SystemExit, match="max_workers"):
         repro.auto_jobs(tmp_path, 4)
     (tmp_path / "params.yaml").unlink()
-    assert repro.auto_jobs(tmp_path, 4) == 2  # the params default
+    assert repro.auto_jobs(tmp_path, 4) == 3  # the params default
 
 
 @pytest.mark.slow

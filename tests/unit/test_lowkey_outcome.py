@@ -219,3 +219,11 @@ def test_assemble_turns_embeddings_into_rank_tables():
     rows = a.sweep_rows("default", p.attack, None, None)
     assert [r[1] for r in rows] == [1, 2] and [r[SWEEP_COLUMNS.index("dlib_rank1")] for r in rows] == [1.0, 0.0]
     assert sweep_positions(3, 2, 1).tolist() == [0, 2, 4] and sweep_positions(2, 2, 5).tolist() == [0, 1, 2, 3]
+
+
+def test_the_description_names_the_step_rule_that_ran():
+    """The report's first line says which steps filtered the photos (it said "signed" for the L2 default)."""
+    l2 = build(P, measured()).description
+    sign = build(P.model_copy(update={"attack": P.attack.model_copy(update={"step": "sign"})}), measured()).description
+    assert f"L2-normalised gradient steps of {P.attack.lr:g}" in l2 and "signed" not in l2
+    assert f"signed gradient steps of {P.attack.lr:g}" in sign

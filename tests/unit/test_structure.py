@@ -160,8 +160,9 @@ def test_flows_are_thin():
 
 
 # ---------------------------------------------------------------- DVC lineage covers the code a stage runs
-# Tracking and progress only: they log to MLflow or a terminal and never touch a computed number.
-NOT_COMPUTATION = {"tasks/_env.py", "tasks/track.py", "tasks/progress.py"}
+# Tracking, progress and CPU slots only: they log to MLflow or a terminal, or decide when a task body runs (the
+# slots), and never touch a computed number.
+NOT_COMPUTATION = {"tasks/_env.py", "tasks/track.py", "tasks/progress.py", "tasks/_task.py", "tenfold/core/slots.py"}
 SHARED_LAYER = ("tenfold/core/", "flows/common.py", "tenfold/components/data/")
 
 

@@ -80,8 +80,9 @@ def portable(path: str | Path) -> str:
     """`path` as a provenance label that does not name this machine: relative to the working directory (the
     project root in every stage, so `../shared/data/cifar10` in each checkout beside the shared folder), or
     absolute when it lies elsewhere on the disk (more than two levels up)."""
-    rel = os.path.relpath(Path(path).resolve())
-    return str(Path(path).resolve()) if rel.startswith(os.path.join(*[os.pardir] * 3)) else rel
+    full = Path(path).resolve()
+    rel = os.path.relpath(full)
+    return str(full) if rel.startswith(os.path.join(*[os.pardir] * 3)) else rel
 
 
 def get(name: str) -> Source:

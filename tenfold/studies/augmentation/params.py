@@ -27,7 +27,7 @@ class AugmentationParams(Strict):
         description="epochs of this study's victims (None: security.victim.epochs); the step decay follows them",
     )
     epoch_curve: list[int] = Field(
-        [10, 40],
+        [40],
         description="other victim epochs at which the claims' backdoor is also run undefended and under CutMix (the "
         "training-length curve); the cut must persist at every longer length for cutmix_backdoor_cut to hold",
     )

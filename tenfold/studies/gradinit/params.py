@@ -72,7 +72,7 @@ class ImageModel(Strict):
 
 class ImageStudy(Strict):
     enabled: bool = True
-    models: list[Literal["vgg", "resnet"]] = ["vgg", "resnet"]
+    models: list[Literal["vgg", "resnet"]] = ["vgg"]
     seeds: int = Field(3, ge=1)
     data: ImageData = ImageData()
     model: ImageModel = ImageModel()

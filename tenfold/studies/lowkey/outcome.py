@@ -15,6 +15,8 @@ from tenfold.studies.lowkey import plots
 from tenfold.studies.lowkey.evaluate import SWEEP_COLUMNS, Measured
 from tenfold.studies.lowkey.params import LowKeyAttack, LowKeyParams
 
+STEP_WORDS = {"sign": "signed", "l2": "L2-normalised"}  # attack.step as the report names it
+
 
 def setting_label(cfg: LowKeyAttack, attack: list[str] | None = None) -> str:
     """A trade-off run's name: its step size and penalty weight, the options beyond the release it uses, and its
@@ -163,8 +165,9 @@ def build(p: LowKeyParams, m: Measured) -> Outcome:
         description=(
             f"LowKey filters {n} CelebA probes of {m.counts['eval_identities']} identities (gallery "
             f"{m.counts['gallery']} photos incl. {m.counts['distractors']} distractor identities) with "
-            f"the ensemble {' + '.join(p.models.attack)} (each x2 with Gaussian smoothing), signed "
-            f"gradient steps of {p.attack.lr:g} through MTCNN detection and differentiable alignment; "
+            f"the ensemble {' + '.join(p.models.attack)} (each x2 with Gaussian smoothing), "
+            f"{STEP_WORDS[p.attack.step]} gradient steps of {p.attack.lr:g} through MTCNN detection and "
+            "differentiable alignment; "
             f"identification by dlib (re-detecting), the held-out {heldout} and every surrogate."
         ),
         details={

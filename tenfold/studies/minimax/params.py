@@ -37,7 +37,7 @@ class MinimaxTrain(Strict):
     )
     gamma: float = Field(0.1, gt=0, le=1, description="multistep lr factor")
     trainers: list[Trainer] = Field(default_factory=lambda: ["at", "weighted_at"], min_length=2)
-    epochs: int = Field(8, ge=1, description="CIFAR-10 code: 100")
+    epochs: int = Field(6, ge=1, description="CIFAR-10 code: 100")
     lr: float = Field(0.05, gt=0, description="CIFAR-10 code: 0.2 (ResNet-18 with BatchNorm, batch 128)")
     batch_size: int = Field(
         64, ge=1, description="CIFAR-10 code: 128; 64 doubles the SGD steps on a 4,000-image subset"

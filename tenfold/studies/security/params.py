@@ -59,7 +59,7 @@ class Diagnostic(Strict):
     lr: float = Field(0.01, gt=0)
     set_epochs: int = Field(2, ge=1, description="epochs of continued training on the whole (poisoned) set")
     set_lr: float = Field(0.01, gt=0)
-    setups: int = Field(8, ge=1, description="gradient-matching setups checked (the first ones)")
+    setups: int = Field(4, ge=1, description="gradient-matching setups checked (the first ones)")
 
 
 class Budget(Strict):
