@@ -213,3 +213,30 @@ def test_per_seed_gaps_interval_and_the_first_epoch_curve(tmp_path):
     # no curve recorded (first_epoch_points 0): no curve figure, and one seed gives no interval
     plain = build(P, measured(0.3, 0.5, RESCUED))
     assert plain.details["first_epoch_curves"] == {} and plain.details["vgg_first_epoch_gap_interval95"] is None
+
+
+def test_the_cpu_default_writes_exactly_the_plots_dvc_yaml_declares(tmp_path):
+    """dvc.yaml's gradinit plots are the files the committed params make the study write: a plot declared there and
+    not written fails the stage (the ResNet rows moved to the paper profile did), one written and not declared is
+    outside the lineage."""
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    p = validate_section("gradinit", yaml.safe_load((root / "params.yaml").read_text())["gradinit"])
+    runs = {}
+    for arch in p.images.models:
+        for s in range(p.images.seeds):
+            for init in ("kaiming", "gradinit"):
+                r = image_run(0.3, 0.4, init == "gradinit")
+                r["history"][0]["curve"] = [{"step": k, "test_acc": 0.1 * k, "test_loss": 2.0} for k in (1, 2)]
+                runs[(arch, init, s)] = r
+    seq = {(init, lr): seq_run(0.9) for init in ("default", "gradinit") for lr in p.transformer.train.lrs}
+    m = Measured(runs, seq, TINIT, "cifar10", "imagefolder:x", 25000, 2000)
+    out = build(p, m)
+    write_figures(out, p, m, tmp_path / "plots" / "gradinit")
+    written = {f"plots/gradinit/{f.name}" for f in (tmp_path / "plots" / "gradinit").iterdir()}
+    stage = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["gradinit"]
+    declared = {next(iter(e)) if isinstance(e, dict) else e for e in stage["plots"]}
+    assert written == declared
