@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run the whole pipeline with one local Prefect server for all stages. Without arguments scripts/repro.py runs
 # the stages TENFOLD_JOBS at a time where the DAG allows (one `dvc repro` per stage, the way DVC documents parallel
-# stages); the default, auto, is cores // common.max_workers (1 on 2 cores: a plain `dvc repro`). TENFOLD_FORCE=1
-# reruns every stage (`make pipeline FORCE=1`); with arguments it is a plain `dvc repro "$@"`.
+# stages), sharing cores // common.threads CPU slots; the default, auto, is cores // common.max_workers (1 on 2
+# cores: a plain `dvc repro`). TENFOLD_FORCE=1 reruns every stage (`make pipeline FORCE=1`); with arguments it is a
+# plain `dvc repro "$@"`.
 # Every stage would otherwise start its own ephemeral Prefect API (~5-10 s each); with one server they connect
 # in about a second and the runs stay browsable at the printed URL while the pipeline runs.
 # TENFOLD_EPHEMERAL=1 skips the server (each stage then uses Prefect's ephemeral API, as a bare `dvc repro` does).

@@ -1,16 +1,18 @@
 """`dvc repro` with independent stages side by side: what `make pipeline` runs (scripts/pipeline.sh).
 
     python scripts/repro.py --jobs 2       # at most 2 stages at a time (TENFOLD_JOBS in pipeline.sh)
-    python scripts/repro.py                # --jobs auto: cores // common.max_workers + 1
-    python scripts/repro.py --jobs 1       # a plain `dvc repro`, one stage at a time
+    python scripts/repro.py                # --jobs auto: cores // common.max_workers; 1 = a plain `dvc repro`
 
 CPU slots: with more than one stage at a time, the stages share `cores // common.threads` CPU slots
 (tenfold.core.slots, $TENFOLD_CPU_SLOTS): a task's body waits for a free slot, so the stages together never run more
-compute threads than there are cores. Without them, 2 stages x 2 single-threaded workers on 2 cores needed 8-19% more
-CPU seconds per study (cache contention) and the pipeline was no faster than one stage at a time; with them a
-stage's idle phases (one task left, start-up, reports) are filled by the next stage's tasks. So auto is one stage
-more than the cores hold: the slots keep that stage from oversubscribing the cores, and its tasks take a core
-whenever the others leave one idle.
+compute threads than there are cores, and when one stage is down to one task, starting up or writing its report, the
+other stage's task takes the free core.
+
+Why auto stays cores // common.max_workers (1 on 2 cores): measured on 2 cores, two stages side by side filled the
+idle phases (busy 89% -> 96-97%), but the studies needed more CPU seconds (without slots 10% more, 54.1 min against
+53.0 one at a time; with slots security and augmentation still 17-19% more, 51.6 min against about 49 estimated one
+at a time from the CPU seconds; benchmarks/results.md). Where the cores outnumber one stage's workers, auto runs
+several stages and the slots keep them within the cores.
 
 DVC runs the stages of one `dvc repro` one after another. Its documented way to run independent stages at the same
 time is one `dvc repro` per stage; `--wait-for-lock` makes each wait for the repository lock DVC holds while it
@@ -246,9 +248,8 @@ def init_mlflow_store(root: Path, common) -> None:
 
 
 def auto_jobs(root: Path, cores: int | None = None, common=None) -> int:
-    """Stages at a time: as many as the cores hold (cores // common.max_workers), plus one that fills their gaps
-    (the CPU slots keep it from oversubscribing the cores)."""
-    return max(1, (cores or os.cpu_count() or 1) // (common or project_common(root)).max_workers) + 1
+    """Stages at a time that the cores hold with every stage's workers: cores // common.max_workers, at least 1."""
+    return max(1, (cores or os.cpu_count() or 1) // (common or project_common(root)).max_workers)
 
 
 @contextlib.contextmanager
@@ -276,7 +277,7 @@ def _interrupt(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--jobs", default="auto", help="stages at a time, or auto (cores // common.max_workers + 1)")
+    ap.add_argument("--jobs", default="auto", help="stages at a time, or auto (cores // common.max_workers)")
     ap.add_argument(
         "--force", action="store_true", help="run every stage (`dvc repro --force`), not only the changed ones"
     )
