@@ -60,7 +60,7 @@ class MazeCompare(Strict):
 
     enabled: bool = True
     iters: list[int] = [8]
-    epochs: int = Field(3, ge=1)
+    epochs: int = Field(4, ge=1)
     train_count: int = Field(4000, ge=1)
 
 
