@@ -9,10 +9,9 @@ compute threads than there are cores, and when one stage is down to one task, st
 other stage's task takes the free core.
 
 Why auto stays cores // common.max_workers (1 on 2 cores): measured on 2 cores, two stages side by side filled the
-idle phases (busy 89% -> 96-97%), but the studies needed more CPU seconds (without slots 10% more, 54.1 min against
-53.0 one at a time; with slots security and augmentation still 17-19% more, 51.6 min against about 49 estimated one
-at a time from the CPU seconds; benchmarks/results.md). Where the cores outnumber one stage's workers, auto runs
-several stages and the slots keep them within the cores.
+idle phases (busy 86-89% -> 93-96%), but the studies needed about 10% more CPU seconds, with or without slots: 54.1
+min against 53.0 one at a time without slots, 51.9 against 51.9 with them (benchmarks/results.md). Where the cores
+outnumber one stage's workers, auto runs several stages and the slots keep them within the cores.
 
 DVC runs the stages of one `dvc repro` one after another. Its documented way to run independent stages at the same
 time is one `dvc repro` per stage; `--wait-for-lock` makes each wait for the repository lock DVC holds while it
