@@ -107,26 +107,33 @@ def spread_entry(per_seed: dict[int, dict]) -> dict:
     return claims
 
 
+def machine_of(doc: dict, slug: str) -> str:
+    """The CPU a study's spread was measured on: its own entry in `machines`, else the file-wide `machine` of files
+    written before the per-study entries, else 'an unrecorded CPU'."""
+    cpu = (doc.get("machines") or {}).get(slug)
+    return cpu or (doc.get("machine") or {}).get("machine.cpu") or "an unrecorded CPU"
+
+
 def write_outputs(doc: dict, out: Path) -> None:
     out.write_text(json.dumps(doc, indent=2) + "\n")
-    cpu = (doc.get("machine") or {}).get("machine.cpu", "an unrecorded CPU")
     lines = [
         "# Claims over seeds (CPU default; seed 0 is the run that was locked when the benchmark ran)",
         "",
-        f"Each study was measured at the commit named in its row, on {cpu}; `benchmarks/seed_spread.json` holds the "
-        "values. A locked run on another CPU gives other floats: the reports then show it beside this spread "
+        "Each study was measured at the commit and on the CPU named in its row; `benchmarks/seed_spread.json` holds "
+        "the values. A locked run on another CPU gives other floats: the reports then show it beside this spread "
         "(`3 seeds + this run`).",
         "",
-        "| study | commit | claim | seeds | values | min | max | spread | held |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| study | commit | CPU | claim | seeds | values | min | max | spread | held |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for slug, claims in doc["studies"].items():
         commit = doc.get("commits", {}).get(slug, "")
+        cpu = machine_of(doc, slug)
         for cid, e in claims.items():
             v = e["values"]
             if v:
                 lines.append(
-                    f"| {slug} | {commit} | `{cid}` | {', '.join(map(str, e['seeds']))} "
+                    f"| {slug} | {commit} | {cpu} | `{cid}` | {', '.join(map(str, e['seeds']))} "
                     f"| {', '.join(f'{x:.3g}' for x in v)} | {min(v):.3g} | {max(v):.3g} "
                     f"| {max(v) - min(v):.3g} | {sum(e['holds'])} of {len(v)} |"
                 )
@@ -159,7 +166,12 @@ def main(argv=None) -> int:
     doc = json.loads(out.read_text()) if out.exists() else {}
     doc.setdefault("studies", {})
     doc.setdefault("commits", {})
-    doc["machine"] = machine_info()
+    # each study keeps the CPU it was measured on (a partial rerun on another machine must not relabel the others)
+    machines = doc.setdefault("machines", {})
+    for slug in doc["studies"]:
+        machines.setdefault(slug, machine_of(doc, slug))
+    doc.pop("machine", None)
+    cpu = machine_info().get("machine.cpu", "an unrecorded CPU")
     doc.pop("commit", None)
     doc.pop("seeds", None)
     with tempfile.TemporaryDirectory(prefix="tenfold-spread-") as tmp:
@@ -186,6 +198,7 @@ def main(argv=None) -> int:
                 continue
             doc["studies"][slug] = spread_entry(per_seed)
             doc["commits"][slug] = commit
+            machines[slug] = cpu
             write_outputs(doc, out)
             print(f"wrote {slug} into {out}", flush=True)
     if failed:

@@ -87,10 +87,15 @@ def test_seed_spread_benchmark_merges_studies_and_drops_missing_measurements(tmp
     out = tmp_path / "spread.json"
     write_outputs({"studies": {"maze": e}, "commits": {"maze": "abc1234"}}, out)
     assert json.loads(out.read_text())["studies"]["maze"] == e
-    assert "| maze | abc1234 | `a` | 0, 2 | 0.5, 0.2 | 0.2 | 0.5 | 0.3 | 1 of 2 |" in out.with_suffix(".md").read_text()
-    assert "on an unrecorded CPU;" in out.with_suffix(".md").read_text()  # the machine the spread was measured on
-    write_outputs({"studies": {"maze": e}, "machine": {"machine.cpu": "AMD EPYC"}}, out)
-    assert "on AMD EPYC;" in out.with_suffix(".md").read_text()
+    md = out.with_suffix(".md").read_text()
+    assert "| maze | abc1234 | an unrecorded CPU | `a` | 0, 2 | 0.5, 0.2 | 0.2 | 0.5 | 0.3 | 1 of 2 |" in md
+    # each study names the CPU it was measured on; a file from before the per-study entries names one for all
+    write_outputs({"studies": {"maze": e, "depth": e}, "machine": {"machine.cpu": "Xeon"}}, out)
+    assert "| maze |  | Xeon | `a` |" in out.with_suffix(".md").read_text()
+    doc = {"studies": {"maze": e, "depth": e}, "machines": {"maze": "AMD EPYC"}, "machine": {"machine.cpu": "Xeon"}}
+    write_outputs(doc, out)
+    md = out.with_suffix(".md").read_text()
+    assert "| maze |  | AMD EPYC | `a` |" in md and "| depth |  | Xeon | `a` |" in md
 
 
 def test_seed_spread_project_keeps_outputs_and_refresh_recopies_the_committed_code(tmp_path):
