@@ -57,6 +57,21 @@ def test_build_reads_the_folder_in_torchvisions_class_order_and_loads_back(tmp_p
     assert (tmp_path / "out" / "cifar10.npz").read_bytes() == (tmp_path / "out2" / "cifar10.npz").read_bytes()
 
 
+def test_the_threaded_read_keeps_the_sample_order_and_names_the_first_broken_file(tmp_path, monkeypatch):
+    shared = _folder(tmp_path / "shared", 3) / "cifar10"
+    files = sorted((shared / "test").glob("*/*.png"))  # ImageFolder's order: class folders, then file names
+    expect = np.stack([np.asarray(Image.open(f)).transpose(2, 0, 1) for f in files])
+    for n in (1, 8):
+        monkeypatch.setattr(cifar10, "READ_THREADS", n)
+        x, y = cifar10._read_split(shared / "test")
+        np.testing.assert_array_equal(x, expect)
+        assert y.tolist() == [c for c in range(10) for _ in range(3)]
+    for cls in ("truck", "airplane"):  # two broken files: the error is the first in sample order, at any thread count
+        Image.new("RGB", (30, 30)).save(shared / "test" / cls / "zz.png")
+    with pytest.raises(sources.DataCorrupt, match=r"airplane/zz\.png: a 30x30 RGB"):
+        cifar10._read_split(shared / "test")
+
+
 def test_torchvision_path_is_taken_first_and_sources_are_never_mixed(tmp_path, monkeypatch):
     shared = _folder(tmp_path / "shared")
     fake = (
