@@ -7,9 +7,11 @@ kept in a marked section of `benchmarks/results.md` (`make bench` keeps that sec
 Wall time covers the flow from `prepare` to `publish` (no interpreter start, no DVC); CPU time is that process's
 (all threads; work on Dask workers is not counted). Budgets from the issues: each study <= 10 min on 2 cores.
 
-`make pipeline` runs independent stages side by side (scripts/repro.py), so a study's wall time there includes the
-cores it shared: a wall within 10 minutes is within budget alone too; a longer one is judged on its CPU seconds
-(alone on 2 cores the study flows took 1.06-1.34 times CPU/2, `ALONE_FACTOR` is the largest).
+On 2 cores `make pipeline` runs one stage at a time; with `JOBS=2`, or on a machine with more cores than one stage's
+workers, scripts/repro.py runs independent stages side by side, and a study's wall time then includes the cores it
+shared: a wall within 10 minutes is within budget alone too; a longer one is judged on its CPU seconds (alone on 2
+cores the study flows took 1.06-1.34 times CPU/2, `ALONE_FACTOR` is the largest). A wall over 10 minutes with CPU
+seconds that fit is marked "yes alone (~N s)": an estimate, not a measurement.
 """
 
 from __future__ import annotations
