@@ -29,7 +29,7 @@ P = validate_section(
         "drop_target": 0.5,
         "online_tolerance": 5.0,
         "accept_min_surrogate_acc": 0.3,
-        "counter": {"augmentations": ["mixup", "cutmix"]},
+        "counter": {"adversarial_training": True, "mixup_alpha": 1.0, "augmentations": ["mixup", "cutmix"]},
         "diagnostics": {"step_snapshots": [10, 50], "eps_sweep": [4.0, 16.0]},
     },
 )

@@ -23,7 +23,7 @@ class FairnessData(Strict):
     """The secondary datasets (medical, tabular; digits and CelebA on request) and how much of each (seeded,
     stratified by label x group)."""
 
-    datasets: list[Literal["hearts", "adult", "compas", "german", "digits", "celeba"]] = ["hearts", "german", "compas"]
+    datasets: list[Literal["hearts", "adult", "compas", "german", "digits", "celeba"]] = ["hearts"]
     test_fraction: float = Field(0.3, gt=0, lt=1)
     max_train: int | None = Field(1500, ge=20, description="cap on training rows (large sets); null = all")
     max_test: int | None = Field(4000, ge=20, description="cap on test rows; null = all")
@@ -209,7 +209,7 @@ class FairnessBaseline(Strict):
     eps: float = Field(0.01, gt=0, description="ExponentiatedGradient constraint slack")
     pca_components: int = Field(64, ge=1, description="faces: pixels reduced to this many principal components")
     embeddings: list[Literal["ms1m", "casia"]] = Field(
-        default_factory=lambda: ["ms1m"],
+        default_factory=list,
         description="faces: also fit the reduction on these pretrained recognizers' embeddings of the faces",
     )
 

@@ -148,14 +148,16 @@ class LowKeySweep(Strict):
     probes_per_identity: int = Field(1, ge=1, le=5)
     max_probes: int | None = Field(20, ge=1, description="cap on the other runs' probes (the first identities)")
     points: list[SweepPoint] = Field(
-        default_factory=lambda: [SweepPoint(step="sign", c_sim=0.05, n_iters=28), SweepPoint(models=["ft_arcface"])]
+        default_factory=list,
+        description="further runs (CPU default: none; profile cpu-full: the release's sign step and ft_arcface alone)",
     )
 
 
 class LowKeyAtt(Strict):
-    """The second, smaller table: the same filter and judges on the AT&T faces (grey 92x112, 40 subjects)."""
+    """The second, smaller table: the same filter and judges on the AT&T faces (grey 92x112, 40 subjects); off in
+    the CPU default (profile cpu-full)."""
 
-    enabled: bool = True
+    enabled: bool = False
     subjects: int | None = Field(20, ge=2, description="first k subjects (null = all 40)")
     gallery_number: int = Field(1, ge=1, le=10)
     probes_per_subject: int = Field(1, ge=1, le=9)

@@ -67,7 +67,7 @@ class MinimaxEval(Strict):
     steps: int = Field(10, ge=1, description="CIFAR-10 code: 20 (of 0.0031)")
     step_size: float = Field(2 / 255, gt=0)
     restarts: int = Field(1, ge=1, description="code: 10")
-    alphas: list[float] = Field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0], min_length=2)
+    alphas: list[float] = Field(default_factory=lambda: [0.0, 2.0], min_length=2)
     claim_alpha: float = Field(2.0, gt=0, description="alpha_pgd of the non-uniform attack used by the claim")
     uniform_tolerance: float = Field(2.0, ge=0, description="points of uniform robust accuracy allowed to drop")
     shift_classes: int = Field(

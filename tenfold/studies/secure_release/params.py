@@ -90,10 +90,10 @@ class Online(Strict):
 class Counter(Strict):
     """An adversary's counter-moves against the released data (victim = victims.archs[0])."""
 
-    adversarial_training: bool = True
+    adversarial_training: bool = False
     at_eps: float = Field(8.0, gt=0, description="PGD-AT budget /255")
     at_steps: int = Field(3, ge=1)
-    mixup_alpha: float | None = Field(1.0, gt=0, description="alpha of the strong augmentations; null = off")
+    mixup_alpha: float | None = Field(None, gt=0, description="alpha of the strong augmentations; null = off")
     augmentations: list[Literal["mixup", "cutmix"]] = Field(
         default_factory=lambda: ["mixup", "cutmix"],
         description="strong augmentations from the dataset-security registry (tenfold/components/defenses/augment.py)",

@@ -14,7 +14,7 @@ class Data(Strict):
     """`cifar10`: the arrays of DVC stage build_cifar10 (<data_root>/cifar10); `mnist5k`, `digits`: packaged digits."""
 
     dataset: Literal["mnist5k", "digits", "cifar10"] = "cifar10"
-    n_train: int = Field(4000, ge=20, description="class-stratified seeded training subset")
+    n_train: int = Field(3000, ge=20, description="class-stratified seeded training subset")
     n_test: int = Field(2000, ge=10, description="class-stratified seeded test subset (targets, triggers, accuracy)")
 
 
