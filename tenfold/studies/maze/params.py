@@ -17,7 +17,7 @@ def _odd(v: int) -> int:
 
 class MazeData(Strict):
     train_size: int = 9
-    train_count: int = Field(4500, ge=1)
+    train_count: int = Field(6000, ge=1)
     test_sizes: list[int] = [9, 13, 17]
     test_count: int = Field(400, ge=1)
     scale: Literal[1, 2] = Field(
