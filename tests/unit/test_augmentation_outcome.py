@@ -150,3 +150,19 @@ def test_figure_is_written_and_listed(tmp_path):
     assert (tmp_path / "acc_vs_success.csv").read_text().splitlines()[0] == ",".join(COLUMNS)
     assert [f["path"] for f in out.figures] == ["plots/augmentation/acc_vs_success.png"]
     assert (tmp_path / "acc_vs_success.png").exists()
+
+
+def test_dpsgd_victims_that_failed_training_are_named_not_called_undefended():
+    """A DP-SGD level whose every victim fell below the minimum clean accuracy has no success rate: the note says it
+    failed to train (the CPU default's sigma 1 on 3,000 images), not that it defended worse than CutMix."""
+    s = _summary()
+    s[("badnets", dp_label(0.5))] = {"trials": 1, "failed": 1}
+    s[("badnets", dp_label(1.5))] = {"trials": 1, "failed": 1}
+    found, notes = claims(P, s, LABELS, CONTROL)
+    assert found[1].measured is None and not found[1].holds
+    note = next(n for n in notes if "DP-SGD" in n)
+    assert note.startswith("DP-SGD failed to train at dpsgd(sigma=0.5), dpsgd(sigma=1.5)") and "not measurable" in note
+    assert "did not defend" not in note
+    s[("badnets", dp_label(1.5))] = _s(0.3, 0.6)  # one level trained but defends worse than CutMix's 0.2
+    note = next(n for n in claims(P, s, LABELS, CONTROL)[1] if "DP-SGD" in n)
+    assert "failed to train at dpsgd(sigma=0.5)" in note and "at dpsgd(sigma=1.5) it did not defend" in note

@@ -161,9 +161,17 @@ def claims(
             f"clean accuracy {m(chosen, 'clean_acc'):.3f})."
         )
     elif dps:
+        failed = [d for d in dps if _get(summary, bd, d, "trials") and m(d, "failed") == m(d, "trials")]
+        trained = [d for d in dps if d not in failed]
         notes.append(
-            "No DP-SGD noise level defended the backdoor as well as CutMix; `dpsgd_cost` is not measurable "
-            "at these noise levels (holds = false)."
+            (
+                f"DP-SGD failed to train at {', '.join(failed)}: every victim stayed below the victims' minimum "
+                "clean accuracy (the table's `failed` column), so it enters no mean"
+                + (f"; at {', '.join(trained)} it did not defend the backdoor as well as CutMix" if trained else "")
+                if failed
+                else "No DP-SGD noise level defended the backdoor as well as CutMix"
+            )
+            + "; `dpsgd_cost` is not measurable at these noise levels (holds = false)."
         )
     c2 = claim(
         "dpsgd_cost",
