@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +38,36 @@ def within_budget(wall: float, cpu: float | None, cores: int = 2) -> str:
     return "**no**"
 
 
-def table(results_dir: Path) -> str:
+def host(cpuinfo: str | None = None, capability: str | None = None) -> str:
+    """The CPU this table is made on, precisely enough to tell two hosts apart: "AMD EPYC" alone named both a Zen 3
+    host (AVX2) and an earlier one that ran the same code 1.6x faster with other floats (2026-12-02). `cpuinfo`: the
+    text of /proc/cpuinfo (read when None); `capability`: torch's CPU capability (asked when None)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    if capability is None:
+        try:
+            import torch
+
+            capability = str(torch.backends.cpu.get_cpu_capability())
+        except ImportError:
+            capability = "unknown"
+
+    def field(name: str) -> str:
+        m = re.search(rf"^{name}\s*:\s*(.*)$", cpuinfo, re.M)
+        return m.group(1).strip() if m else "?"
+
+    flags = set(field("flags").split())
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return (
+        f"{field('model name')} (family {field('cpu family')}, model {field('model')}, stepping {field('stepping')}; "
+        f"{vector}; torch CPU capability {capability}; {os.cpu_count()} cores)"
+    )
+
+
+def table(results_dir: Path, host_line: str | None = None) -> str:
     rows, total_wall, total_cpu = [], 0.0, 0.0
     for f in sorted(results_dir.glob("*.json")):
         run = json.loads(f.read_text()).get("run", {})
@@ -51,7 +81,8 @@ def table(results_dir: Path) -> str:
     head = [
         "## Per-study times of the last pipeline run",
         "",
-        f"From `results/*.json` ({os.cpu_count()} cores); wall and CPU seconds of each study flow.",
+        f"From `results/*.json`; wall and CPU seconds of each study flow. Host when this table was made (the run's "
+        f"host when it is made right after the run): {host_line or host()}.",
         "",
         "| study | wall s | CPU s | within 10 min |",
         "|---|---|---|---|",
