@@ -34,9 +34,17 @@ def channels_last(model: torch.nn.Module) -> torch.nn.Module:
     oneDNN skips the reorder around every convolution: training steps of the studies' conv nets run 1.05-1.4x
     faster on a CPU (`python -m benchmarks.bench_layout`). Outputs equal the default layout's up to float rounding
     (another summation order), so a run is bit-reproducible in either layout, not across the two."""
-    if any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    if convs and not any(_nhwc_crashes(c) for c in convs):
         model.to(memory_format=torch.channels_last)
     return model
+
+
+def _nhwc_crashes(conv: torch.nn.Conv2d) -> bool:
+    """A strided 1x1 convolution on fewer than 8 input channels corrupts the heap in its channels-last backward
+    (torch 2.14.1 on an AVX2 CPU, AMD Zen 3: `free(): invalid pointer` or a segfault; 8 and more channels, 3x3 kernels
+    and AVX-512 hosts ran fine), as in a width-4 ResNet's shortcut. Such a model stays in the default layout."""
+    return conv.kernel_size == (1, 1) and max(conv.stride) > 1 and conv.in_channels < 8
 
 
 # ---------------------------------------------------------------- atomic writes

@@ -87,3 +87,23 @@ def _release_net():
 def test_the_studies_builders_return_channels_last_conv_nets(make):
     weights = _conv_weights(make())
     assert weights and all(_is_nhwc(w) for w in weights)
+
+
+def test_a_strided_1x1_convolution_on_few_channels_keeps_the_default_layout_and_trains():
+    """Channels-last backward of a strided 1x1 convolution on fewer than 8 input channels corrupted the heap on an
+    AVX2 host (a width-4 ResNet's shortcut, `profiles/tiny.yaml`): such a model stays NCHW, and its training step
+    runs; at 16 channels the same shortcut goes channels-last."""
+    from tenfold.components.victims import ResNet
+
+    torch.manual_seed(0)
+    small = channels_last(ResNet(1, 10, width=4, blocks=(1,), first_stride=2))
+    assert not any(_is_nhwc(w) for w in _conv_weights(small))
+    opt = torch.optim.SGD(small.parameters(), lr=0.1)
+    for _ in range(20):
+        loss = nn.functional.cross_entropy(small(torch.randn(64, 1, 8, 8)), torch.randint(0, 10, (64,)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert torch.isfinite(loss)
+    wide = channels_last(ResNet(1, 10, width=16, blocks=(1,), first_stride=2))
+    assert all(_is_nhwc(w) for w in _conv_weights(wide))
