@@ -141,7 +141,7 @@ def write_outputs(doc: dict, out: Path) -> None:
 
 
 def main(argv=None) -> int:
-    from tenfold.core.runtime import machine_info
+    from tenfold.core.runtime import describe_host
     from tenfold.registry import STUDIES
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -171,7 +171,7 @@ def main(argv=None) -> int:
     for slug in doc["studies"]:
         machines.setdefault(slug, machine_of(doc, slug))
     doc.pop("machine", None)
-    cpu = machine_info().get("machine.cpu", "an unrecorded CPU")
+    cpu = describe_host()  # family, model, stepping and vector width: two CPUs named "AMD EPYC" differed 2x in speed
     doc.pop("commit", None)
     doc.pop("seeds", None)
     with tempfile.TemporaryDirectory(prefix="tenfold-spread-") as tmp:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,32 +37,11 @@ def within_budget(wall: float, cpu: float | None, cores: int = 2) -> str:
 
 
 def host(cpuinfo: str | None = None, capability: str | None = None) -> str:
-    """The CPU this table is made on, precisely enough to tell two hosts apart: "AMD EPYC" alone named both a Zen 3
-    host (AVX2) and an earlier one that ran the same code 1.6x faster with other floats (2026-12-02). `cpuinfo`: the
-    text of /proc/cpuinfo (read when None); `capability`: torch's CPU capability (asked when None)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpuinfo = ""
-    if capability is None:
-        try:
-            import torch
+    """The CPU this table is made on, by family, model, stepping and vector width (`runtime.describe_host`): "AMD
+    EPYC" alone named two hosts that ran the same code at twice the speed of each other."""
+    from tenfold.core.runtime import describe_host
 
-            capability = str(torch.backends.cpu.get_cpu_capability())
-        except ImportError:
-            capability = "unknown"
-
-    def field(name: str) -> str:
-        m = re.search(rf"^{name}\s*:\s*(.*)$", cpuinfo, re.M)
-        return m.group(1).strip() if m else "?"
-
-    flags = set(field("flags").split())
-    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    return (
-        f"{field('model name')} (family {field('cpu family')}, model {field('model')}, stepping {field('stepping')}; "
-        f"{vector}; torch CPU capability {capability}; {os.cpu_count()} cores)"
-    )
+    return describe_host(cpuinfo, capability)
 
 
 def table(results_dir: Path, host_line: str | None = None) -> str:

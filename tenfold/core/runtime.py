@@ -148,23 +148,59 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def cpu_identity(cpuinfo: str | None = None) -> dict[str, str]:
+    """The CPU precisely enough to tell two hosts apart: the model name alone ("AMD EPYC") named both a Zen 3 host
+    (AVX2) and an earlier one (AVX-512) that ran the same code twice as fast with other floats (2026-12-02).
+    `cpuinfo`: the text of /proc/cpuinfo (read when None; "?" for what it does not say)."""
+    import re
+
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+
+    def field(name: str) -> str:
+        m = re.search(rf"^{name}\s*:\s*(.*)$", cpuinfo, re.M)
+        return m.group(1).strip() if m else "?"
+
+    flags = set(field("flags").split())
+    return {
+        "name": field("model name"),
+        "family": field("cpu family"),
+        "model": field("model"),
+        "stepping": field("stepping"),
+        "vector": "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2",
+    }
+
+
+def describe_host(cpuinfo: str | None = None, capability: str | None = None) -> str:
+    """One line naming this host's CPU for tables and spread files, e.g. "AMD EPYC (family 25, model 1, stepping 1;
+    AVX2; torch CPU capability AVX2; 2 cores)". `capability`: torch's CPU capability (asked when None)."""
+    c = cpu_identity(cpuinfo)
+    if capability is None:
+        capability = str(torch.backends.cpu.get_cpu_capability())
+    return (
+        f"{c['name']} (family {c['family']}, model {c['model']}, stepping {c['stepping']}; {c['vector']}; "
+        f"torch CPU capability {capability}; {os.cpu_count()} cores)"
+    )
+
+
 def machine_info() -> dict[str, str]:
-    """What a floating-point difference between two runs can be traced to: CPU model, core and thread counts,
-    torch, its BLAS and CPU capability. Logged as tags on every MLflow run."""
+    """What a floating-point difference between two runs can be traced to: CPU model name, family, model, stepping
+    and vector width, core and thread counts, torch, its BLAS and CPU capability. Logged as tags on every MLflow run."""
     import platform
     import re
 
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            m = re.search(r"^model name\s*:\s*(.+)$", f.read(), re.M)
-            cpu = m.group(1).strip() if m else cpu
-    except OSError:
-        pass
+    c = cpu_identity()
     cfg = torch.__config__.show()
     blas = re.search(r"BLAS_INFO=(\w+)", cfg)
     return {
-        "machine.cpu": cpu,
+        "machine.cpu": c["name"] if c["name"] != "?" else platform.processor() or "unknown",
+        "machine.cpu_family": c["family"],
+        "machine.cpu_model": c["model"],
+        "machine.cpu_stepping": c["stepping"],
+        "machine.cpu_vector": c["vector"],
         "machine.cores": str(os.cpu_count()),
         "machine.torch_threads": str(torch.get_num_threads()),
         "machine.torch": torch.__version__,

@@ -80,6 +80,7 @@ def test_dvc_repro_runs_every_study_with_metrics_reports_and_mlflow(project):
             tags = run.data.tags
             assert tags["study"] == slug and tags["dvc_stage"] and len(tags["git_commit"]) >= 40, (slug, tags)
             assert tags["machine.cpu"] and tags["machine.torch_threads"] and tags["machine.blas"], (slug, tags)
+            assert tags["machine.cpu_family"] and tags["machine.cpu_vector"], (slug, tags)  # not the bare name
         parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
         assert parents and all(any(k.startswith(f"{slug}.") for k in run.data.params) for run in parents), slug
         # the run that published logged the headline numbers and one 0/1 metric per claim, as in the files
