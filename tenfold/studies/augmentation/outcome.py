@@ -161,7 +161,7 @@ def claims(
             f"clean accuracy {m(chosen, 'clean_acc'):.3f})."
         )
     elif dps:
-        failed = [d for d in dps if _get(summary, bd, d, "trials") and m(d, "failed") == m(d, "trials")]
+        failed = [d for d in dps if m(d, "trials") and m(d, "failed") == m(d, "trials")]
         trained = [d for d in dps if d not in failed]
         notes.append(
             (
