@@ -35,8 +35,11 @@ def spread_verdict(
     """The seed spread of a claim's measurement (from benchmarks/seed_spread.json: values over >= 3 seeds) as a
     table cell, and whether the claim's margin to its target is smaller than that spread (then its `holds` could
     flip with the seed or the CPU). `seeds_run`: every seed the study ran (`study_seeds`); the cell names the seeds
-    where the claim was not measurable, and a claim measured at one seed only shows that value."""
+    where the claim was not measurable, and a claim measured at one seed only shows that value; one the benchmark
+    ran but never measured shows those seeds ("n/a at seeds 0, 1, 2")."""
     if not (spread or {}).get("values"):
+        if spread is not None and seeds_run:
+            return f"n/a at seed{'s' if len(seeds_run) > 1 else ''} {', '.join(map(str, seeds_run))}", False
         return "", False
     seeds = [int(s) for s in spread.get("seeds", [])]
     missing = [s for s in seeds_run or [] if seeds and s not in seeds]

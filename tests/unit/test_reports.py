@@ -30,6 +30,9 @@ def test_a_claim_measurable_at_some_seeds_only_names_them():
     one = {"seeds": [1], "values": [0.1175], "holds": [True]}
     assert spread_verdict(c, one, [0, 1, 2]) == ("0.117 (seed 1 only, held; n/a at seeds 0, 2)", False)
     assert spread_verdict(c, {"values": [0.9]}) == ("0.9 (1 seed)", False)
+    # in the spread file but measurable at no seed: the cell says so instead of staying empty
+    assert spread_verdict(c, {"seeds": [], "values": []}, [0, 1, 2]) == ("n/a at seeds 0, 1, 2", False)
+    assert spread_verdict(c, None, [0, 1, 2]) == ("", False)
     two = {"seeds": [0, 2], "values": [0.93, 0.99], "holds": [True, True]}
     assert spread_verdict(c, two, [0, 1, 2]) == ("0.93 to 0.99 (2 seeds, held in 2; n/a at seed 1)", True)
     full = {"seeds": [0, 1, 2], "values": [0.93, 0.97, 0.99]}
