@@ -10,8 +10,10 @@ setup:
 pipeline: setup
 	TENFOLD_JOBS=$(or $(JOBS),$(TENFOLD_JOBS),auto) TENFOLD_FORCE=$(FORCE) bash scripts/pipeline.sh
 
+# the suite in TEST_WORKERS processes (default: one per core), a test file per process at a time: the slow tests
+# wait on servers and start interpreters, so two of them share 2 cores well (benchmarks/results.md, "CI time")
 test: setup lint
-	$(ENV) python -m pytest -m "slow or not slow" -q --durations=25
+	$(ENV) python -m pytest -m "slow or not slow" -q --durations=25 -n $(or $(TEST_WORKERS),auto) --dist loadfile
 
 test-fast: setup
 	$(ENV) python -m pytest -q

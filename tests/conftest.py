@@ -12,7 +12,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect-test"))
+# one Prefect home per pytest-xdist worker (`make test` runs the files in parallel processes)
+os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect-test" / os.environ.get("PYTEST_XDIST_WORKER", "main")))
 import tasks._env  # noqa: E402,F401  (telemetry off before prefect/mlflow import)
 from tenfold.core.config import deep_merge  # noqa: E402
 
