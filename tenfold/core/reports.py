@@ -29,6 +29,10 @@ def _with_this_run(c: dict, spread: dict, run_seed: int | None) -> tuple[list, l
     return values + [m], (list(held) + [bool(c.get("holds"))]) if held else held, True
 
 
+def _not_measured_at(seeds: list[int]) -> str:
+    return f"n/a at seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+
+
 def spread_verdict(
     c: dict, spread: dict | None, seeds_run: list[int] | None = None, run_seed: int | None = None
 ) -> tuple[str, bool]:
@@ -38,12 +42,10 @@ def spread_verdict(
     where the claim was not measurable, and a claim measured at one seed only shows that value; one the benchmark
     ran but never measured shows those seeds ("n/a at seeds 0, 1, 2")."""
     if not (spread or {}).get("values"):
-        if spread is not None and seeds_run:
-            return f"n/a at seed{'s' if len(seeds_run) > 1 else ''} {', '.join(map(str, seeds_run))}", False
-        return "", False
+        return (_not_measured_at(seeds_run) if spread is not None and seeds_run else ""), False
     seeds = [int(s) for s in spread.get("seeds", [])]
     missing = [s for s in seeds_run or [] if seeds and s not in seeds]
-    na = f"; n/a at seed{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))}" if missing else ""
+    na = f"; {_not_measured_at(missing)}" if missing else ""
     values, held, extra = _with_this_run(c, spread, run_seed)
     if len(values) == 1:
         at = f"seed {seeds[0]} only" if seeds else "1 seed"
