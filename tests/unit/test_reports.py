@@ -135,3 +135,46 @@ def test_a_committed_run_that_differs_from_the_spreads_value_at_its_seed_widens_
     assert spread_verdict(c, spread, [0, 1, 2], run_seed=7)[0] == "0.95 to 0.99 (3 seeds, held in 3)"
     text = render(_results(0.90), "reports", {"extrapolation": spread}, run_seed=0)
     assert "0.9 to 0.99 (3 seeds + this run, held in 4)" in text and "`+ this run`" in text
+
+
+def test_seed_spread_of_another_configuration_keeps_its_projects_and_file_apart(tmp_path, capsys):
+    import pytest
+    import yaml
+
+    from benchmarks.seed_spread import HERE, _project, main, parse_sets, write_outputs
+
+    sets = parse_sets(["security.craft.targets=24", "security.data.n_train=4000", "maze.eval.test_iters=[5, 10]"])
+    assert sets == {"security.craft.targets": 24, "security.data.n_train": 4000, "maze.eval.test_iters": [5, 10]}
+    for bad in ["security.craft.targets", "targets=24", "security..targets=24"]:
+        with pytest.raises(ValueError, match="section.key=value"):
+            parse_sets([bad])
+    proj = _project(1, tmp_path, sets={"security.craft.targets": 24})
+    default = _project(1, tmp_path)
+    assert proj != default and proj.parent.name == "seed1-security.craft.targets=24"
+    p = yaml.safe_load((proj / "params.yaml").read_text())
+    assert p["common"]["seed"] == 1 and p["security"]["craft"]["targets"] == 24
+    assert (
+        p["security"]["craft"]["trials"]
+        == yaml.safe_load((default / "params.yaml").read_text())["security"]["craft"]["trials"]
+    )  # the rest of the section as committed
+    assert yaml.safe_load((default / "params.yaml").read_text())["security"]["craft"]["targets"] != 24
+    # the reports read seed_spread.json as the default's spread: another configuration must not write there, nor
+    # into a file of a third configuration; each refusal comes before any stage runs
+    committed = (HERE / "seed_spread.json").read_text()
+    other = tmp_path / "other.json"
+    other.write_text('{"studies": {"security": {}}, "sets": {"security.craft.targets": 16}}')
+    for argv, msg in [
+        (["--set", "security.craft.targets=24"], "give it its own --out"),
+        (["--set", "common.seed=3", "--out", str(tmp_path / "s.json")], "use --seeds"),
+        (["--set", "security.craft.targets=24", "--out", str(other)], "holds another configuration"),
+        (["--out", str(other)], "holds another configuration"),
+    ]:
+        with pytest.raises(SystemExit) as e:
+            main([*argv, "--studies", "security", "--work", str(tmp_path / "w")])
+        assert e.value.code == 2 and msg in capsys.readouterr().err
+    assert (HERE / "seed_spread.json").read_text() == committed and not (tmp_path / "w").exists()
+    doc = {"sets": sets, "studies": {"security": {"c": {"seeds": [0], "values": [0.25], "holds": [False]}}}}
+    write_outputs(doc, tmp_path / "gm.json")
+    md = (tmp_path / "gm.md").read_text()
+    assert "CPU default with `security.craft.targets=24`, `security.data.n_train=4000`" in md
+    assert "The reports do not read this file" in md and "`gm.json` holds" in md
