@@ -139,6 +139,7 @@ def overlay_yaml_text(text: str, overlay: dict) -> str:
     import io
 
     from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
     rt = YAML()
     rt.preserve_quotes = True
@@ -152,12 +153,22 @@ def overlay_yaml_text(text: str, overlay: dict) -> str:
             old = node.get(k)
             if isinstance(v, dict) and isinstance(old, dict):
                 merge(old, v)
-            elif isinstance(v, list) and isinstance(old, list):
+            elif isinstance(v, list) and isinstance(old, list) and v:
                 old[:] = copy.deepcopy(v)  # same node: keeps its flow/block style and comments
+            elif isinstance(v, (list, dict)) and not v:
+                # an emptied block collection keeps its block style and dumps as a broken `[]` line: a new, flow-style
+                # node (`key: []`; the comment after the key stays with the key)
+                empty = CommentedSeq() if isinstance(v, list) else CommentedMap()
+                empty.fa.set_flow_style()
+                node[k] = empty
             else:
                 node[k] = copy.deepcopy(v)
 
     merge(doc, overlay or {})
     out = io.StringIO()
     rt.dump(doc, out)
-    return out.getvalue()
+    text_out = out.getvalue()
+    # never hand back a file that reads differently from the merge it stands for (a params file is rewritten with it)
+    if yaml.safe_load(text_out) != deep_merge(yaml.safe_load(text) or {}, overlay or {}):
+        raise TenfoldError("could not write the merged params while keeping the file's layout; nothing was written")
+    return text_out

@@ -107,3 +107,23 @@ def test_reading_params_imports_no_study_code():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['tenfold.studies.smoothing.params']"
+
+
+def test_overlay_keeps_the_layout_and_writes_an_emptied_block_list_as_valid_yaml():
+    """An overlay that empties a block-style list (security.grid_focus, a list of mappings with comments) once
+    dumped a bare `[]` line that broke the rest of the section; every overlay must read back as the merge."""
+    from tenfold.core.config import deep_merge, overlay_yaml_text
+
+    text = (ROOT / "params.yaml").read_text()
+    for overlay in [
+        {"security": {"grid_focus": [], "craft": {"adaptive": [], "targets": 24}, "grid_defenses": ["none"]}},
+        {"security": {"grid_focus": [{"attacks": ["patch"], "defenses": ["none"]}]}},
+        {"security": {"defense": {}}, "maze": {"eval": {"test_iters": []}}},  # {} merges nothing, as deep_merge
+    ]:
+        out = overlay_yaml_text(text, overlay)
+        assert yaml.safe_load(out) == deep_merge(yaml.safe_load(text), overlay)
+        assert "# Study `augmentation` (arXiv:2011.09527)" in out  # comments elsewhere kept
+    out = overlay_yaml_text(text, {"security": {"grid_focus": []}})
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("grid_focus:"))
+    assert line.split("#")[0].strip() == "grid_focus: []" and "# CPU budget" in line  # the key's comment stays
+    assert "gm_success_target: 0.3\n" in out  # the keys after it keep their own lines
