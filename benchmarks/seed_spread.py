@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -65,7 +66,7 @@ def _nested(sets: dict[str, object]) -> dict:
 
 def _project_dir(seed: int, work: Path, sets: dict[str, object] | None = None) -> Path:
     name = f"seed{seed}" + "".join(f"-{k}={v}" for k, v in sorted((sets or {}).items()))
-    return work / name.replace("/", "_").replace(" ", "") / "proj"
+    return work / re.sub(r"[^\w.=,+-]", "", name) / "proj"  # a plain folder name: no quotes, brackets, spaces
 
 
 def _project(seed: int, work: Path, refresh: bool = False, sets: dict[str, object] | None = None) -> Path:

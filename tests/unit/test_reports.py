@@ -151,6 +151,9 @@ def test_seed_spread_of_another_configuration_keeps_its_projects_and_file_apart(
     proj = _project(1, tmp_path, sets={"security.craft.targets": 24})
     default = _project(1, tmp_path)
     assert proj != default and proj.parent.name == "seed1-security.craft.targets=24"
+    listed = _project(1, tmp_path, sets=parse_sets(["security.craft.attacks=[gradient_matching]"]))
+    assert listed.parent.name == "seed1-security.craft.attacks=gradient_matching"  # a plain folder name
+    assert yaml.safe_load((listed / "params.yaml").read_text())["security"]["craft"]["attacks"] == ["gradient_matching"]
     p = yaml.safe_load((proj / "params.yaml").read_text())
     assert p["common"]["seed"] == 1 and p["security"]["craft"]["targets"] == 24
     assert (
