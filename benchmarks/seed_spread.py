@@ -41,27 +41,16 @@ class StageFailed(RuntimeError):
 
 def parse_sets(items: list[str]) -> dict[str, object]:
     """`section.key=value` strings (the value read as YAML: `24`, `[1, 2]`, `null`) -> {dotted key: value}."""
+    import yaml
+
     out: dict[str, object] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         parts = key.strip().split(".")
         if not sep or len(parts) < 2 or not all(parts):
             raise ValueError(f"--set {item!r}: expected section.key=value, e.g. security.craft.targets=24")
-        import yaml
-
         out[key.strip()] = yaml.safe_load(raw)
     return out
-
-
-def _nested(sets: dict[str, object]) -> dict:
-    tree: dict = {}
-    for dotted, value in sets.items():
-        *parents, leaf = dotted.split(".")
-        node = tree
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return tree
 
 
 def _project_dir(seed: int, work: Path, sets: dict[str, object] | None = None) -> Path:
@@ -74,14 +63,14 @@ def _project(seed: int, work: Path, refresh: bool = False, sets: dict[str, objec
     under `work` so that a later study at the same seed reuses the data stages already built there (a project with
     `sets` under its own name, never one of the default's). `refresh`: copy the committed files again over a kept
     project (its data and outputs stay), for a rerun after a code change."""
-    from tenfold.core.config import deep_merge, overlay_yaml_text
+    from tenfold.core.config import deep_merge, overlay_yaml_text, unflatten
 
     proj = _project_dir(seed, work, sets)
     if refresh or not (proj / "params.yaml").exists():
         proj.mkdir(parents=True, exist_ok=True)
         subprocess.run(["git", "checkout-index", "--all", "--force", f"--prefix={proj}/"], cwd=ROOT, check=True)
         params = proj / "params.yaml"
-        overlay = deep_merge(_nested(sets or {}), {"common": {"seed": seed}})
+        overlay = deep_merge(unflatten(sets or {}), {"common": {"seed": seed}})
         params.write_text(overlay_yaml_text(params.read_text(), overlay))
     return proj
 

@@ -105,21 +105,15 @@ def _scheduled_date() -> str:
 def write_params(params_path: Path, values: dict[str, str]) -> dict[str, str]:
     """Write dotted `section.key: value` pairs into params.yaml (comments kept), validated first. `{date}` in a
     value becomes the run's scheduled date. Returns what was written."""
-    from tenfold.core.config import deep_merge, overlay_yaml_text, read_yaml
+    from tenfold.core.config import deep_merge, overlay_yaml_text, read_yaml, unflatten
     from tenfold.core.runtime import atomic_write_text
     from tenfold.registry import validate_section
 
     today = _scheduled_date()
-    overlay: dict = {}
-    written = {}
-    for dotted, value in values.items():
-        value = value.replace(DATE, today) if isinstance(value, str) else value
-        node = overlay
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-        written[dotted] = value
+    written = {
+        dotted: value.replace(DATE, today) if isinstance(value, str) else value for dotted, value in values.items()
+    }
+    overlay = unflatten(written)
     merged = deep_merge(read_yaml(params_path), overlay)
     for section in overlay:
         validate_section(section, merged.get(section, {}), str(params_path))

@@ -133,6 +133,18 @@ def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def unflatten(dotted: Mapping[str, Any]) -> dict[str, Any]:
+    """The inverse of `flatten`: {"section.key": value} -> {"section": {"key": value}}."""
+    tree: dict[str, Any] = {}
+    for key, value in dotted.items():
+        *parents, leaf = key.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
 def overlay_yaml_text(text: str, overlay: dict) -> str:
     """`text` (a YAML mapping) with `overlay` deep-merged into it, keeping its comments, key order and layout
     (ruamel round trip): applying a profile never rewrites a user's params file lossily."""

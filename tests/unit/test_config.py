@@ -93,6 +93,9 @@ def test_flatten():
     flat = flatten(secs["maze"], "maze.")
     assert flat["maze.train.epochs"] == secs["maze"].train.epochs
     assert all("." in k for k in flat)
+    from tenfold.core.config import unflatten
+
+    assert unflatten(flat) == {"maze": secs["maze"].model_dump()}  # its inverse
 
 
 def test_reading_params_imports_no_study_code():
