@@ -1,6 +1,8 @@
 """The benchmark's victims: the GroupNorm ResNet, its input normalisation, the recipe's warm-up and augmentation,
 and the Wilson interval of success rates (tiny tensors)."""
 
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
@@ -29,6 +31,19 @@ def test_warmup_rises_linearly_then_step_decay():
     assert lr_step(cfg, 2, 0, 4) == pytest.approx(0.1) and lr_step(cfg, 3, 0, 4) == pytest.approx(0.01)
     assert lr_at(cfg, 7) == pytest.approx(1e-4)
     assert lr_step(TrainConfig(8, 10, 0.1, 0.0), 0, 0, 4) == lr_at(cfg, 0)  # no warm-up: the old schedule
+
+
+def test_cosine_schedule_per_epoch_and_unknown_schedule():
+    cfg = TrainConfig(10, 10, 0.1, 0.0, warmup_epochs=1, schedule="cosine")
+    rates = [lr_at(cfg, e) for e in range(10)]
+    assert rates[0] == pytest.approx(0.1) and rates[5] == pytest.approx(0.05)
+    assert rates[9] == pytest.approx(0.05 * (1 + np.cos(0.9 * np.pi)))
+    assert all(a > b > 0 for a, b in zip(rates, rates[1:]))  # falls every epoch, never reaches 0 inside training
+    step = TrainConfig(10, 10, 0.1, 0.0, warmup_epochs=1)
+    assert sum(map(partial(lr_at, cfg), range(10))) > 1.5 * sum(map(partial(lr_at, step), range(10)))  # 0.55 vs 0.33
+    assert lr_step(cfg, 0, 0, 4) == pytest.approx(0.025)  # the warm-up multiplies either schedule
+    with pytest.raises(ValueError, match="unknown victim schedule 'linear'"):
+        lr_at(TrainConfig(10, 10, 0.1, 0.0, schedule="linear"), 3)
 
 
 def test_augment_batch_crops_and_flips_per_image():

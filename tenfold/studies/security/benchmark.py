@@ -40,7 +40,7 @@ def load_data(cfg: Data, root, seed: int) -> ImageData:
 
 
 def train_config(v: Victim, finetune: bool) -> TrainConfig:
-    aug = {"augment": v.augment, "flip": v.flip}
+    aug = {"augment": v.augment, "flip": v.flip, "schedule": v.schedule}
     if finetune:
         return TrainConfig(v.finetune_epochs, v.batch_size, v.finetune_lr, v.weight_decay, finetune=True, **aug)
     return TrainConfig(v.epochs, v.batch_size, v.lr, v.weight_decay, warmup_epochs=v.warmup_epochs, **aug)

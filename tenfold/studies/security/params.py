@@ -20,7 +20,7 @@ class Data(Strict):
 
 class Victim(Strict):
     """The victims' (and the clean network's) architecture and from-scratch recipe: SGD (Nesterov), linear warm-up,
-    step decay x0.1 at 3/8, 5/8, 7/8, random crop + flip, input normalisation inside the ResNet."""
+    step decay x0.1 at 3/8, 5/8, 7/8 (or a cosine), random crop + flip, input normalisation inside the ResNet."""
 
     arch: Literal["resnet", "convnet"] = Field(
         "resnet", description="resnet: small GroupNorm ResNet (32x32 RGB); convnet: the two-block digits ConvNet"
@@ -41,6 +41,11 @@ class Victim(Strict):
     finetune_lr: float = Field(0.05, gt=0)
     weight_decay: float = Field(5e-4, ge=0)
     warmup_epochs: float = Field(1.0, ge=0, description="linear learning-rate warm-up")
+    schedule: Literal["step", "cosine"] = Field(
+        "step",
+        description="learning-rate decay of every victim and the clean network: step (x0.1 at 3/8, 5/8, 7/8, the "
+        "benchmark's) or cosine (per epoch)",
+    )
     augment: bool = Field(True, description="random crop (4 px zero padding) and, if `flip`, horizontal flip")
     flip: bool = Field(True, description="horizontal flips (off for digits: not label-preserving)")
     min_clean_acc: float = Field(
