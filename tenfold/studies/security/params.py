@@ -42,7 +42,7 @@ class Victim(Strict):
     weight_decay: float = Field(5e-4, ge=0)
     warmup_epochs: float = Field(1.0, ge=0, description="linear learning-rate warm-up")
     schedule: Literal["step", "cosine"] = Field(
-        "step",
+        "cosine",
         description="learning-rate decay of every victim and the clean network: step (x0.1 at 3/8, 5/8, 7/8, the "
         "benchmark's) or cosine (per epoch)",
     )
