@@ -22,9 +22,7 @@ class AugmentationParams(Strict):
     )
     defenses: list[str] = ["none", "mixup", "cutmix", "cutout", "maxup", "batch_clip_noise"]
     victim_epochs: int | None = Field(
-        20,
-        ge=1,
-        description="epochs of this study's victims (None: security.victim.epochs); the step decay follows them",
+        20, ge=1, description="epochs of this study's victims (None: security.victim.epochs); the schedule follows them"
     )
     epoch_curve: list[int] = Field(
         [40],

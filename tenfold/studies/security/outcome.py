@@ -215,7 +215,7 @@ def build(p: SecurityParams, m: Measured) -> Outcome:
     notes = claim_notes(claims) + [
         f"Data: {m.dataset} ({m.n_train} training images, source {m.source}). Victim: {p.victim.arch} "
         f"(width {p.victim.width}, blocks {p.victim.blocks}) trained from scratch for {p.victim.epochs} epochs "
-        f"(SGD, warm-up, step decay, crop + flip) instead of ResNet-18 for 40 epochs on 50,000 images; "
+        f"(SGD, warm-up, {p.victim.schedule} decay, crop + flip) instead of ResNet-18 for 40 epochs on 50,000 images; "
         f"{p.craft.targets} gradient-matching targets, {p.craft.trials} setup(s) per other attack and per grid "
         "column (so their success rates are coarse).",
         f"Gradient matching, from scratch: {ci or 'n/a'}. A victim below {p.victim.min_clean_acc} clean accuracy "
