@@ -4,7 +4,7 @@ import json
 
 from tenfold.core.claims import claim, within
 from tenfold.core.outcome import Outcome
-from tenfold.core.reports import claims_table, render, render_all, spread_verdict
+from tenfold.core.reports import claims_table, holds_cell, render, render_all, spread_verdict
 
 
 def _results(measured=0.95, target=0.9):
@@ -181,3 +181,16 @@ def test_seed_spread_of_another_configuration_keeps_its_projects_and_file_apart(
     md = (tmp_path / "gm.md").read_text()
     assert "CPU default with `security.craft.targets=24`, `security.data.n_train=4000`" in md
     assert "The reports do not read this file" in md and "`gm.json` holds" in md
+
+
+def test_a_claim_that_meets_its_target_but_fails_names_its_other_condition():
+    cut = claim("cutmix_backdoor_cut", "CutMix cuts the backdoor, accuracy within 1 point", "mitigates", 0.87, 0.5)
+    cut = {**cut.as_dict(), "holds": False, "note": "clean-accuracy drop +0.0195; gone at longer training"}
+    assert holds_cell(cut) == "**no** (clean-accuracy drop +0.0195; gone at longer training)"
+    assert holds_cell(cut, fragile=True).endswith("training) (margin < seed spread)")
+    assert "| **no** (clean-accuracy drop +0.0195; gone at longer training) |" in claims_table([cut])
+    short = {**cut, "measured": 0.3}  # below the target: the value itself says why, the note stays out
+    assert holds_cell(short) == "**no**"
+    held = claim("x", "x", "x", 0.9, 0.5).as_dict()
+    assert holds_cell({**held, "note": "a note"}) == "yes"
+    assert holds_cell({**cut, "measured": None}) == "**no**"
