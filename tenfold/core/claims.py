@@ -15,6 +15,13 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 }
 
 
+def meets(comparison: str, measured, target) -> bool:
+    """Whether `measured <comparison> target` for the plain operators (>=, >, <=, <); False for a missing value or
+    another comparison."""
+    op = _OPS.get(comparison)
+    return op is not None and measured is not None and target is not None and bool(op(measured, target))
+
+
 def within(tol: float) -> str:
     """The comparison of a claim that holds when the measurement is within `tol` of the target (either side)."""
     return f"within {tol:g} of"

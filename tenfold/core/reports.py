@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import operator
 from pathlib import Path
 
-from tenfold.core.claims import tolerance_of
+from tenfold.core.claims import meets, tolerance_of
 
 
 def study_seeds(spreads: dict | None) -> list[int]:
@@ -63,16 +62,12 @@ def spread_verdict(
     return cell, margin < (hi - lo)
 
 
-_MEETS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
-
-
 def holds_cell(c: dict, fragile: bool = False) -> str:
     """The `holds` cell of a claim: yes or **no**; when a claim fails although its measured value meets the target
     (a claim with a second condition, e.g. CutMix's cut that must also keep clean accuracy), the claim's own note,
     which says what failed; then the seed-spread flag."""
     mark = "yes" if c["holds"] else "**no**"
-    meets, m, t = _MEETS.get(c.get("comparison", "")), c.get("measured"), c.get("target")
-    if not c["holds"] and c.get("note") and meets and m is not None and t is not None and meets(m, t):
+    if not c["holds"] and c.get("note") and meets(c.get("comparison", ""), c.get("measured"), c.get("target")):
         mark += f" ({c['note']})"
     return mark + (" (margin < seed spread)" if fragile else "")
 
