@@ -22,10 +22,10 @@ class AugmentationParams(Strict):
     )
     defenses: list[str] = ["none", "mixup", "cutmix", "cutout", "maxup", "batch_clip_noise"]
     victim_epochs: int | None = Field(
-        20, ge=1, description="epochs of this study's victims (None: security.victim.epochs); the schedule follows them"
+        12, ge=1, description="epochs of this study's victims (None: security.victim.epochs); the schedule follows them"
     )
     epoch_curve: list[int] = Field(
-        [40],
+        [24],
         description="other victim epochs at which the claims' backdoor is also run undefended and under CutMix (the "
         "training-length curve); the cut must persist at every longer length for cutmix_backdoor_cut to hold",
     )

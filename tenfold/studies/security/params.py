@@ -34,7 +34,9 @@ class Victim(Strict):
         "from the first block on, about 3x cheaper on CPU)",
     )
     width: int = Field(16, ge=2)
-    epochs: int = Field(10, ge=1)
+    epochs: int = Field(
+        6, ge=1, description="from-scratch epochs of every victim and the clean network (cosine: 6 match 10 step-decay)"
+    )
     finetune_epochs: int = Field(5, ge=1, description="head-only epochs of the fine-tuning victim")
     batch_size: int = Field(64, ge=2)
     lr: float = Field(0.1, gt=0)
