@@ -76,13 +76,13 @@ def record(epoch, train_gap, test_gap, floorq=0.03, val_gap=None, val_acc=0.8, t
 
 
 def measured(
-    train_gap=0.01, test_gap=0.12, floorq=0.03, erm_gap=0.0, seed_spread=0.0, hearts_floorq=0.3, pos=0.3
+    train_gap=0.01, test_gap=0.12, floorq=0.03, erm_gap=0.0, seed_spread=0.0, hearts_floorq=0.3, pos=0.3, p=P
 ) -> Measured:
     """Every planned run: constrained nets end at `train_gap` / `test_gap` (+- seed_spread by seed; twice the
     train gap and a smaller held-out gap at epoch 2), erm at `erm_gap` / `test_gap`; what-helps variants and the
     larger training set halve the test gap; hearts has a test gap within its floor."""
     runs = []
-    for spec in plan_runs(P):
+    for spec in plan_runs(p):
         sign = 1 if spec.seed == 0 else -1
         if spec.dataset == "hearts":
             hist = [record(4, 0.02, 0.1, hearts_floorq)]
@@ -219,6 +219,32 @@ def test_main_spec_is_the_lagrangian_on_the_headline_net_at_its_largest_width():
     assert main_spec(res) == RunSpec("utk_age_gender", "lagrangian", "eo", 8, 0, "resnet", 200)
     with pytest.raises(Exception, match="headline 'resnet' must be one of archs"):
         validate_section("fairness", {"face_model": {"archs": ["cnn"], "headline": "resnet"}})
+
+
+def test_without_the_cnn_axis_only_the_headline_net_is_trained_and_reported(tmp_path):
+    # the CPU default: archs [resnet] (the CNN capacity axis is in profile cpu-full)
+    fm = {"archs": ["resnet"], "resnet_widths": [8], "headline": "resnet"}
+    p = P.model_copy(update={"face_model": validate_section("fairness", {"face_model": fm}).face_model})
+    assert {s.arch for s in plan_runs(p) if s.dataset.startswith("utk")} == {"resnet"}
+    assert len(plan_runs(p)) < len(plan_runs(P))
+    m = measured(p=p)
+    out = build(p, m)
+    assert [r[:2] for r in out.tables["capacity"]["rows"]] == [["resnet", 8]]
+    assert not any(r[0].startswith("smaller capacity") for r in out.tables["what_helps"]["rows"])
+    assert out.metrics()["claims"]["fairness_overfits"]["holds"] is True
+    write_figures(out, p, m, tmp_path)
+    assert (tmp_path / "gap_vs_width.png").exists()
+    assert (tmp_path / "gap_vs_width.csv").read_text().splitlines()[1].startswith("resnet,8,")
+    assert "ResNet width" in out.figures[1]["caption"]
+    assert "CNNs" not in out.description and "ResNet-style nets of widths [8]" in out.description
+    assert any(n.startswith("Not run here: the capacity axis") for n in out.notes)
+    p0 = p.model_copy(update={"curves": validate_section("fairness", {"curves": {"sizes": []}}).curves})
+    no_sizes = build(p0, measured(p=p0))
+    assert [r["n_train"] for r in no_sizes.details["curves"]["size"]] == [200]
+    assert any("and the training-set-size axis" in n for n in no_sizes.notes)
+    assert not any(n.startswith("Not run here") for n in build(P, measured()).notes)  # P has both axes
+    with pytest.raises(Exception, match="archs must name at least one net"):
+        validate_section("fairness", {"face_model": {"archs": []}})
 
 
 def test_figures_are_written_and_listed(tmp_path):

@@ -384,7 +384,7 @@ def test_cpu_seconds_are_summed_by_part():
     p = FairnessParams.model_validate(
         {
             "faces": {"tasks": ["age_gender", "gender_race"], "n_train": 100},
-            "face_model": {"widths": [4], "resnet_widths": [4]},
+            "face_model": {"archs": ["cnn", "resnet"], "widths": [4], "resnet_widths": [4]},
             "face_train": {"seeds": 1},
             "curves": {"sizes": [50]},
             "data": {"datasets": ["hearts"]},

@@ -150,8 +150,11 @@ def helps_rows(v: View) -> list[tuple[str, dict]]:
             ("augmentation (flips, 2-pixel shifts)", v.summary(final(v.config(methods=methods, variant="aug"))))
         )
     own = fm.widths if v.arch == "cnn" else fm.resnet_widths
-    arch, width = (v.arch, min(own)) if min(own) < v.widest else ("cnn", min(fm.widths))
-    if (arch, width) != (v.arch, v.widest):  # the headline net's smallest width, else the smallest CNN
+    if min(own) < v.widest:  # the headline net's smallest width, else the smallest CNN (when CNNs are trained)
+        arch, width = v.arch, min(own)
+    else:
+        arch, width = ("cnn", min(fm.widths)) if "cnn" in fm.archs else (v.arch, v.widest)
+    if (arch, width) != (v.arch, v.widest):
         rows.append(
             (
                 f"smaller capacity ({ARCH_NAMES[arch]} width {width})",
@@ -270,8 +273,14 @@ def build(p: FairnessParams, m: Measured) -> Outcome:
         tables=tables(v, head, erm, helps, pd_),
         notes=notes(v, claims, head, erm, helps, pd_),
         description=(
-            f"{m.runs} deep-net runs: on UTKFace ({', '.join(p.faces.tasks)}; main {p.faces.main}) CNNs of "
-            f"widths {p.face_model.widths} and ResNet-style nets of widths {p.face_model.resnet_widths} "
+            f"{m.runs} deep-net runs: on UTKFace ({', '.join(p.faces.tasks)}; main {p.faces.main}) "
+            + " and ".join(
+                f"CNNs of widths {p.face_model.widths}"
+                if a == "cnn"
+                else f"ResNet-style nets of widths {p.face_model.resnet_widths}"
+                for a in p.face_model.archs
+            )
+            + " "
             f"({', '.join(p.face_train.methods)} x {', '.join(p.face_train.notions)}, {p.face_train.seeds} "
             f"seeds, {p.face_train.epochs} epochs evaluated at {p.face_train.eval_epochs}, "
             f"{p.faces.n_train} training / {p.faces.n_val} held-out / {p.faces.n_test} test faces at "
@@ -505,6 +514,16 @@ def notes(v: View, claims: list, head: dict, erm: dict, helps, pd_: dict) -> lis
             )
             + "."
         )
+    fm, left = p.face_model, []
+    if "cnn" not in fm.archs and len(fm.resnet_widths) == 1:
+        left.append("the capacity axis (CNN widths; `face_model.archs: [cnn, resnet]`)")
+    if not p.curves.sizes:
+        left.append("the training-set-size axis (`curves.sizes`)")
+    if left:
+        out.append(
+            f"Not run here: {' and '.join(left)}; profile cpu-full runs them (CPU budget), and their numbers from a "
+            "cpu-full run are in benchmarks/results.md."
+        )
     held = [k for k, s in pd_.items() if s["status"] == "holds"]
     inconc = [k for k, s in pd_.items() if s["status"].startswith("inconclusive")]
     out.append(
@@ -580,12 +599,13 @@ def write_figures(out: Outcome, p: FairnessParams, m: Measured, plot_dir: Path, 
     _curve_figure(
         plot_dir / "gap_vs_epoch.png", [r["epoch"] for r in ep], ep, "epoch", f"{v.main}: {v.net}, along training", nt
     )
-    cnn = [r for r in wd if r["arch"] == "cnn"]
+    family = "cnn" if "cnn" in p.face_model.archs else v.arch  # the CNN capacity axis, else the headline's widths
+    fam = [r for r in wd if r["arch"] == family]
     _curve_figure(
         plot_dir / "gap_vs_width.png",
-        [r["width"] for r in cnn],
-        cnn,
-        "CNN channels",
+        [r["width"] for r in fam],
+        fam,
+        f"{ARCH_NAMES[family]} channels",
         f"{v.main}: by width ({p.face_train.epochs} epochs)",
         nt,
         log_x=True,
@@ -610,7 +630,10 @@ def write_figures(out: Outcome, p: FairnessParams, m: Measured, plot_dir: Path, 
             "caption": f"Train vs test {NOTION_NAMES[nt]} gap along training ({v.main}; bars: 95% interval "
             "over seeds; dotted: the test gap's noise-floor quantile)",
         },
-        {"path": f"{rel}/gap_vs_width.png", "caption": f"Train vs test {NOTION_NAMES[nt]} gap by CNN width ({v.main})"},
+        {
+            "path": f"{rel}/gap_vs_width.png",
+            "caption": f"Train vs test {NOTION_NAMES[nt]} gap by {ARCH_NAMES[family]} width ({v.main})",
+        },
         {
             "path": f"{rel}/gap_vs_size.png",
             "caption": f"Train vs test {NOTION_NAMES[nt]} gap by training-set size ({v.main})",
