@@ -49,7 +49,8 @@ def project(tmp_path_factory, copy_project):
     _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "e2e"], proj)
     t = time.time()
     # what `make pipeline` runs: one local Prefect server for every stage, then `dvc repro`
-    _run(["bash", "scripts/pipeline.sh"], proj)
+    r = _run(["bash", "scripts/pipeline.sh"], proj)
+    assert "running in this process" not in r.stderr, r.stderr[-3000:]  # every stage was a fork of the warm server
     return proj, params, time.time() - t
 
 
@@ -106,6 +107,12 @@ def test_dvc_repro_runs_every_study_with_metrics_reports_and_mlflow(project):
     assert data_dep["md5"]
     assert (proj / "reports" / "index.md").exists()
     assert maze_tags["data_source"].startswith("generated")
+    # the stages were forks of the warm interpreter (flows/warm.py), two at a time here, and all exited 0
+    warm_log = (proj / ".prefect" / "warm.log").read_text()
+    for stage in stages:
+        if stages[stage]["cmd"].startswith("python -m flows.cli run "):
+            assert f"`run {stages[stage]['cmd'].split()[-1]}` ran as pid" in warm_log, (stage, warm_log)
+    assert ", exit 0 after" in warm_log and "exit 1" not in warm_log and "refused" not in warm_log
 
 
 @pytest.mark.slow
