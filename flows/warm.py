@@ -21,8 +21,9 @@ MLflow's, torch's and OpenMP's thread variables), so the server runs a stage onl
 matches its own but for variables the libraries do not read at import (`TENFOLD_*`, DVC's, the shell's) and only
 in the directory it was started in; otherwise it refuses with the names of the variables that differ (never
 their values) and the client runs the stage in its own interpreter, as it does when no server answers. Each child
-reseeds Python's and numpy's global generators (a fork would repeat the server's streams; the studies draw from
-their own seeded generators either way, so metrics are the same warm or cold).
+reseeds Python's, numpy's and torch's global generators at random, as a new interpreter starts them (a fork would
+repeat the server's streams; the studies draw from their own seeded generators either way, so metrics are the same
+warm or cold).
 """
 
 from __future__ import annotations
@@ -207,6 +208,8 @@ def _run_stage(req: dict, fds: list[int], added: dict[str, str], module: str) ->
 
         random.seed()  # a fork repeats the server's streams: draw fresh entropy as a new interpreter does
         np.random.seed()
+        if "torch" in sys.modules:
+            sys.modules["torch"].seed()  # torch seeds its default generator at random when imported
         sys.argv = list(req["argv"])
         import runpy
 

@@ -9,7 +9,12 @@ import time
 _, action, *rest = sys.argv[1:] if len(sys.argv) > 1 else ["run", "env"]
 if action == "env":
     seen = {k: os.environ.get(k) for k in ("TENFOLD_PROBE", "TENFOLD_WARM", "TORCHINDUCTOR_CACHE_DIR")}
-    print(json.dumps({"pid": os.getpid(), "cwd": os.getcwd(), "env": seen, "random": random.random()}))
+    import numpy as np
+
+    draws = {"random": random.random(), "numpy": float(np.random.random())}
+    if "torch" in sys.modules:  # preloaded by the real server
+        draws["torch"] = float(sys.modules["torch"].rand(1))
+    print(json.dumps({"pid": os.getpid(), "cwd": os.getcwd(), "env": seen, "draws": draws}))
     print("probe stderr line", file=sys.stderr)
 elif action == "exit":
     sys.exit(int(rest[0]))

@@ -88,7 +88,8 @@ def test_a_forked_stage_gets_the_clients_streams_environment_and_exit_code(warm)
     assert f"ran as pid {seen['pid']}, exit 0" in log.read_text()
     # two stages do not repeat the server's random stream
     again = json.loads(_client(sock, env, "env").stdout)
-    assert again["pid"] != seen["pid"] and again["random"] != seen["random"]
+    assert again["pid"] != seen["pid"] and again["draws"]["random"] != seen["draws"]["random"]
+    assert again["draws"]["numpy"] != seen["draws"]["numpy"]
     assert _client(sock, env, "exit", "3").returncode == 3
     failed = _client(sock, env, "raise")
     assert failed.returncode == 1 and "RuntimeError: probe failure" in failed.stderr
@@ -158,6 +159,23 @@ def test_the_real_server_runs_tenfold_commands_as_a_new_interpreter_would(tmp_pa
         assert cold.returncode == warm.returncode == 2
         assert warm.stderr == cold.stderr and "no_such_study" in warm.stderr
         assert "`run no_such_study` ran as pid" in (sock_dir / "log").read_text()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_forks_of_the_preloaded_server_draw_fresh_global_random_streams():
+    """torch seeds its default generator at random when imported; a fork must not repeat the server's stream."""
+    sock_dir = Path(tempfile.mkdtemp(prefix="tw", dir="/tmp"))
+    env = dict(os.environ)
+    env.pop("TENFOLD_WARM", None)
+    server = _start(sock_dir, env, "--module", str(ROOT / "tests" / "support" / "warm_probe.py"))
+    try:
+        a, b = (json.loads(_client(sock_dir / "sock", env, "env").stdout)["draws"] for _ in range(2))
+        assert set(a) == {"random", "numpy", "torch"}
+        assert all(a[k] != b[k] for k in a), (a, b)
     finally:
         server.terminate()
         server.wait(timeout=30)
