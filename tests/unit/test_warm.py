@@ -119,21 +119,23 @@ def test_without_a_server_the_command_runs_in_its_own_interpreter(tmp_path, monk
     assert delegate(["tenfold", "check"], untried) is None and untried.getvalue() == ""
 
 
-def test_sigterm_to_the_client_stops_the_stage_and_reports_it_as_a_shell_does(warm):
-    sock, env, _ = warm
+def _sleeping_stage(sock, env):
+    """A client whose stage sleeps for a minute; returns it and the stage's pid (which the stage prints first)."""
     client = subprocess.Popen([sys.executable, "-c", CLIENT, "sleep", "60"], cwd=ROOT,
                               env={**env, "TENFOLD_WARM": str(sock)}, stdout=subprocess.PIPE, text=True)  # fmt: skip
-    pid = int(client.stdout.readline())
+    return client, int(client.stdout.readline())
+
+
+def test_sigterm_to_the_client_stops_the_stage_and_reports_it_as_a_shell_does(warm):
+    client, pid = _sleeping_stage(*warm[:2])
     client.terminate()
     assert client.wait(timeout=20) == 128 + signal.SIGTERM
     assert _gone(pid, 10)
 
 
 def test_a_client_killed_outright_takes_its_stage_with_it(warm):
-    sock, env, log = warm
-    client = subprocess.Popen([sys.executable, "-c", CLIENT, "sleep", "60"], cwd=ROOT,
-                              env={**env, "TENFOLD_WARM": str(sock)}, stdout=subprocess.PIPE, text=True)  # fmt: skip
-    pid = int(client.stdout.readline())
+    log = warm[2]
+    client, pid = _sleeping_stage(*warm[:2])
     client.kill()
     client.wait(timeout=10)
     assert _gone(pid, 10), "the stage outlived its client"
